@@ -1,0 +1,33 @@
+//! # crossmodal-hnsw
+//!
+//! The embedded default [`VectorIndex`](crossmodal::VectorIndex) of
+//! [crossmodal](https://docs.rs/crossmodal): an HNSW index on [`hnsw_rs`] that needs no server,
+//! survives restarts and crashes, and answers filtered k-NN queries by cosine similarity.
+//!
+//! - One graph per [`EmbeddingSpace`](crossmodal::EmbeddingSpace); vectors are normalised at
+//!   insert and compared with [`UnitCosine`] (`1 - a·b` with a SIMD inner product, clamped so it
+//!   never panics).
+//! - Filters (kind, format, asset ids, tags, time range) run *inside* the graph walk through
+//!   hnsw_rs's `FilterT`; results are re-checked, `ef` is widened until `k` valid hits are found,
+//!   and very selective filters are answered by an exact scan of the matching vectors.
+//! - Deletes and replacements leave tombstones that the search skips; a space's graph is rebuilt
+//!   from its live vectors when tombstones pass [`HnswConfig::compaction_ratio`].
+//! - [`VectorIndex::flush`](crossmodal::VectorIndex::flush) writes an atomic snapshot (fresh
+//!   directory, fsync, manifest replaced by rename); [`HnswIndex::open`] loads it back, checking
+//!   model id, dimension and per-file CRC-32s.
+//!
+//! See [`HnswIndex`] for an example and the crate README for the persistence guarantees.
+
+#![warn(missing_docs)]
+
+mod config;
+mod distance;
+mod index;
+mod persist;
+mod space;
+
+pub use config::{HnswConfig, MAX_EF, MAX_M};
+pub use distance::UnitCosine;
+pub use index::{HnswIndex, current_snapshot_dir};
+pub use persist::{MANIFEST, OpenReport};
+pub use space::SearchTrace;

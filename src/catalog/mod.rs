@@ -1,0 +1,274 @@
+//! Asset metadata and processing status: the [`AssetCatalog`] trait and its SQLite default.
+
+mod sqlite;
+
+pub use sqlite::SqliteCatalog;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::asset::AssetId;
+use crate::error::Result;
+use crate::media::{MediaFormat, MediaKind, MediaProbe};
+use crate::store::MediaRef;
+
+/// The step of the ingest pipeline an asset failed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestStage {
+    /// Size, format and header checks.
+    Validate,
+    /// Writing the original to the media store.
+    Store,
+    /// Calling the embedding provider.
+    Embed,
+    /// Writing vectors to the index.
+    Index,
+}
+
+impl IngestStage {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestStage::Validate => "validate",
+            IngestStage::Store => "store",
+            IngestStage::Embed => "embed",
+            IngestStage::Index => "index",
+        }
+    }
+}
+
+impl fmt::Display for IngestStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an asset is in the ingest pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AssetStatus {
+    /// Validated and recorded; the original is stored or about to be.
+    Pending,
+    /// The original is stored and the provider is embedding it.
+    Embedding,
+    /// Vectors are in the index: the asset is searchable.
+    Indexed,
+    /// A stage failed; the original (if stored) is kept and `retry_failed` resumes.
+    Failed {
+        /// The stage that failed.
+        stage: IngestStage,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl AssetStatus {
+    /// The status without its details, for filtering.
+    pub fn state(&self) -> AssetState {
+        match self {
+            AssetStatus::Pending => AssetState::Pending,
+            AssetStatus::Embedding => AssetState::Embedding,
+            AssetStatus::Indexed => AssetState::Indexed,
+            AssetStatus::Failed { .. } => AssetState::Failed,
+        }
+    }
+}
+
+impl fmt::Display for AssetStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AssetStatus::Failed { stage, message } => write!(f, "failed at {stage}: {message}"),
+            other => f.write_str(other.state().as_str()),
+        }
+    }
+}
+
+/// [`AssetStatus`] without details, for filters and counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetState {
+    /// See [`AssetStatus::Pending`].
+    Pending,
+    /// See [`AssetStatus::Embedding`].
+    Embedding,
+    /// See [`AssetStatus::Indexed`].
+    Indexed,
+    /// See [`AssetStatus::Failed`].
+    Failed,
+}
+
+impl AssetState {
+    /// All states, in pipeline order.
+    pub const ALL: [AssetState; 4] = [
+        AssetState::Pending,
+        AssetState::Embedding,
+        AssetState::Indexed,
+        AssetState::Failed,
+    ];
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssetState::Pending => "pending",
+            AssetState::Embedding => "embedding",
+            AssetState::Indexed => "indexed",
+            AssetState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for AssetState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything the catalog knows about one asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetRecord {
+    /// Content hash.
+    pub asset_id: AssetId,
+    /// What the header says (format, dimensions, duration).
+    pub probe: MediaProbe,
+    /// Size of the original in bytes.
+    pub size_bytes: u64,
+    /// Where the original is stored, once it is.
+    pub media: Option<MediaRef>,
+    /// The name the user gave the file (shown, never used as a path).
+    pub display_name: Option<String>,
+    /// The file the asset was ingested from, if any: lets `retry_failed` resume an asset whose
+    /// original never reached the store.
+    #[serde(default)]
+    pub source_path: Option<std::path::PathBuf>,
+    /// The extension the name claimed when it disagrees with the content (accepted by content).
+    pub extension_mismatch: Option<String>,
+    /// Free-form tags, filterable in searches.
+    pub tags: Vec<String>,
+    /// Pipeline status.
+    pub status: AssetStatus,
+    /// When the asset was first recorded, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// When the record last changed, ms since the Unix epoch.
+    pub updated_at_ms: i64,
+}
+
+impl AssetRecord {
+    /// The asset's media kind.
+    pub fn kind(&self) -> MediaKind {
+        self.probe.format.kind()
+    }
+
+    /// The asset's format.
+    pub fn format(&self) -> MediaFormat {
+        self.probe.format
+    }
+}
+
+/// Which assets to list, and which page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetQuery {
+    /// Only these kinds (empty: all).
+    pub kinds: Vec<MediaKind>,
+    /// Only these states (empty: all).
+    pub states: Vec<AssetState>,
+    /// Opaque cursor from the previous page's [`AssetPage::next_cursor`].
+    pub cursor: Option<String>,
+    /// Page size (1..=1000; larger values are clamped).
+    pub limit: usize,
+}
+
+impl Default for AssetQuery {
+    fn default() -> Self {
+        AssetQuery {
+            kinds: Vec::new(),
+            states: Vec::new(),
+            cursor: None,
+            limit: 100,
+        }
+    }
+}
+
+impl AssetQuery {
+    /// All assets, 100 a page.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only assets of `kind` (may be called several times).
+    pub fn kind(mut self, kind: MediaKind) -> Self {
+        self.kinds.push(kind);
+        self
+    }
+
+    /// Only assets in `state` (may be called several times).
+    pub fn state(mut self, state: AssetState) -> Self {
+        self.states.push(state);
+        self
+    }
+
+    /// Page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Continue after a previous page.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+}
+
+/// One page of assets, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetPage {
+    /// The assets on this page.
+    pub assets: Vec<AssetRecord>,
+    /// Cursor for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Number of assets in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Pending assets.
+    pub pending: u64,
+    /// Assets being embedded.
+    pub embedding: u64,
+    /// Searchable assets.
+    pub indexed: u64,
+    /// Failed assets.
+    pub failed: u64,
+}
+
+impl StatusCounts {
+    /// Total of all states.
+    pub fn total(&self) -> u64 {
+        self.pending + self.embedding + self.indexed + self.failed
+    }
+}
+
+/// Asset metadata and status.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait AssetCatalog: Send + Sync {
+    /// Inserts or replaces the record of `record.asset_id`.
+    async fn upsert(&self, record: &AssetRecord) -> Result<()>;
+
+    /// The record of `asset`, if there is one.
+    async fn get(&self, asset: &AssetId) -> Result<Option<AssetRecord>>;
+
+    /// Sets the status (and `updated_at_ms`) of an existing record. `NotFound` if there is none.
+    async fn set_status(&self, asset: &AssetId, status: &AssetStatus) -> Result<()>;
+
+    /// Lists assets, newest first, filtered and paginated by `query`.
+    async fn list(&self, query: &AssetQuery) -> Result<AssetPage>;
+
+    /// Removes a record; `false` if there was none.
+    async fn remove(&self, asset: &AssetId) -> Result<bool>;
+
+    /// Number of assets in each state.
+    async fn counts(&self) -> Result<StatusCounts>;
+}

@@ -1,0 +1,129 @@
+//! A provider behind the embedding cache and the retry policy: what ingest and search both call.
+
+use std::sync::Arc;
+
+use crate::cache::{CacheKey, EmbeddingCache};
+use crate::embedding::{Embedding, EmbeddingProvider, MediaInput, ModelInfo, check_text};
+use crate::error::{Error, ErrorKind, Result};
+use crate::retry::RetryPolicy;
+use crate::vector::check_vector;
+
+/// Embeddings of one media file and whether they came from the cache.
+#[derive(Debug, Clone)]
+pub struct MediaEmbeddings {
+    /// One per space per segment.
+    pub embeddings: Vec<Embedding>,
+    /// True when no provider call was made.
+    pub cached: bool,
+}
+
+/// Wraps an [`EmbeddingProvider`] with an optional [`EmbeddingCache`], a [`RetryPolicy`] for
+/// temporary provider errors, and checks of what the provider returns.
+#[derive(Clone)]
+pub struct CachedEmbedder {
+    provider: Arc<dyn EmbeddingProvider>,
+    cache: Option<Arc<dyn EmbeddingCache>>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for CachedEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedEmbedder")
+            .field("model", &self.provider.model().id)
+            .field("cache", &self.cache.is_some())
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl CachedEmbedder {
+    /// A provider with a cache and a retry policy.
+    pub fn new(
+        provider: Arc<dyn EmbeddingProvider>,
+        cache: Option<Arc<dyn EmbeddingCache>>,
+        retry: RetryPolicy,
+    ) -> Self {
+        CachedEmbedder {
+            provider,
+            cache,
+            retry,
+        }
+    }
+
+    /// The same provider and retry policy with `cache`.
+    pub fn with_cache(mut self, cache: Arc<dyn EmbeddingCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &Arc<dyn EmbeddingProvider> {
+        &self.provider
+    }
+
+    /// The model.
+    pub fn model(&self) -> &ModelInfo {
+        self.provider.model()
+    }
+
+    /// The cache key of a piece of content under this provider.
+    pub fn cache_key(&self, media: &MediaInput) -> CacheKey {
+        CacheKey {
+            content: media.asset_id.clone(),
+            model_id: self.provider.model().id.clone(),
+            options: self.provider.options_fingerprint(),
+        }
+    }
+
+    /// Embeds a text query (validated: not empty, within the model's length), retrying
+    /// temporary errors, and checks the vector's dimension and values.
+    pub async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
+        let model = self.provider.model();
+        let text = check_text(text, model.max_text_chars)?;
+        let vector = self
+            .retry
+            .run("embed_text", || self.provider.embed_text(text))
+            .await?;
+        check_vector(&vector, model.dimension).map_err(|e| {
+            Error::new(
+                ErrorKind::ModelFailed,
+                format!("model {} returned a bad text vector: {}", model.id, e.message()),
+            )
+        })?;
+        Ok(vector)
+    }
+
+    /// Embeds media, from the cache when it holds this content for this model and options.
+    /// A cache that fails to read or write is logged and bypassed, never fatal.
+    pub async fn embed_media(&self, media: &MediaInput) -> Result<MediaEmbeddings> {
+        let model = self.provider.model();
+        let key = self.cache_key(media);
+        if let Some(cache) = &self.cache {
+            match cache.get(&key).await {
+                Ok(Some(embeddings)) if model.check_embeddings(media.kind(), &embeddings).is_ok() => {
+                    return Ok(MediaEmbeddings {
+                        embeddings,
+                        cached: true,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "embedding cache read failed; calling the provider"),
+            }
+        }
+        let embeddings = self
+            .retry
+            .run("embed_media", || self.provider.embed_media(media))
+            .await
+            .map_err(|e| e.with_context("asset", media.asset_id.short()))?;
+        model.check_embeddings(media.kind(), &embeddings)?;
+        if let Some(cache) = &self.cache
+            && let Err(e) = cache.put(&key, &embeddings).await
+        {
+            tracing::warn!(error = %e, "embedding cache write failed");
+        }
+        Ok(MediaEmbeddings {
+            embeddings,
+            cached: false,
+        })
+    }
+}

@@ -1,0 +1,279 @@
+//! `Engine`: a thin owner of the four parts, with the calls a user makes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::asset::AssetId;
+use crate::cache::{EmbeddingCache, SqliteEmbeddingCache};
+use crate::catalog::{AssetCatalog, AssetPage, AssetQuery, AssetRecord, SqliteCatalog, StatusCounts};
+use crate::embedder::CachedEmbedder;
+use crate::embedding::EmbeddingProvider;
+use crate::error::Result;
+use crate::index::{FlatIndex, IndexSpec, IndexStats, VectorIndex};
+use crate::ingest::{
+    BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestReport, Ingestor,
+};
+use crate::retry::RetryPolicy;
+use crate::routing::RoutingRules;
+use crate::search::{CrossModalSearcher, Query, SearchResults};
+use crate::store::{LocalDirStore, MediaStore};
+
+/// The parts of a local data directory (see [`Engine::open_local`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalLayout {
+    /// `<dir>/media`: originals ([`LocalDirStore`]).
+    pub media: PathBuf,
+    /// `<dir>/index`: the vector index's files.
+    pub index: PathBuf,
+    /// `<dir>/catalog.db`: asset status, metadata and the embedding cache (SQLite).
+    pub catalog: PathBuf,
+}
+
+impl LocalLayout {
+    /// The layout under `dir`.
+    pub fn new(dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref();
+        LocalLayout {
+            media: dir.join("media"),
+            index: dir.join("index"),
+            catalog: dir.join("catalog.db"),
+        }
+    }
+}
+
+/// Everything an engine is made of, for [`Engine::from_parts`].
+#[derive(Clone)]
+pub struct EngineParts {
+    /// The embedding model.
+    pub provider: Arc<dyn EmbeddingProvider>,
+    /// Where originals go.
+    pub store: Arc<dyn MediaStore>,
+    /// Where vectors go.
+    pub index: Arc<dyn VectorIndex>,
+    /// Asset metadata and status.
+    pub catalog: Arc<dyn AssetCatalog>,
+    /// Optional embedding cache.
+    pub cache: Option<Arc<dyn EmbeddingCache>>,
+    /// Ingest settings.
+    pub ingest: IngestConfig,
+    /// Retry policy for provider calls.
+    pub provider_retry: RetryPolicy,
+    /// Routing rules (default: the model's).
+    pub rules: Option<RoutingRules>,
+}
+
+impl EngineParts {
+    /// Parts with no cache, default settings and the model's routing rules.
+    pub fn new(
+        provider: Arc<dyn EmbeddingProvider>,
+        store: Arc<dyn MediaStore>,
+        index: Arc<dyn VectorIndex>,
+        catalog: Arc<dyn AssetCatalog>,
+    ) -> Self {
+        EngineParts {
+            provider,
+            store,
+            index,
+            catalog,
+            cache: None,
+            ingest: IngestConfig::default(),
+            provider_retry: RetryPolicy::default(),
+            rules: None,
+        }
+    }
+
+    /// Adds an embedding cache.
+    pub fn cache(mut self, cache: Arc<dyn EmbeddingCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Sets the ingest settings.
+    pub fn ingest_config(mut self, config: IngestConfig) -> Self {
+        self.ingest = config;
+        self
+    }
+
+    /// Sets the routing rules.
+    pub fn rules(mut self, rules: RoutingRules) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+}
+
+/// A complete search system: ingest files, search them by text or by example, manage assets.
+///
+/// `Engine` owns an [`Ingestor`] and a [`CrossModalSearcher`] over one provider, store, index and
+/// catalog; both can also be used on their own.
+#[derive(Clone)]
+pub struct Engine {
+    ingestor: Ingestor,
+    searcher: CrossModalSearcher,
+    index: Arc<dyn VectorIndex>,
+    catalog: Arc<dyn AssetCatalog>,
+    store: Arc<dyn MediaStore>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("ingestor", &self.ingestor)
+            .field("searcher", &self.searcher)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine over the given parts, with no cache and default settings.
+    pub fn new(
+        provider: Arc<dyn EmbeddingProvider>,
+        store: Arc<dyn MediaStore>,
+        index: Arc<dyn VectorIndex>,
+        catalog: Arc<dyn AssetCatalog>,
+    ) -> Result<Self> {
+        Self::from_parts(EngineParts::new(provider, store, index, catalog))
+    }
+
+    /// An engine over the given parts and settings. `Conflict` if the index holds vectors of
+    /// another model than the provider's.
+    pub fn from_parts(parts: EngineParts) -> Result<Self> {
+        let embedder = CachedEmbedder::new(parts.provider.clone(), parts.cache, parts.provider_retry);
+        let ingestor = Ingestor::new(
+            embedder.clone(),
+            parts.store.clone(),
+            parts.index.clone(),
+            parts.catalog.clone(),
+            parts.ingest.clone(),
+        )?;
+        let mut searcher = CrossModalSearcher::with_embedder(embedder, parts.index.clone())
+            .catalog(parts.catalog.clone(), parts.store.clone())
+            .limits(parts.ingest.limits.clone());
+        if let Some(rules) = parts.rules {
+            searcher = searcher.rules(rules);
+        }
+        Ok(Engine {
+            ingestor,
+            searcher,
+            index: parts.index,
+            catalog: parts.catalog,
+            store: parts.store,
+        })
+    }
+
+    /// The embedded default in one directory, no server and no cloud account: originals in
+    /// `media/` ([`LocalDirStore`]), a persistent exact [`FlatIndex`] in `index/`, asset status
+    /// and the embedding cache in `catalog.db` (SQLite). Survives restarts: reopening the
+    /// directory finds everything ingested before.
+    ///
+    /// For large libraries use [`open_local_with_index`](Self::open_local_with_index) with an
+    /// approximate index such as `crossmodal_hnsw::HnswIndex` opened on [`LocalLayout::index`].
+    pub async fn open_local(
+        dir: impl AsRef<Path>,
+        provider: Arc<dyn EmbeddingProvider>,
+    ) -> Result<Self> {
+        let layout = LocalLayout::new(&dir);
+        let spec = IndexSpec::for_model(provider.model());
+        let index_file = layout.index.join("flat.idx");
+        let index_dir = layout.index.clone();
+        let index = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&index_dir)?;
+            FlatIndex::open(index_file, spec)
+        })
+        .await??;
+        Self::open_local_with_index(dir, provider, Arc::new(index)).await
+    }
+
+    /// Like [`open_local`](Self::open_local) with a vector index of your choice.
+    pub async fn open_local_with_index(
+        dir: impl AsRef<Path>,
+        provider: Arc<dyn EmbeddingProvider>,
+        index: Arc<dyn VectorIndex>,
+    ) -> Result<Self> {
+        let layout = LocalLayout::new(&dir);
+        tokio::fs::create_dir_all(dir.as_ref()).await?;
+        let store = LocalDirStore::open(&layout.media)?;
+        let catalog = SqliteCatalog::open(&layout.catalog)?;
+        let cache = SqliteEmbeddingCache::open(&layout.catalog, None)?;
+        Self::from_parts(
+            EngineParts::new(provider, Arc::new(store), index, Arc::new(catalog))
+                .cache(Arc::new(cache)),
+        )
+    }
+
+    /// Ingests one file.
+    pub async fn ingest_file(&self, path: impl AsRef<Path>) -> Result<IngestReport> {
+        self.ingestor.ingest_file(path).await
+    }
+
+    /// Ingests one item (bytes or a file, with a name and tags).
+    pub async fn ingest(&self, item: IngestItem) -> Result<IngestReport> {
+        self.ingestor.ingest(item).await
+    }
+
+    /// Ingests many items with bounded concurrency; see [`Ingestor::ingest_batch`].
+    pub async fn ingest_batch(
+        &self,
+        items: Vec<IngestItem>,
+        progress: impl FnMut(&BatchProgress, &BatchItemResult) + Send,
+    ) -> BatchReport {
+        self.ingestor.ingest_batch(items, progress).await
+    }
+
+    /// Resumes failed and interrupted assets; see [`Ingestor::retry_failed`].
+    pub async fn retry_failed(
+        &self,
+        progress: impl FnMut(&BatchProgress, &BatchItemResult) + Send,
+    ) -> Result<BatchReport> {
+        self.ingestor.retry_failed(progress).await
+    }
+
+    /// Runs a search.
+    pub async fn search(&self, query: &Query) -> Result<SearchResults> {
+        self.searcher.search(query).await
+    }
+
+    /// Removes an asset everywhere.
+    pub async fn delete(&self, asset: &AssetId) -> Result<bool> {
+        self.ingestor.delete(asset).await
+    }
+
+    /// One asset's record.
+    pub async fn asset(&self, asset: &AssetId) -> Result<Option<AssetRecord>> {
+        self.catalog.get(asset).await
+    }
+
+    /// A page of assets.
+    pub async fn assets(&self, query: &AssetQuery) -> Result<AssetPage> {
+        self.catalog.list(query).await
+    }
+
+    /// Number of assets in each state.
+    pub async fn counts(&self) -> Result<StatusCounts> {
+        self.catalog.counts().await
+    }
+
+    /// Index counts and sizes.
+    pub async fn index_stats(&self) -> Result<IndexStats> {
+        self.index.stats().await
+    }
+
+    /// Makes everything written durable.
+    pub async fn flush(&self) -> Result<()> {
+        self.index.flush().await
+    }
+
+    /// The ingestor.
+    pub fn ingestor(&self) -> &Ingestor {
+        &self.ingestor
+    }
+
+    /// The searcher.
+    pub fn searcher(&self) -> &CrossModalSearcher {
+        &self.searcher
+    }
+
+    /// The media store.
+    pub fn store(&self) -> &Arc<dyn MediaStore> {
+        &self.store
+    }
+}

@@ -1,0 +1,380 @@
+//! Unit tests of the ingest state machine.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::*;
+use crate::cache::MemoryEmbeddingCache;
+use crate::catalog::SqliteCatalog;
+use crate::error::ErrorKind;
+use crate::index::FlatIndex;
+use crate::test_support::*;
+
+struct Rig {
+    provider: Arc<TestProvider>,
+    store: Arc<FlakyStore>,
+    index: Arc<FlakyIndex>,
+    catalog: Arc<SqliteCatalog>,
+    ingestor: Ingestor,
+}
+
+fn rig_with(provider: Arc<TestProvider>) -> Rig {
+    let store = Arc::new(FlakyStore::default());
+    let index = Arc::new(FlakyIndex::new(&provider.model));
+    let catalog = Arc::new(SqliteCatalog::open_in_memory().unwrap());
+    let embedder = CachedEmbedder::new(
+        provider.clone(),
+        Some(Arc::new(MemoryEmbeddingCache::new(None))),
+        RetryPolicy::none(),
+    );
+    let ingestor = Ingestor::new(
+        embedder,
+        store.clone(),
+        index.clone(),
+        catalog.clone(),
+        IngestConfig::default().retry(RetryPolicy::none()),
+    )
+    .unwrap();
+    Rig {
+        provider,
+        store,
+        index,
+        catalog,
+        ingestor,
+    }
+}
+
+fn rig() -> Rig {
+    rig_with(TestProvider::new())
+}
+
+impl Rig {
+    async fn status(&self, id: &AssetId) -> AssetStatus {
+        self.catalog.get(id).await.unwrap().unwrap().status
+    }
+    async fn vectors(&self) -> u64 {
+        self.index.stats().await.unwrap().vectors()
+    }
+}
+
+#[tokio::test]
+async fn each_kind_is_stored_embedded_and_indexed() {
+    let rig = rig();
+    for (name, kind, vectors) in [
+        ("image.png", MediaKind::Image, 1),
+        ("video.mp4", MediaKind::Video, 6),
+        ("audio.wav", MediaKind::Audio, 4),
+    ] {
+        let r = rig
+            .ingestor
+            .ingest(IngestItem::bytes(fixture(name), name).tags(["demo"]))
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, IngestOutcome::Indexed);
+        assert_eq!(r.kind, kind);
+        assert_eq!(r.vectors, vectors, "{name}");
+        assert!(!r.from_cache);
+        assert_eq!(r.extension_mismatch, None);
+        let rec = rig.catalog.get(&r.asset_id).await.unwrap().unwrap();
+        assert_eq!(rec.status, AssetStatus::Indexed);
+        assert_eq!(rec.display_name.as_deref(), Some(name));
+        assert_eq!(rec.tags, vec!["demo".to_string()]);
+        let media = rec.media.expect("stored");
+        assert_eq!(rig.store.get(&media.key).await.unwrap(), fixture(name));
+    }
+    assert_eq!(rig.vectors().await, 11);
+    assert_eq!(rig.provider.media_calls(), 3);
+}
+
+#[tokio::test]
+async fn identical_bytes_are_done_once() {
+    let rig = rig();
+    let first = rig
+        .ingestor
+        .ingest(IngestItem::bytes(fixture("image.jpg"), "a.jpg"))
+        .await
+        .unwrap();
+    let second = rig
+        .ingestor
+        .ingest(IngestItem::bytes(fixture("image.jpg"), "copy.jpg"))
+        .await
+        .unwrap();
+    assert_eq!(second.outcome, IngestOutcome::AlreadyIndexed);
+    assert_eq!(first.asset_id, second.asset_id);
+    assert_eq!(rig.provider.media_calls(), 1);
+    assert_eq!(rig.vectors().await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_copies_in_a_batch_embed_once() {
+    let rig = rig();
+    let items: Vec<IngestItem> = (0..6)
+        .map(|i| IngestItem::bytes(fixture("audio.mp3"), format!("copy{i}.mp3")))
+        .collect();
+    let report = rig.ingestor.ingest_batch(items, |_, _| {}).await;
+    assert_eq!(report.progress.indexed, 1);
+    assert_eq!(report.progress.duplicates, 5);
+    assert_eq!(rig.provider.media_calls(), 1);
+}
+
+#[tokio::test]
+async fn bad_files_fail_validation_and_touch_nothing() {
+    let rig = rig();
+    let png = fixture("image.png");
+    let cases: Vec<(&str, Bytes, ErrorKind)> = vec![
+        ("empty.png", Bytes::new(), ErrorKind::InvalidInput),
+        ("notes.png", Bytes::from_static(b"just some text"), ErrorKind::Unsupported),
+        ("half.png", png.slice(..png.len() / 2), ErrorKind::Corrupt),
+    ];
+    for (name, bytes, kind) in cases {
+        let err = rig
+            .ingestor
+            .ingest(IngestItem::bytes(bytes, name))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{name}: {err}");
+        assert_eq!(err.context_value("file"), Some(name));
+    }
+    assert_eq!(rig.catalog.counts().await.unwrap().total(), 0);
+    assert!(rig.store.inner.list("", None, 10).await.unwrap().keys.is_empty());
+    assert_eq!(rig.provider.media_calls(), 0);
+}
+
+#[tokio::test]
+async fn oversized_files_are_rejected_before_anything_is_stored() {
+    let provider = TestProvider::new();
+    let rig = rig_with(provider);
+    let small = Ingestor {
+        config: IngestConfig::default().limits(MediaLimits::default().with_max_bytes(100)),
+        ..rig.ingestor.clone()
+    };
+    let err = small
+        .ingest(IngestItem::bytes(fixture("audio.wav"), "big.wav"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("limit"), "{err}");
+    assert_eq!(rig.catalog.counts().await.unwrap().total(), 0);
+}
+
+#[tokio::test]
+async fn mislabelled_files_are_accepted_by_content_and_reported() {
+    let rig = rig();
+    let r = rig
+        .ingestor
+        .ingest(IngestItem::bytes(fixture("image.jpg"), "holiday.png"))
+        .await
+        .unwrap();
+    assert_eq!(r.format, MediaFormat::Jpeg);
+    assert_eq!(
+        r.extension_mismatch.as_deref(),
+        Some("name says .png, content is jpg")
+    );
+    let rec = rig.catalog.get(&r.asset_id).await.unwrap().unwrap();
+    assert_eq!(rec.extension_mismatch, r.extension_mismatch);
+}
+
+#[tokio::test]
+async fn store_failure_is_recorded_and_retry_resumes() {
+    let rig = rig();
+    rig.store.fail_put.store(true, Ordering::SeqCst);
+    let err = rig
+        .ingestor
+        .ingest(IngestItem::bytes(fixture("image.webp"), "w.webp"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(err.context_value("stage"), Some("store"));
+    let id = AssetId::from_content(&fixture("image.webp"));
+    assert!(matches!(
+        rig.status(&id).await,
+        AssetStatus::Failed { stage: IngestStage::Store, .. }
+    ));
+    assert_eq!(rig.provider.media_calls(), 0, "no model call before the original is safe");
+    // The original never reached the store and came from memory: re-ingesting the bytes
+    // resumes the asset.
+    rig.store.fail_put.store(false, Ordering::SeqCst);
+    let r = rig
+        .ingestor
+        .ingest(IngestItem::bytes(fixture("image.webp"), "w.webp"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, IngestOutcome::Indexed);
+    assert_eq!(rig.status(&id).await, AssetStatus::Indexed);
+}
+
+#[tokio::test]
+async fn store_failure_of_a_file_is_retried_from_its_path() {
+    let rig = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mov");
+    std::fs::write(&path, fixture("video.mov")).unwrap();
+    rig.store.fail_put.store(true, Ordering::SeqCst);
+    assert!(rig.ingestor.ingest_file(&path).await.is_err());
+    rig.store.fail_put.store(false, Ordering::SeqCst);
+    let report = rig.ingestor.retry_failed(|_, _| {}).await.unwrap();
+    assert_eq!(report.progress.indexed, 1, "{:?}", report.items);
+    let id = AssetId::from_content(&fixture("video.mov"));
+    assert_eq!(rig.status(&id).await, AssetStatus::Indexed);
+}
+
+#[tokio::test]
+async fn embed_failure_keeps_the_original_and_retry_resumes() {
+    let rig = rig();
+    rig.provider.fail_media.store(true, Ordering::SeqCst);
+    let err = rig
+        .ingestor
+        .ingest(IngestItem::bytes(fixture("audio.m4a"), "a.m4a"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ModelFailed);
+    let id = AssetId::from_content(&fixture("audio.m4a"));
+    let rec = rig.catalog.get(&id).await.unwrap().unwrap();
+    assert!(matches!(
+        rec.status,
+        AssetStatus::Failed { stage: IngestStage::Embed, ref message } if message.contains("injected")
+    ));
+    assert_eq!(
+        rig.store.get(&rec.media.unwrap().key).await.unwrap(),
+        fixture("audio.m4a"),
+        "the original is kept"
+    );
+    assert_eq!(rig.vectors().await, 0);
+    rig.provider.fail_media.store(false, Ordering::SeqCst);
+    let report = rig.ingestor.retry_failed(|_, _| {}).await.unwrap();
+    assert_eq!(report.progress.indexed, 1);
+    assert_eq!(rig.status(&id).await, AssetStatus::Indexed);
+    assert_eq!(rig.vectors().await, 4);
+}
+
+#[tokio::test]
+async fn index_failure_is_retried_from_the_cache_without_a_model_call() {
+    let rig = rig();
+    rig.index.fail_upsert.store(true, Ordering::SeqCst);
+    let err = rig
+        .ingestor
+        .ingest(IngestItem::bytes(fixture("video.mp4"), "v.mp4"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_value("stage"), Some("index"));
+    let id = AssetId::from_content(&fixture("video.mp4"));
+    assert!(matches!(
+        rig.status(&id).await,
+        AssetStatus::Failed { stage: IngestStage::Index, .. }
+    ));
+    assert_eq!(rig.provider.media_calls(), 1);
+    rig.index.fail_upsert.store(false, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    let report = rig
+        .ingestor
+        .retry_failed(|p, item| seen.push((p.done, item.label.clone())))
+        .await
+        .unwrap();
+    assert_eq!(report.progress.indexed, 1);
+    assert_eq!(seen, vec![(1, "v.mp4".to_string())]);
+    let ok = report.items[0].result.as_ref().unwrap();
+    assert!(ok.from_cache, "embeddings came from the cache");
+    assert_eq!(rig.provider.media_calls(), 1, "no second model call");
+    assert_eq!(rig.status(&id).await, AssetStatus::Indexed);
+}
+
+#[tokio::test]
+async fn a_bad_file_never_stops_a_batch() {
+    let rig = rig();
+    let items = vec![
+        IngestItem::bytes(fixture("image.png"), "ok.png"),
+        IngestItem::bytes(Bytes::from_static(b"garbage"), "bad.png"),
+        IngestItem::bytes(fixture("audio.wav"), "ok.wav"),
+        IngestItem::bytes(fixture("image.png"), "dup.png"),
+        IngestItem::file("/definitely/not/here.mp4"),
+    ];
+    let mut calls = 0;
+    let report = rig
+        .ingestor
+        .ingest_batch(items, |p, _| {
+            calls += 1;
+            assert_eq!(p.done, calls);
+            assert_eq!(p.total, 5);
+        })
+        .await;
+    assert_eq!(calls, 5);
+    let p = report.progress;
+    assert_eq!((p.indexed, p.duplicates, p.failed), (2, 1, 2));
+    let failures: Vec<(&str, ErrorKind)> = report.failures().map(|(l, e)| (l, e.kind())).collect();
+    assert!(failures.contains(&("bad.png", ErrorKind::Unsupported)));
+    assert!(failures.contains(&("/definitely/not/here.mp4", ErrorKind::NotFound)));
+}
+
+#[tokio::test]
+async fn delete_removes_vectors_original_and_record() {
+    let rig = rig();
+    let r = rig
+        .ingestor
+        .ingest(IngestItem::bytes(fixture("video.mov"), "v.mov"))
+        .await
+        .unwrap();
+    let key = rig
+        .catalog
+        .get(&r.asset_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .media
+        .unwrap()
+        .key;
+    assert!(rig.ingestor.delete(&r.asset_id).await.unwrap());
+    assert_eq!(rig.vectors().await, 0);
+    assert!(!rig.store.exists(&key).await.unwrap());
+    assert!(rig.catalog.get(&r.asset_id).await.unwrap().is_none());
+    assert!(!rig.ingestor.delete(&r.asset_id).await.unwrap(), "second delete finds nothing");
+}
+
+#[tokio::test]
+async fn index_of_another_model_is_refused() {
+    let provider = TestProvider::new();
+    let index = Arc::new(FlatIndex::new(crate::IndexSpec::new("other", 4)));
+    let err = Ingestor::new(
+        CachedEmbedder::new(provider, None, RetryPolicy::none()),
+        Arc::new(FlakyStore::default()),
+        index,
+        Arc::new(SqliteCatalog::open_in_memory().unwrap()),
+        IngestConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+}
+
+#[tokio::test]
+async fn bad_provider_output_fails_the_embed_stage() {
+    use crate::embedding::MockEmbeddingProvider;
+    let mut mock = MockEmbeddingProvider::new();
+    mock.expect_model().return_const(tiny_model());
+    mock.expect_options_fingerprint().returning(String::new);
+    mock.expect_embed_media().times(1).returning(|_| {
+        Ok(vec![crate::Embedding {
+            space: EmbeddingSpace::Visual,
+            segment: None,
+            vector: vec![f32::NAN, 0.0, 0.0, 1.0],
+        }])
+    });
+    let provider: Arc<dyn crate::EmbeddingProvider> = Arc::new(mock);
+    let catalog = Arc::new(SqliteCatalog::open_in_memory().unwrap());
+    let ingestor = Ingestor::new(
+        CachedEmbedder::new(provider, None, RetryPolicy::none()),
+        Arc::new(FlakyStore::default()),
+        Arc::new(FlatIndex::new(crate::IndexSpec::for_model(&tiny_model()))),
+        catalog.clone(),
+        IngestConfig::default(),
+    )
+    .unwrap();
+    let err = ingestor
+        .ingest(IngestItem::bytes(fixture("image.png"), "p.png"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ModelFailed);
+    let id = AssetId::from_content(&fixture("image.png"));
+    assert!(matches!(
+        catalog.get(&id).await.unwrap().unwrap().status,
+        AssetStatus::Failed { stage: IngestStage::Embed, .. }
+    ));
+}
