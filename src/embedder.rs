@@ -87,7 +87,11 @@ impl CachedEmbedder {
         check_vector(&vector, model.dimension).map_err(|e| {
             Error::new(
                 ErrorKind::ModelFailed,
-                format!("model {} returned a bad text vector: {}", model.id, e.message()),
+                format!(
+                    "model {} returned a bad text vector: {}",
+                    model.id,
+                    e.message()
+                ),
             )
         })?;
         Ok(vector)
@@ -100,14 +104,18 @@ impl CachedEmbedder {
         let key = self.cache_key(media);
         if let Some(cache) = &self.cache {
             match cache.get(&key).await {
-                Ok(Some(embeddings)) if model.check_embeddings(media.kind(), &embeddings).is_ok() => {
+                Ok(Some(embeddings))
+                    if model.check_embeddings(media.kind(), &embeddings).is_ok() =>
+                {
                     return Ok(MediaEmbeddings {
                         embeddings,
                         cached: true,
                     });
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "embedding cache read failed; calling the provider"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "embedding cache read failed; calling the provider")
+                }
             }
         }
         let embeddings = self

@@ -334,12 +334,18 @@ mod tests {
             segment: None,
             vector: vec![1.0, 0.0],
         };
-        assert!(m.check_embeddings(MediaKind::Image, &[ok.clone()]).is_ok());
+        assert!(
+            m.check_embeddings(MediaKind::Image, std::slice::from_ref(&ok))
+                .is_ok()
+        );
         let wrong_space = Embedding {
             space: EmbeddingSpace::Audio,
             ..ok.clone()
         };
-        assert!(m.check_embeddings(MediaKind::Image, &[wrong_space]).is_err());
+        assert!(
+            m.check_embeddings(MediaKind::Image, &[wrong_space])
+                .is_err()
+        );
         let nan = Embedding {
             vector: vec![f32::NAN, 0.0],
             ..ok

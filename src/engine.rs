@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::asset::AssetId;
 use crate::cache::{EmbeddingCache, SqliteEmbeddingCache};
-use crate::catalog::{AssetCatalog, AssetPage, AssetQuery, AssetRecord, SqliteCatalog, StatusCounts};
+use crate::catalog::{
+    AssetCatalog, AssetPage, AssetQuery, AssetRecord, SqliteCatalog, StatusCounts,
+};
 use crate::embedder::CachedEmbedder;
 use crate::embedding::EmbeddingProvider;
 use crate::error::Result;
@@ -137,7 +139,8 @@ impl Engine {
     /// An engine over the given parts and settings. `Conflict` if the index holds vectors of
     /// another model than the provider's.
     pub fn from_parts(parts: EngineParts) -> Result<Self> {
-        let embedder = CachedEmbedder::new(parts.provider.clone(), parts.cache, parts.provider_retry);
+        let embedder =
+            CachedEmbedder::new(parts.provider.clone(), parts.cache, parts.provider_retry);
         let ingestor = Ingestor::new(
             embedder.clone(),
             parts.store.clone(),

@@ -203,8 +203,7 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind)
-            .field("message", &self.message);
+        d.field("kind", &self.kind).field("message", &self.message);
         if !self.context.is_empty() {
             d.field("context", &self.context);
         }

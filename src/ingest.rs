@@ -480,7 +480,9 @@ impl Ingestor {
                 if self.store.exists(&key).await? {
                     Ok(self.store.media_ref(&key))
                 } else {
-                    self.store.put(&key, bytes.clone(), valid.probe.format).await
+                    self.store
+                        .put(&key, bytes.clone(), valid.probe.format)
+                        .await
                 }
             })
             .await;
@@ -565,7 +567,12 @@ impl Ingestor {
         if let Err(e) = self.catalog.set_status(asset, &status).await {
             tracing::error!(asset = %asset, error = %e, "could not record the failure in the catalog");
         }
-        err.with_context("stage", stage).with_context("asset", asset.short())
+        let err = err.with_context("stage", stage);
+        if err.context_value("asset").is_some() {
+            err
+        } else {
+            err.with_context("asset", asset.short())
+        }
     }
 }
 

@@ -123,7 +123,11 @@ async fn bad_files_fail_validation_and_touch_nothing() {
     let png = fixture("image.png");
     let cases: Vec<(&str, Bytes, ErrorKind)> = vec![
         ("empty.png", Bytes::new(), ErrorKind::InvalidInput),
-        ("notes.png", Bytes::from_static(b"just some text"), ErrorKind::Unsupported),
+        (
+            "notes.png",
+            Bytes::from_static(b"just some text"),
+            ErrorKind::Unsupported,
+        ),
         ("half.png", png.slice(..png.len() / 2), ErrorKind::Corrupt),
     ];
     for (name, bytes, kind) in cases {
@@ -136,7 +140,15 @@ async fn bad_files_fail_validation_and_touch_nothing() {
         assert_eq!(err.context_value("file"), Some(name));
     }
     assert_eq!(rig.catalog.counts().await.unwrap().total(), 0);
-    assert!(rig.store.inner.list("", None, 10).await.unwrap().keys.is_empty());
+    assert!(
+        rig.store
+            .inner
+            .list("", None, 10)
+            .await
+            .unwrap()
+            .keys
+            .is_empty()
+    );
     assert_eq!(rig.provider.media_calls(), 0);
 }
 
@@ -188,9 +200,16 @@ async fn store_failure_is_recorded_and_retry_resumes() {
     let id = AssetId::from_content(&fixture("image.webp"));
     assert!(matches!(
         rig.status(&id).await,
-        AssetStatus::Failed { stage: IngestStage::Store, .. }
+        AssetStatus::Failed {
+            stage: IngestStage::Store,
+            ..
+        }
     ));
-    assert_eq!(rig.provider.media_calls(), 0, "no model call before the original is safe");
+    assert_eq!(
+        rig.provider.media_calls(),
+        0,
+        "no model call before the original is safe"
+    );
     // The original never reached the store and came from memory: re-ingesting the bytes
     // resumes the asset.
     rig.store.fail_put.store(false, Ordering::SeqCst);
@@ -260,7 +279,10 @@ async fn index_failure_is_retried_from_the_cache_without_a_model_call() {
     let id = AssetId::from_content(&fixture("video.mp4"));
     assert!(matches!(
         rig.status(&id).await,
-        AssetStatus::Failed { stage: IngestStage::Index, .. }
+        AssetStatus::Failed {
+            stage: IngestStage::Index,
+            ..
+        }
     ));
     assert_eq!(rig.provider.media_calls(), 1);
     rig.index.fail_upsert.store(false, Ordering::SeqCst);
@@ -326,7 +348,10 @@ async fn delete_removes_vectors_original_and_record() {
     assert_eq!(rig.vectors().await, 0);
     assert!(!rig.store.exists(&key).await.unwrap());
     assert!(rig.catalog.get(&r.asset_id).await.unwrap().is_none());
-    assert!(!rig.ingestor.delete(&r.asset_id).await.unwrap(), "second delete finds nothing");
+    assert!(
+        !rig.ingestor.delete(&r.asset_id).await.unwrap(),
+        "second delete finds nothing"
+    );
 }
 
 #[tokio::test]
@@ -375,6 +400,9 @@ async fn bad_provider_output_fails_the_embed_stage() {
     let id = AssetId::from_content(&fixture("image.png"));
     assert!(matches!(
         catalog.get(&id).await.unwrap().unwrap().status,
-        AssetStatus::Failed { stage: IngestStage::Embed, .. }
+        AssetStatus::Failed {
+            stage: IngestStage::Embed,
+            ..
+        }
     ));
 }

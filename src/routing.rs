@@ -194,9 +194,15 @@ impl RoutingRules {
         };
         let r = Route::same_space;
         let mut rules = vec![
-            text(SearchMode::Auto, vec![r(V, &[Image, Video]), r(A, &[Audio])]),
+            text(
+                SearchMode::Auto,
+                vec![r(V, &[Image, Video]), r(A, &[Audio])],
+            ),
             text(SearchMode::Visual, vec![r(V, &[Image, Video])]),
-            text(SearchMode::Semantic, vec![r(V, &[Video]), r(T, &[Video, Audio])]),
+            text(
+                SearchMode::Semantic,
+                vec![r(V, &[Video]), r(T, &[Video, Audio])],
+            ),
             text(SearchMode::Audio, vec![r(A, &[Audio, Video])]),
             text(SearchMode::Transcription, vec![r(T, &[Video, Audio])]),
         ];
@@ -239,14 +245,46 @@ impl RoutingRules {
         };
         let r = Route::same_space;
         vec![
-            rule(QueryKind::Image, SearchMode::Auto, vec![r(visual, &[Image, Video])]),
-            rule(QueryKind::Image, SearchMode::Visual, vec![r(visual, &[Image, Video])]),
-            rule(QueryKind::Video, SearchMode::Auto, vec![r(visual, &[Image, Video])]),
-            rule(QueryKind::Video, SearchMode::Visual, vec![r(visual, &[Image, Video])]),
-            rule(QueryKind::Video, SearchMode::Semantic, vec![r(semantic, &[Video])]),
-            rule(QueryKind::Video, SearchMode::Audio, vec![r(audio, &[Video, Audio])]),
-            rule(QueryKind::Audio, SearchMode::Auto, vec![r(audio, &[Audio, Video])]),
-            rule(QueryKind::Audio, SearchMode::Audio, vec![r(audio, &[Audio, Video])]),
+            rule(
+                QueryKind::Image,
+                SearchMode::Auto,
+                vec![r(visual, &[Image, Video])],
+            ),
+            rule(
+                QueryKind::Image,
+                SearchMode::Visual,
+                vec![r(visual, &[Image, Video])],
+            ),
+            rule(
+                QueryKind::Video,
+                SearchMode::Auto,
+                vec![r(visual, &[Image, Video])],
+            ),
+            rule(
+                QueryKind::Video,
+                SearchMode::Visual,
+                vec![r(visual, &[Image, Video])],
+            ),
+            rule(
+                QueryKind::Video,
+                SearchMode::Semantic,
+                vec![r(semantic, &[Video])],
+            ),
+            rule(
+                QueryKind::Video,
+                SearchMode::Audio,
+                vec![r(audio, &[Video, Audio])],
+            ),
+            rule(
+                QueryKind::Audio,
+                SearchMode::Auto,
+                vec![r(audio, &[Audio, Video])],
+            ),
+            rule(
+                QueryKind::Audio,
+                SearchMode::Audio,
+                vec![r(audio, &[Audio, Video])],
+            ),
         ]
     }
 
@@ -290,7 +328,11 @@ mod tests {
     use EmbeddingSpace::*;
     use MediaKind::{Audio as KA, Image as KI, Video as KV};
 
-    fn table(rules: &RoutingRules, q: QueryKind, m: SearchMode) -> Vec<(EmbeddingSpace, Vec<MediaKind>)> {
+    fn table(
+        rules: &RoutingRules,
+        q: QueryKind,
+        m: SearchMode,
+    ) -> Vec<(EmbeddingSpace, Vec<MediaKind>)> {
         rules
             .routes(q, m)
             .unwrap()
@@ -308,14 +350,20 @@ mod tests {
         let t = RoutingRules::for_model(&ModelInfo::marengo_3_0());
         use QueryKind as Q;
         use SearchMode as M;
-        assert_eq!(table(&t, Q::Text, M::Auto), vec![(Visual, vec![KI, KV]), (Audio, vec![KA])]);
+        assert_eq!(
+            table(&t, Q::Text, M::Auto),
+            vec![(Visual, vec![KI, KV]), (Audio, vec![KA])]
+        );
         assert_eq!(table(&t, Q::Text, M::Visual), vec![(Visual, vec![KI, KV])]);
         assert_eq!(
             table(&t, Q::Text, M::Semantic),
             vec![(Visual, vec![KV]), (Transcription, vec![KV, KA])]
         );
         assert_eq!(table(&t, Q::Text, M::Audio), vec![(Audio, vec![KA, KV])]);
-        assert_eq!(table(&t, Q::Text, M::Transcription), vec![(Transcription, vec![KV, KA])]);
+        assert_eq!(
+            table(&t, Q::Text, M::Transcription),
+            vec![(Transcription, vec![KV, KA])]
+        );
         for m in [M::Auto, M::Visual] {
             assert_eq!(table(&t, Q::Image, m), vec![(Visual, vec![KI, KV])]);
             assert_eq!(table(&t, Q::Video, m), vec![(Visual, vec![KI, KV])]);
@@ -335,10 +383,17 @@ mod tests {
         use SearchMode as M;
         assert_eq!(
             table(&t, Q::Text, M::Auto),
-            vec![(Visual, vec![KI]), (VisualText, vec![KV]), (Audio, vec![KA])]
+            vec![
+                (Visual, vec![KI]),
+                (VisualText, vec![KV]),
+                (Audio, vec![KA])
+            ]
         );
         assert_eq!(table(&t, Q::Text, M::Visual), vec![(Visual, vec![KI, KV])]);
-        assert_eq!(table(&t, Q::Text, M::Semantic), vec![(VisualText, vec![KV])]);
+        assert_eq!(
+            table(&t, Q::Text, M::Semantic),
+            vec![(VisualText, vec![KV])]
+        );
         assert_eq!(table(&t, Q::Text, M::Audio), vec![(Audio, vec![KA, KV])]);
         let err = t.routes(Q::Text, M::Transcription).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Unsupported);
@@ -347,7 +402,10 @@ mod tests {
             assert_eq!(table(&t, Q::Image, m), vec![(Visual, vec![KI, KV])]);
             assert_eq!(table(&t, Q::Video, m), vec![(Visual, vec![KI, KV])]);
         }
-        assert_eq!(table(&t, Q::Video, M::Semantic), vec![(VisualText, vec![KV])]);
+        assert_eq!(
+            table(&t, Q::Video, M::Semantic),
+            vec![(VisualText, vec![KV])]
+        );
         assert_eq!(table(&t, Q::Video, M::Audio), vec![(Audio, vec![KV, KA])]);
         for m in [M::Auto, M::Audio] {
             assert_eq!(table(&t, Q::Audio, m), vec![(Audio, vec![KA, KV])]);
@@ -368,7 +426,10 @@ mod tests {
             mode: SearchMode::Auto,
             routes: vec![Route::same_space(Visual, &[KI])],
         });
-        assert_eq!(table(&t, QueryKind::Image, SearchMode::Auto), vec![(Visual, vec![KI])]);
+        assert_eq!(
+            table(&t, QueryKind::Image, SearchMode::Auto),
+            vec![(Visual, vec![KI])]
+        );
     }
 
     #[test]
@@ -379,7 +440,10 @@ mod tests {
             ..ModelInfo::marengo_3_0()
         };
         let t = RoutingRules::for_model(&model);
-        assert!(t.routes(QueryKind::Text, SearchMode::Transcription).is_err());
+        assert!(
+            t.routes(QueryKind::Text, SearchMode::Transcription)
+                .is_err()
+        );
         assert_eq!(
             table(&t, QueryKind::Text, SearchMode::Semantic),
             vec![(Visual, vec![KV])]
@@ -391,7 +455,10 @@ mod tests {
         for m in SearchMode::ALL {
             assert_eq!(m.as_str().parse::<SearchMode>().unwrap(), m);
         }
-        assert_eq!("speech".parse::<SearchMode>().unwrap(), SearchMode::Transcription);
+        assert_eq!(
+            "speech".parse::<SearchMode>().unwrap(),
+            SearchMode::Transcription
+        );
         assert!("loud".parse::<SearchMode>().is_err());
     }
 }

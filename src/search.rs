@@ -506,13 +506,21 @@ impl CrossModalSearcher {
                 Err(outcome) => reports.push(RouteReport { route, outcome }),
             }
         }
-        if plans.is_empty() && reports.iter().all(|r| r.outcome == RouteOutcome::QueryHasNoVectors) {
+        if plans.is_empty()
+            && reports
+                .iter()
+                .all(|r| r.outcome == RouteOutcome::QueryHasNoVectors)
+        {
             return Err(Error::invalid_input(format!(
                 "the {query_kind} query yields no embedding for any route of {} mode",
                 query.mode
             )));
         }
-        if plans.is_empty() && reports.iter().all(|r| r.outcome == RouteOutcome::KindsExcluded) {
+        if plans.is_empty()
+            && reports
+                .iter()
+                .all(|r| r.outcome == RouteOutcome::KindsExcluded)
+        {
             return Err(Error::invalid_input(format!(
                 "no route of a {query_kind} query in {} mode returns kinds {:?}",
                 query.mode, query.kinds
@@ -697,11 +705,8 @@ impl CrossModalSearcher {
                     Error::not_found("no such asset in the catalog").with_context("asset", asset)
                 })?;
                 let media = record.media.clone().ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::NotFound,
-                        "the asset's original was never stored",
-                    )
-                    .with_context("asset", asset)
+                    Error::new(ErrorKind::NotFound, "the asset's original was never stored")
+                        .with_context("asset", asset)
                 })?;
                 let bytes = store.get(&media.key).await?;
                 let input = MediaInput {

@@ -50,7 +50,11 @@ async fn rig_with(names: &[&'static str]) -> Rig {
     .unwrap();
     let mut ids = HashMap::new();
     for name in names {
-        let tags = if name.starts_with("audio") { vec!["sfx"] } else { vec![] };
+        let tags = if name.starts_with("audio") {
+            vec!["sfx"]
+        } else {
+            vec![]
+        };
         let r = ingestor
             .ingest(IngestItem::bytes(fixture(name), *name).tags(tags))
             .await
@@ -81,7 +85,11 @@ fn allowed(results: &SearchResults, hit: &SearchHit) -> bool {
 #[tokio::test]
 async fn text_auto_searches_every_route_and_explains_each_hit() {
     let rig = rig().await;
-    let results = rig.searcher.search(&Query::text("castle siege").k(20)).await.unwrap();
+    let results = rig
+        .searcher
+        .search(&Query::text("castle siege").k(20))
+        .await
+        .unwrap();
     assert_eq!(results.query_kind, QueryKind::Text);
     assert_eq!(results.routes.len(), 2);
     assert!(
@@ -90,13 +98,27 @@ async fn text_auto_searches_every_route_and_explains_each_hit() {
             .iter()
             .all(|r| matches!(r.outcome, RouteOutcome::Searched { assets } if assets > 0))
     );
-    assert_eq!(results.hits.len(), 8, "every asset is reachable by some route");
+    assert_eq!(
+        results.hits.len(),
+        8,
+        "every asset is reachable by some route"
+    );
     let unique: HashSet<&AssetId> = results.hits.iter().map(|h| &h.asset_id).collect();
     assert_eq!(unique.len(), results.hits.len(), "grouped by asset");
     for h in &results.hits {
-        assert!(allowed(&results, h), "{h:?} came through a route that does not target it");
-        assert!(h.matches.iter().any(|m| m.space == h.space && m.cosine == h.cosine));
-        assert!(h.media.is_some() && h.display_name.is_some(), "catalog data attached");
+        assert!(
+            allowed(&results, h),
+            "{h:?} came through a route that does not target it"
+        );
+        assert!(
+            h.matches
+                .iter()
+                .any(|m| m.space == h.space && m.cosine == h.cosine)
+        );
+        assert!(
+            h.media.is_some() && h.display_name.is_some(),
+            "catalog data attached"
+        );
         match h.kind() {
             MediaKind::Image => assert!(h.best_segment.is_none()),
             _ => assert!(h.best_segment.is_some(), "clips name their segment"),
@@ -117,10 +139,19 @@ async fn kinds_restrict_routes_inside_the_index_query() {
         .unwrap();
     assert!(!results.hits.is_empty());
     assert!(results.hits.iter().all(|h| h.kind() == MediaKind::Audio));
-    assert!(results.routes.iter().any(|r| r.outcome == RouteOutcome::KindsExcluded));
+    assert!(
+        results
+            .routes
+            .iter()
+            .any(|r| r.outcome == RouteOutcome::KindsExcluded)
+    );
     let err = rig
         .searcher
-        .search(&Query::text("x").mode(SearchMode::Visual).kinds([MediaKind::Audio]))
+        .search(
+            &Query::text("x")
+                .mode(SearchMode::Visual)
+                .kinds([MediaKind::Audio]),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -131,28 +162,49 @@ async fn user_filters_are_pushed_into_every_route() {
     let rig = rig().await;
     let results = rig
         .searcher
-        .search(&Query::text("boom").mode(SearchMode::Audio).filter(Filter::default().tag("sfx")))
+        .search(
+            &Query::text("boom")
+                .mode(SearchMode::Audio)
+                .filter(Filter::default().tag("sfx")),
+        )
         .await
         .unwrap();
     assert_eq!(results.hits.len(), 3);
-    assert!(results.hits.iter().all(|h| h.meta.tags == vec!["sfx".to_string()]));
+    assert!(
+        results
+            .hits
+            .iter()
+            .all(|h| h.meta.tags == vec!["sfx".to_string()])
+    );
 }
 
 #[tokio::test]
 async fn bad_queries_are_rejected_before_any_model_call() {
     let rig = rig().await;
     let calls = rig.provider.text_calls.load(Ordering::SeqCst);
-    for q in [Query::text("   "), Query::text("x").k(0), Query::text("x").k(5000)] {
+    for q in [
+        Query::text("   "),
+        Query::text("x").k(0),
+        Query::text("x").k(5000),
+    ] {
         let err = rig.searcher.search(&q).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{q:?}");
     }
     let long = "word ".repeat(100);
     assert_eq!(
-        rig.searcher.search(&Query::text(long)).await.unwrap_err().kind(),
+        rig.searcher
+            .search(&Query::text(long))
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidInput
     );
     assert_eq!(
-        rig.searcher.search(&Query::text("x").min_score(2.0)).await.unwrap_err().kind(),
+        rig.searcher
+            .search(&Query::text("x").min_score(2.0))
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidInput
     );
     assert_eq!(rig.provider.text_calls.load(Ordering::SeqCst), calls);
@@ -192,7 +244,11 @@ async fn media_queries_exclude_themselves_unless_asked() {
     let with_self = rig.searcher.search(&q.include_self(true)).await.unwrap();
     assert_eq!(&with_self.hits[0].asset_id, me);
     assert!((with_self.hits[0].cosine - 1.0).abs() < 1e-5);
-    assert_eq!(rig.provider.media_calls(), 8, "the query's embeddings came from the cache");
+    assert_eq!(
+        rig.provider.media_calls(),
+        8,
+        "the query's embeddings came from the cache"
+    );
 }
 
 #[tokio::test]
@@ -211,7 +267,11 @@ async fn video_query_finds_its_best_segment() {
         assert!(top.best_segment.is_some());
     }
     let unknown = AssetId::from_content(b"nobody");
-    let err = rig.searcher.search(&Query::asset(unknown)).await.unwrap_err();
+    let err = rig
+        .searcher
+        .search(&Query::asset(unknown))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
@@ -225,13 +285,21 @@ async fn pooled_query_segments_search_once_per_route() {
         .unwrap();
     let pooled = rig
         .searcher
-        .search(&Query::media(fixture("audio.wav")).k(3).segments(QuerySegments::Pooled))
+        .search(
+            &Query::media(fixture("audio.wav"))
+                .k(3)
+                .segments(QuerySegments::Pooled),
+        )
         .await
         .unwrap();
     assert_eq!(each.hits.len(), pooled.hits.len());
     // Each segment's best match is at least as good as the pooled vector's.
     let best_each: f32 = each.hits.iter().map(|h| h.cosine).fold(f32::MIN, f32::max);
-    let best_pooled: f32 = pooled.hits.iter().map(|h| h.cosine).fold(f32::MIN, f32::max);
+    let best_pooled: f32 = pooled
+        .hits
+        .iter()
+        .map(|h| h.cosine)
+        .fold(f32::MIN, f32::max);
     assert!(best_each >= best_pooled - 1e-6);
 }
 
@@ -256,11 +324,19 @@ async fn reciprocal_rank_fusion_ranks_by_rank_sums() {
     let k0 = 60.0;
     let results = rig
         .searcher
-        .search(&Query::text("battle").k(20).fusion(Fusion::ReciprocalRank { k0 }))
+        .search(
+            &Query::text("battle")
+                .k(20)
+                .fusion(Fusion::ReciprocalRank { k0 }),
+        )
         .await
         .unwrap();
     for h in &results.hits {
-        let expected: f32 = h.matches.iter().map(|m| 1.0 / (k0 + m.rank as f32 + 1.0)).sum();
+        let expected: f32 = h
+            .matches
+            .iter()
+            .map(|m| 1.0 / (k0 + m.rank as f32 + 1.0))
+            .sum();
         assert!((h.score - expected).abs() < 1e-6);
     }
     for w in results.hits.windows(2) {
@@ -271,7 +347,11 @@ async fn reciprocal_rank_fusion_ranks_by_rank_sums() {
 #[tokio::test]
 async fn min_score_drops_weak_matches() {
     let rig = rig().await;
-    let all = rig.searcher.search(&Query::text("castle").k(20)).await.unwrap();
+    let all = rig
+        .searcher
+        .search(&Query::text("castle").k(20))
+        .await
+        .unwrap();
     let cut = all.hits[all.hits.len() / 2].cosine;
     let some = rig
         .searcher

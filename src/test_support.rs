@@ -122,7 +122,10 @@ pub struct FlakyStore {
 impl MediaStore for FlakyStore {
     async fn put(&self, key: &MediaKey, bytes: Bytes, format: MediaFormat) -> Result<MediaRef> {
         if self.fail_put.load(Ordering::SeqCst) {
-            return Err(Error::new(ErrorKind::PermissionDenied, "injected store failure"));
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "injected store failure",
+            ));
         }
         self.inner.put(key, bytes, format).await
     }
@@ -185,4 +188,3 @@ impl VectorIndex for FlakyIndex {
         self.inner.stats().await
     }
 }
-

@@ -47,7 +47,10 @@ pub fn normalized(vector: &[f32]) -> Vec<f32> {
     if norm == 0.0 {
         return vector.to_vec();
     }
-    vector.iter().map(|x| (f64::from(*x) / norm) as f32).collect()
+    vector
+        .iter()
+        .map(|x| (f64::from(*x) / norm) as f32)
+        .collect()
 }
 
 /// Inner product of two equal-length vectors, with SIMD where the CPU has it (via `simsimd`,

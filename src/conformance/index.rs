@@ -14,7 +14,7 @@ use crate::asset::AssetId;
 use crate::embedding::{EmbeddingSpace, Segment};
 use crate::error::ErrorKind;
 use crate::index::{
-    FlatIndex, Filter, IndexSpec, RecordMeta, VectorIndex, VectorQuery, VectorRecord,
+    Filter, FlatIndex, IndexSpec, RecordMeta, VectorIndex, VectorQuery, VectorRecord,
 };
 use crate::media::{MediaFormat, MediaKind};
 use crate::vector::{cosine_of_unit, normalized};
@@ -66,10 +66,7 @@ pub fn clustered_records(n_assets: usize, seed: u64) -> Vec<VectorRecord> {
         };
         let centre = &centres[rng.random_range(0..centres.len())];
         let vector_near = |rng: &mut StdRng| -> Vec<f32> {
-            centre
-                .iter()
-                .map(|c| c + 0.9 * gaussian(rng))
-                .collect()
+            centre.iter().map(|c| c + 0.9 * gaussian(rng)).collect()
         };
         let mut push = |space, seq: u32, segment, vector| {
             out.push(VectorRecord {
@@ -144,8 +141,14 @@ pub async fn index_upsert_and_self_match(index: &dyn VectorIndex) {
         assert_eq!(h.meta, r.meta, "metadata returned with the hit");
     }
     let stats = index.stats().await.expect("stats");
-    let visual = records.iter().filter(|r| r.space == EmbeddingSpace::Visual).count();
-    let audio = records.iter().filter(|r| r.space == EmbeddingSpace::Audio).count();
+    let visual = records
+        .iter()
+        .filter(|r| r.space == EmbeddingSpace::Visual)
+        .count();
+    let audio = records
+        .iter()
+        .filter(|r| r.space == EmbeddingSpace::Audio)
+        .count();
     assert_eq!(stats.vectors_in(EmbeddingSpace::Visual), visual as u64);
     assert_eq!(stats.vectors_in(EmbeddingSpace::Audio), audio as u64);
     assert_eq!(stats.vectors(), records.len() as u64);
@@ -211,7 +214,8 @@ pub async fn index_filters_are_pushed_down(index: &dyn VectorIndex) {
         Filter::default().formats([MediaFormat::Mov]),
         Filter::default().tag("tag3"),
         Filter::default().asset_ids(some_ids.clone()),
-        Filter::default().created_between(Some(1_000_000 + 100 * 1000), Some(1_000_000 + 110 * 1000)),
+        Filter::default()
+            .created_between(Some(1_000_000 + 100 * 1000), Some(1_000_000 + 110 * 1000)),
         Filter::default().kinds([MediaKind::Video]).tag("tag1"),
     ];
     for filter in filters {
@@ -228,7 +232,10 @@ pub async fn index_filters_are_pushed_down(index: &dyn VectorIndex) {
             "filter {filter:?} returns min(k, matching) hits"
         );
         for h in &hits {
-            assert!(filter.matches(&h.asset_id, &h.meta), "hit violates {filter:?}");
+            assert!(
+                filter.matches(&h.asset_id, &h.meta),
+                "hit violates {filter:?}"
+            );
         }
     }
     // Nothing matches: no hits, no error.
@@ -295,13 +302,19 @@ pub async fn index_delete_asset_removes_every_space(index: &dyn VectorIndex) {
             .search(&VectorQuery::new(r.space, r.vector.clone(), 50))
             .await
             .expect("search");
-        assert!(hits.iter().all(|h| h.asset_id != video), "deleted asset found");
+        assert!(
+            hits.iter().all(|h| h.asset_id != video),
+            "deleted asset found"
+        );
     }
     let stats = index.stats().await.expect("stats");
     assert_eq!(stats.vectors(), (records.len() - expected) as u64);
     assert_eq!(stats.assets, 23);
     let unknown = AssetId::from_content(b"never inserted");
-    assert_eq!(index.delete_asset(&unknown).await.expect("delete unknown"), 0);
+    assert_eq!(
+        index.delete_asset(&unknown).await.expect("delete unknown"),
+        0
+    );
 }
 
 /// Wrong dimension, NaN, infinity, zero vectors and k = 0 are `InvalidInput`; a batch with one
@@ -373,7 +386,10 @@ pub async fn index_recall_at_10(index: &dyn VectorIndex) {
     }
     index.flush().await.expect("flush");
     let mut rng = StdRng::seed_from_u64(88);
-    for filter in [Filter::default(), Filter::default().kinds([MediaKind::Audio])] {
+    for filter in [
+        Filter::default(),
+        Filter::default().kinds([MediaKind::Audio]),
+    ] {
         let (mut found, mut total) = (0usize, 0usize);
         for _ in 0..100 {
             let q = VectorQuery::new(EmbeddingSpace::Audio, random_vector(&mut rng, DIM), 10)

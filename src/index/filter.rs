@@ -108,7 +108,9 @@ impl Filter {
             && (self.formats.is_empty() || self.formats.contains(&meta.format))
             && (self.asset_ids.is_empty() || self.asset_ids.contains(asset))
             && (self.tags_any.is_empty() || self.tags_any.iter().any(|t| meta.tags.contains(t)))
-            && self.created_from_ms.is_none_or(|from| meta.created_at_ms >= from)
+            && self
+                .created_from_ms
+                .is_none_or(|from| meta.created_at_ms >= from)
             && self
                 .created_until_ms
                 .is_none_or(|until| meta.created_at_ms < until)
@@ -136,7 +138,11 @@ mod tests {
         assert!(Filter::default().matches(&id, &m));
         assert!(Filter::default().kinds([MediaKind::Video]).matches(&id, &m));
         assert!(!Filter::default().kinds([MediaKind::Image]).matches(&id, &m));
-        assert!(!Filter::default().formats([MediaFormat::Mov]).matches(&id, &m));
+        assert!(
+            !Filter::default()
+                .formats([MediaFormat::Mov])
+                .matches(&id, &m)
+        );
         assert!(!Filter::default().asset_ids([other]).matches(&id, &m));
         assert!(Filter::default().tag("x").tag("castle").matches(&id, &m));
         assert!(!Filter::default().tag("x").matches(&id, &m));

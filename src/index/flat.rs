@@ -174,7 +174,11 @@ impl FlatIndex {
         let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(query.k + 1);
         let unfiltered = query.filter.is_empty();
         for (i, row_vec) in table.data.chunks_exact(dim).enumerate() {
-            if !unfiltered && !query.filter.matches(&table.rows[i].asset_id, &table.rows[i].meta) {
+            if !unfiltered
+                && !query
+                    .filter
+                    .matches(&table.rows[i].asset_id, &table.rows[i].meta)
+            {
                 continue;
             }
             let s = cosine_of_unit(&q, row_vec);
@@ -231,10 +235,7 @@ impl FlatIndex {
         let spaces = self.spaces.read();
         let header = SnapshotHeader {
             spec: self.spec.clone(),
-            spaces: spaces
-                .iter()
-                .map(|(s, t)| (*s, t.rows.clone()))
-                .collect(),
+            spaces: spaces.iter().map(|(s, t)| (*s, t.rows.clone())).collect(),
         };
         let header = serde_json::to_vec(&header)?;
         crate::durable::write_atomic_with(path, |f| {
@@ -259,14 +260,16 @@ impl FlatIndex {
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(|e| Error::from(e).with_context("path", path.display()))?;
         let corrupt = |why: &str| {
-            Error::corrupt(format!("flat index snapshot: {why}")).with_context("path", path.display())
+            Error::corrupt(format!("flat index snapshot: {why}"))
+                .with_context("path", path.display())
         };
         if bytes.len() < 16 || &bytes[..8] != SNAPSHOT_MAGIC {
             return Err(corrupt("bad magic"));
         }
         let mut len8 = [0u8; 8];
         len8.copy_from_slice(&bytes[8..16]);
-        let header_len = usize::try_from(u64::from_le_bytes(len8)).map_err(|_| corrupt("header"))?;
+        let header_len =
+            usize::try_from(u64::from_le_bytes(len8)).map_err(|_| corrupt("header"))?;
         let header_end = 16usize
             .checked_add(header_len)
             .filter(|e| *e <= bytes.len())

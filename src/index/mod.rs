@@ -18,9 +18,9 @@ use std::collections::BTreeMap;
 
 use crate::asset::AssetId;
 use crate::embedding::{EmbeddingSpace, Segment};
-use crate::vector::check_vector;
 use crate::error::{Error, ErrorKind, Result};
 use crate::media::{MediaFormat, MediaKind};
+use crate::vector::check_vector;
 
 /// Which model an index's vectors come from. An index refuses records and queries of any other.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -52,7 +52,11 @@ impl MediaKey {
 
     /// Validates a key (see the type's rules).
     pub fn parse(key: &str) -> Result<MediaKey> {
-        let bad = |why: &str| Err(Error::invalid_input(format!("invalid media key {key:?}: {why}")));
+        let bad = |why: &str| {
+            Err(Error::invalid_input(format!(
+                "invalid media key {key:?}: {why}"
+            )))
+        };
         if key.is_empty() {
             return bad("empty");
         }

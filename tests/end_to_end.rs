@@ -1,0 +1,297 @@
+//! Ingest + search end to end over the embedded default (`Engine::open_local`: FlatIndex,
+//! LocalDirStore, SQLite catalog and cache), with a deterministic test provider defined here.
+
+use async_trait::async_trait;
+use crossmodal::{
+    AssetQuery, AssetState, Embedding, EmbeddingProvider, EmbeddingSpace, Engine, ErrorKind,
+    IngestItem, IngestOutcome, MediaInput, MediaKind, ModelInfo, Query, Result, SearchMode,
+    Segment,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A test provider: each fixture file gets a fixed "topic" direction; text queries naming a topic
+/// word map to that direction. Deterministic, and obviously not a model.
+struct TopicProvider {
+    model: ModelInfo,
+    topics: HashMap<String, usize>,
+    calls: AtomicUsize,
+}
+
+const DIM: usize = 8;
+
+fn topic_vector(topic: usize, jitter: f32) -> Vec<f32> {
+    let mut v = vec![0.05; DIM];
+    v[topic % DIM] = 1.0;
+    v[(topic + 1) % DIM] += jitter;
+    v
+}
+
+impl TopicProvider {
+    fn new(files: &[(PathBuf, usize)]) -> Self {
+        let topics = files
+            .iter()
+            .map(|(p, t)| {
+                (
+                    crossmodal::AssetId::from_content(&std::fs::read(p).unwrap()).to_string(),
+                    *t,
+                )
+            })
+            .collect();
+        TopicProvider {
+            model: ModelInfo {
+                id: "test/topic-provider".into(),
+                dimension: DIM,
+                ..ModelInfo::marengo_3_0()
+            },
+            topics,
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl EmbeddingProvider for TopicProvider {
+    fn model(&self) -> &ModelInfo {
+        &self.model
+    }
+
+    async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
+        let topic = [
+            "sunset", "forest", "castle", "drums", "rain", "cheer", "city", "ocean",
+        ]
+        .iter()
+        .position(|w| text.contains(w))
+        .unwrap_or(0);
+        Ok(topic_vector(topic, 0.0))
+    }
+
+    async fn embed_media(&self, media: &MediaInput) -> Result<Vec<Embedding>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let topic = *self
+            .topics
+            .get(media.asset_id.as_str())
+            .ok_or_else(|| crossmodal::Error::unsupported("unknown test file"))?;
+        let n = match media.kind() {
+            MediaKind::Image => 1,
+            _ => 2,
+        };
+        let mut out = Vec::new();
+        for space in self.model.spaces_for(media.kind()) {
+            for i in 0..n {
+                out.push(Embedding {
+                    space: *space,
+                    segment: (n > 1).then(|| Segment::new(i as f64, i as f64 + 1.0).unwrap()),
+                    // Segment 1 matches its topic best.
+                    vector: topic_vector(topic, if i == 1 { 0.0 } else { 0.6 }),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/media")
+}
+
+/// The eight fixtures with a topic each (0 sunset, 1 forest, 2 castle, 3 drums, ...).
+fn library() -> Vec<(PathBuf, usize)> {
+    [
+        ("image.png", 0),
+        ("image.jpg", 1),
+        ("image.webp", 2),
+        ("video.mp4", 2),
+        ("video.mov", 6),
+        ("audio.wav", 3),
+        ("audio.mp3", 4),
+        ("audio.m4a", 5),
+    ]
+    .iter()
+    .map(|(n, t)| (fixtures().join(n), *t))
+    .collect()
+}
+
+async fn engine(dir: &Path) -> (Engine, Arc<TopicProvider>) {
+    let provider = Arc::new(TopicProvider::new(&library()));
+    let engine = Engine::open_local(dir, provider.clone()).await.unwrap();
+    (engine, provider)
+}
+
+#[tokio::test]
+async fn ingest_then_search_every_modality() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, provider) = engine(dir.path()).await;
+    let items = library()
+        .into_iter()
+        .map(|(p, _)| IngestItem::file(p))
+        .collect();
+    let report = engine.ingest_batch(items, |_, _| {}).await;
+    assert_eq!(report.progress.indexed, 8, "{:?}", report.items);
+
+    // Text -> images and videos through visual, audio through audio.
+    let results = engine.search(&Query::text("a castle").k(3)).await.unwrap();
+    let top: Vec<&str> = results
+        .hits
+        .iter()
+        .map(|h| h.display_name.as_deref().unwrap())
+        .collect();
+    assert!(
+        top[..2].contains(&"image.webp") && top[..2].contains(&"video.mp4"),
+        "{top:?}"
+    );
+    let video = results
+        .hits
+        .iter()
+        .find(|h| h.kind() == MediaKind::Video)
+        .unwrap();
+    assert_eq!(video.space, EmbeddingSpace::Visual);
+    assert_eq!(
+        video.best_segment,
+        Some(Segment::new(1.0, 2.0).unwrap()),
+        "best clip named"
+    );
+    assert!(video.uri().unwrap().scheme() == "file");
+
+    // Audio mode: only audio and videos, through the audio space.
+    let results = engine
+        .search(&Query::text("drums").mode(SearchMode::Audio).k(3))
+        .await
+        .unwrap();
+    assert_eq!(results.hits[0].display_name.as_deref(), Some("audio.wav"));
+    assert!(
+        results
+            .hits
+            .iter()
+            .all(|h| h.space == EmbeddingSpace::Audio)
+    );
+    assert!(results.hits.iter().all(|h| h.kind() != MediaKind::Image));
+
+    // Image query by example finds the video of the same topic, not itself.
+    let webp = std::fs::read(fixtures().join("image.webp")).unwrap();
+    let results = engine.search(&Query::media(webp).k(2)).await.unwrap();
+    assert_eq!(results.hits[0].display_name.as_deref(), Some("video.mp4"));
+
+    // Audio query searches the audio space (never the visual one).
+    let wav = std::fs::read(fixtures().join("audio.wav")).unwrap();
+    let results = engine.search(&Query::media(wav).k(3)).await.unwrap();
+    assert!(
+        results
+            .routes
+            .iter()
+            .all(|r| r.route.target_space == EmbeddingSpace::Audio)
+    );
+
+    // Queries by known bytes reuse the cache: no extra provider call.
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 8);
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart_and_nothing_is_redone() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (engine, _) = engine(dir.path()).await;
+        for (p, _) in library() {
+            engine.ingest_file(&p).await.unwrap();
+        }
+    }
+    let (engine, provider) = engine(dir.path()).await;
+    assert_eq!(engine.counts().await.unwrap().indexed, 8);
+    assert_eq!(engine.index_stats().await.unwrap().assets, 8);
+    let r = engine
+        .ingest_file(fixtures().join("video.mov"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, IngestOutcome::AlreadyIndexed);
+    let hits = engine.search(&Query::text("city")).await.unwrap();
+    assert_eq!(hits.hits[0].display_name.as_deref(), Some("video.mov"));
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        0,
+        "nothing re-embedded"
+    );
+}
+
+#[tokio::test]
+async fn broken_files_of_every_kind_are_rejected_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, provider) = engine(dir.path()).await;
+    for (path, _) in library() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        let truncated = bytes[..bytes.len() / 2].to_vec();
+        // Keep the magic number (so the format is still recognised), wipe the header after it.
+        let mut corrupt = bytes.clone();
+        let wipe = (bytes.len() / 4).max(24);
+        for b in corrupt.iter_mut().skip(12).take(wipe) {
+            *b = 0xFF;
+        }
+        for (what, data, kinds) in [
+            ("zero-byte", Vec::new(), vec![ErrorKind::InvalidInput]),
+            ("truncated", truncated, vec![ErrorKind::Corrupt]),
+            (
+                "corrupt",
+                corrupt,
+                vec![ErrorKind::Corrupt, ErrorKind::Unsupported],
+            ),
+        ] {
+            let err = engine
+                .ingest(IngestItem::bytes(data, format!("{what}-{name}")))
+                .await
+                .expect_err(&format!("{what} {name} must be rejected"));
+            assert!(kinds.contains(&err.kind()), "{what} {name}: {err}");
+            assert!(
+                err.to_string().contains(&name),
+                "the message names the file: {err}"
+            );
+        }
+    }
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(engine.counts().await.unwrap().total(), 0);
+
+    // Mislabelled: accepted by content, the mismatch recorded.
+    let jpg = std::fs::read(fixtures().join("image.jpg")).unwrap();
+    let r = engine
+        .ingest(IngestItem::bytes(jpg, "actually-a-jpeg.mp3"))
+        .await
+        .unwrap();
+    assert_eq!(r.kind, MediaKind::Image);
+    let record = engine.asset(&r.asset_id).await.unwrap().unwrap();
+    assert_eq!(
+        record.extension_mismatch.as_deref(),
+        Some("name says .mp3, content is jpg")
+    );
+}
+
+#[tokio::test]
+async fn assets_are_listed_by_kind_and_status_and_deleted_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(dir.path()).await;
+    let items = library()
+        .into_iter()
+        .map(|(p, _)| IngestItem::file(p))
+        .collect();
+    engine.ingest_batch(items, |_, _| {}).await;
+    let audio = engine
+        .assets(
+            &AssetQuery::new()
+                .kind(MediaKind::Audio)
+                .state(AssetState::Indexed),
+        )
+        .await
+        .unwrap();
+    assert_eq!(audio.assets.len(), 3);
+    let victim = audio.assets[0].clone();
+    assert!(engine.delete(&victim.asset_id).await.unwrap());
+    assert!(engine.asset(&victim.asset_id).await.unwrap().is_none());
+    let key = victim.media.unwrap().key;
+    assert!(!engine.store().exists(&key).await.unwrap());
+    let results = engine
+        .search(&Query::text("anything").mode(SearchMode::Audio).k(10))
+        .await
+        .unwrap();
+    assert!(results.hits.iter().all(|h| h.asset_id != victim.asset_id));
+    assert_eq!(engine.index_stats().await.unwrap().assets, 7);
+}
