@@ -20,11 +20,11 @@
 mod demo_embedder;
 #[path = "support/samples.rs"]
 mod samples;
+#[path = "support/setup.rs"]
+mod setup;
 
 use crossmodal::{AssetQuery, Engine, IngestItem, IngestOutcome, Query, SearchMode, SearchResults};
-use demo_embedder::CaptionHashEmbedder;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 #[tokio::main]
@@ -45,19 +45,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let files = samples::generate(&samples_dir)?;
 
-    if std::env::var_os("CROSSMODAL_BEDROCK_BUCKET").is_some() {
-        println!(
-            "note: CROSSMODAL_BEDROCK_BUCKET is set, but this build of the quickstart has no Bedrock backend yet"
-        );
-    }
-    println!(
-        "embedder: OFFLINE DEMO (no Marengo credentials) - vectors are hashed caption words, not a \
-         multimodal model; matches are lexical, not semantic"
-    );
-    let mut embedder = CaptionHashEmbedder::new();
-    embedder.add_dir(&samples_dir)?;
-
-    let engine = Engine::open_local(&data_dir, Arc::new(embedder)).await?;
+    let provider = setup::provider(&[&samples_dir])?;
+    let engine = setup::open_engine(&data_dir, provider, 8).await?;
 
     // Ingest.
     let t = Instant::now();

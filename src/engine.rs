@@ -43,6 +43,38 @@ impl LocalLayout {
     }
 }
 
+/// Options of [`Engine::open_local_with`].
+#[derive(Clone, Default)]
+pub struct LocalOptions {
+    /// The vector index (default: a persistent [`FlatIndex`] in `index/flat.idx`).
+    pub index: Option<Arc<dyn VectorIndex>>,
+    /// Ingest settings.
+    pub ingest: IngestConfig,
+    /// Expire cached embeddings after this long (default: never; a model's vectors for the same
+    /// bytes and options do not change).
+    pub cache_ttl: Option<std::time::Duration>,
+}
+
+impl LocalOptions {
+    /// Uses `index` instead of the default flat index.
+    pub fn index(mut self, index: Arc<dyn VectorIndex>) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    /// Sets the ingest settings.
+    pub fn ingest(mut self, config: IngestConfig) -> Self {
+        self.ingest = config;
+        self
+    }
+
+    /// Sets the cache TTL.
+    pub fn cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.cache_ttl = Some(ttl);
+        self
+    }
+}
+
 /// Everything an engine is made of, for [`Engine::from_parts`].
 #[derive(Clone)]
 pub struct EngineParts {
@@ -168,38 +200,45 @@ impl Engine {
     /// and the embedding cache in `catalog.db` (SQLite). Survives restarts: reopening the
     /// directory finds everything ingested before.
     ///
-    /// For large libraries use [`open_local_with_index`](Self::open_local_with_index) with an
-    /// approximate index such as `crossmodal_hnsw::HnswIndex` opened on [`LocalLayout::index`].
+    /// For large libraries pass an approximate index such as `crossmodal_hnsw::HnswIndex`
+    /// (opened on [`LocalLayout::index`]) through [`open_local_with`](Self::open_local_with).
     pub async fn open_local(
         dir: impl AsRef<Path>,
         provider: Arc<dyn EmbeddingProvider>,
     ) -> Result<Self> {
-        let layout = LocalLayout::new(&dir);
-        let spec = IndexSpec::for_model(provider.model());
-        let index_file = layout.index.join("flat.idx");
-        let index_dir = layout.index.clone();
-        let index = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&index_dir)?;
-            FlatIndex::open(index_file, spec)
-        })
-        .await??;
-        Self::open_local_with_index(dir, provider, Arc::new(index)).await
+        Self::open_local_with(dir, provider, LocalOptions::default()).await
     }
 
-    /// Like [`open_local`](Self::open_local) with a vector index of your choice.
-    pub async fn open_local_with_index(
+    /// Like [`open_local`](Self::open_local), with options: another vector index, ingest
+    /// settings, a cache TTL.
+    pub async fn open_local_with(
         dir: impl AsRef<Path>,
         provider: Arc<dyn EmbeddingProvider>,
-        index: Arc<dyn VectorIndex>,
+        options: LocalOptions,
     ) -> Result<Self> {
         let layout = LocalLayout::new(&dir);
         tokio::fs::create_dir_all(dir.as_ref()).await?;
+        let index = match options.index {
+            Some(index) => index,
+            None => {
+                let spec = IndexSpec::for_model(provider.model());
+                let index_file = layout.index.join("flat.idx");
+                let index_dir = layout.index.clone();
+                let flat = tokio::task::spawn_blocking(move || {
+                    std::fs::create_dir_all(&index_dir)?;
+                    FlatIndex::open(index_file, spec)
+                })
+                .await??;
+                Arc::new(flat) as Arc<dyn VectorIndex>
+            }
+        };
         let store = LocalDirStore::open(&layout.media)?;
         let catalog = SqliteCatalog::open(&layout.catalog)?;
-        let cache = SqliteEmbeddingCache::open(&layout.catalog, None)?;
+        let cache = SqliteEmbeddingCache::open(&layout.catalog, options.cache_ttl)?;
         Self::from_parts(
             EngineParts::new(provider, Arc::new(store), index, Arc::new(catalog))
-                .cache(Arc::new(cache)),
+                .cache(Arc::new(cache))
+                .ingest_config(options.ingest),
         )
     }
 

@@ -83,7 +83,7 @@ pub use embedder::{CachedEmbedder, MediaEmbeddings};
 pub use embedding::{
     Embedding, EmbeddingProvider, EmbeddingSpace, MediaInput, ModelInfo, Segment, check_text,
 };
-pub use engine::{Engine, EngineParts, LocalLayout};
+pub use engine::{Engine, EngineParts, LocalLayout, LocalOptions};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use index::{
     Filter, FlatIndex, Hit, IndexCapabilities, IndexSpec, IndexStats, RecordKey, RecordMeta,

@@ -15,6 +15,11 @@ use crossmodal::{
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Where the caption of `media` lives: `<media>.caption.txt`.
+pub fn caption_path(media: &Path) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}.caption.txt", media.display()))
+}
+
 /// A sample's caption, one line per aspect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caption {
@@ -86,18 +91,23 @@ impl CaptionHashEmbedder {
             .insert(AssetId::from_content(content), caption);
     }
 
-    /// Registers every `<file>` in `dir` that has a `<file>.caption.txt` beside it.
+    /// Registers every `<file>` under `dir` (recursively) that has a `<file>.caption.txt`
+    /// beside it; returns how many.
     pub fn add_dir(&mut self, dir: &Path) -> std::io::Result<usize> {
         let mut n = 0;
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
+            if path.is_dir() {
+                n += self.add_dir(&path)?;
+                continue;
+            }
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
             if name.ends_with(".caption.txt") {
                 continue;
             }
-            let sidecar = dir.join(format!("{name}.caption.txt"));
+            let sidecar = caption_path(&path);
             if sidecar.exists() {
                 let caption = Caption::parse(&std::fs::read_to_string(&sidecar)?);
                 self.add_caption(&std::fs::read(&path)?, caption);

@@ -2,7 +2,7 @@
 //! (with `hound`), and, when `ffmpeg` is on the PATH, videos with sound plus MP3/M4A clips. Each
 //! file gets a sidecar caption for the offline demo embedder.
 
-use super::demo_embedder::Caption;
+use super::demo_embedder::{Caption, caption_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -233,6 +233,5 @@ pub fn generate(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn write_caption(path: &Path, sample: &Sample) -> std::io::Result<()> {
-    let sidecar = PathBuf::from(format!("{}.caption.txt", path.display()));
-    std::fs::write(sidecar, sample.caption().to_text())
+    std::fs::write(caption_path(path), sample.caption().to_text())
 }
