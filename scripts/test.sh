@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The project's test command (README): installs and starts the local servers the backend tests
-# talk to (an S3-compatible server on 127.0.0.1), runs every test of the workspace, stops them.
+# talk to on 127.0.0.1 (an S3-compatible server, moto; an OpenSearch-compatible server for index
+# lifecycle and bulk, osmem-server), runs every test of the workspace, and stops the servers.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/s3-server.sh install
+bash scripts/opensearch-server.sh install
+
+stop_servers() {
+    bash scripts/s3-server.sh stop || true
+    bash scripts/opensearch-server.sh stop || true
+}
+trap stop_servers EXIT
 eval "$(bash scripts/s3-server.sh start)"
-trap 'bash scripts/s3-server.sh stop' EXIT
+eval "$(bash scripts/opensearch-server.sh start)"
 
 cargo test --workspace "$@"

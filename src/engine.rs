@@ -304,6 +304,11 @@ impl Engine {
         self.index.flush().await
     }
 
+    /// The embedding model in use (id, dimension, spaces).
+    pub fn model(&self) -> &crate::ModelInfo {
+        self.searcher.model()
+    }
+
     /// The ingestor.
     pub fn ingestor(&self) -> &Ingestor {
         &self.ingestor

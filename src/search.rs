@@ -462,6 +462,11 @@ impl CrossModalSearcher {
         self
     }
 
+    /// The embedding model in use.
+    pub fn model(&self) -> &crate::ModelInfo {
+        self.embedder.model()
+    }
+
     /// The routing rules in use.
     pub fn routing_rules(&self) -> &RoutingRules {
         &self.rules
@@ -487,8 +492,12 @@ impl CrossModalSearcher {
                 "min_score must be a cosine in [-1, 1], got {min}"
             )));
         }
-        let (query_kind, vectors) = self.embed_query(&query.input).await?;
+        // Resolve the query (validation, catalog look-up) and check the routing table before
+        // any model call: an unsupported mode costs nothing.
+        let resolved = self.resolve_query(&query.input).await?;
+        let query_kind = resolved.kind();
         let routes = self.rules.routes(query_kind, query.mode)?.to_vec();
+        let vectors = self.embed_query(resolved).await?;
         let stats = self.index.stats().await?;
         let per_route_k = (query.k * query.oversample).clamp(1, MAX_K);
 
@@ -677,23 +686,19 @@ impl CrossModalSearcher {
         Ok(ranked)
     }
 
-    /// Embeds the query: the text vector, or the media's vectors grouped by space.
-    async fn embed_query(&self, input: &QueryInput) -> Result<(QueryKind, QueryVectors)> {
+    /// Validates the query input and loads what embedding it needs, without a model call.
+    async fn resolve_query(&self, input: &QueryInput) -> Result<ResolvedQuery> {
         match input {
-            QueryInput::Text(text) => Ok((
-                QueryKind::Text,
-                QueryVectors::Text(self.embedder.embed_text(text).await?),
-            )),
+            QueryInput::Text(text) => Ok(ResolvedQuery::Text(text.clone())),
             QueryInput::Media { bytes, file_name } => {
                 let v = validate_media(bytes, file_name.as_deref(), &self.limits)?;
-                let input = MediaInput {
+                Ok(ResolvedQuery::Media(MediaInput {
                     asset_id: v.asset_id,
                     format: v.probe.format,
                     bytes: bytes.clone(),
                     stored: None,
                     duration_sec: v.probe.duration_sec,
-                };
-                self.embed_media_query(input).await
+                }))
             }
             QueryInput::Asset(asset) => {
                 let (Some(catalog), Some(store)) = (&self.catalog, &self.store) else {
@@ -709,32 +714,50 @@ impl CrossModalSearcher {
                         .with_context("asset", asset)
                 })?;
                 let bytes = store.get(&media.key).await?;
-                let input = MediaInput {
+                Ok(ResolvedQuery::Media(MediaInput {
                     asset_id: asset.clone(),
                     format: record.format(),
                     bytes,
                     stored: Some(media),
                     duration_sec: record.probe.duration_sec,
-                };
-                self.embed_media_query(input).await
+                }))
             }
         }
     }
 
-    async fn embed_media_query(&self, input: MediaInput) -> Result<(QueryKind, QueryVectors)> {
-        let kind = QueryKind::from(input.kind());
-        let embedded = self.embedder.embed_media(&input).await?;
-        let mut by_space: HashMap<EmbeddingSpace, Vec<Vec<f32>>> = HashMap::new();
-        for e in embedded.embeddings {
-            by_space.entry(e.space).or_default().push(e.vector);
+    /// Embeds a resolved query: the text vector, or the media's vectors grouped by space.
+    async fn embed_query(&self, resolved: ResolvedQuery) -> Result<QueryVectors> {
+        match resolved {
+            ResolvedQuery::Text(text) => {
+                Ok(QueryVectors::Text(self.embedder.embed_text(&text).await?))
+            }
+            ResolvedQuery::Media(input) => {
+                let embedded = self.embedder.embed_media(&input).await?;
+                let mut by_space: HashMap<EmbeddingSpace, Vec<Vec<f32>>> = HashMap::new();
+                for e in embedded.embeddings {
+                    by_space.entry(e.space).or_default().push(e.vector);
+                }
+                Ok(QueryVectors::Media {
+                    asset_id: input.asset_id,
+                    by_space,
+                })
+            }
         }
-        Ok((
-            kind,
-            QueryVectors::Media {
-                asset_id: input.asset_id,
-                by_space,
-            },
-        ))
+    }
+}
+
+/// A query ready to embed.
+enum ResolvedQuery {
+    Text(String),
+    Media(MediaInput),
+}
+
+impl ResolvedQuery {
+    fn kind(&self) -> QueryKind {
+        match self {
+            ResolvedQuery::Text(_) => QueryKind::Text,
+            ResolvedQuery::Media(m) => QueryKind::from(m.kind()),
+        }
     }
 }
 

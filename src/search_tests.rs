@@ -219,6 +219,7 @@ async fn bad_queries_are_rejected_before_any_model_call() {
 #[tokio::test]
 async fn unsupported_mode_is_a_clear_error() {
     let rig = rig().await;
+    let calls = rig.provider.media_calls();
     let err = rig
         .searcher
         .search(&Query::media(fixture("image.png")).mode(SearchMode::Audio))
@@ -226,6 +227,11 @@ async fn unsupported_mode_is_a_clear_error() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
     assert!(err.message().contains("image query in audio mode"), "{err}");
+    assert_eq!(
+        rig.provider.media_calls(),
+        calls,
+        "no model call for an unsupported mode"
+    );
 }
 
 #[tokio::test]

@@ -119,6 +119,21 @@ impl AssetState {
     }
 }
 
+impl std::str::FromStr for AssetState {
+    type Err = crate::Error;
+    /// Parses `pending`, `embedding`, `indexed` or `failed` (case-insensitive).
+    fn from_str(s: &str) -> Result<Self> {
+        AssetState::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                crate::Error::invalid_input(format!(
+                    "unknown asset status {s:?} (pending, embedding, indexed, failed)"
+                ))
+            })
+    }
+}
+
 impl fmt::Display for AssetState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
