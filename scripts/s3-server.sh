@@ -44,7 +44,19 @@ install() {
     if [[ ! -x "$VENV/bin/python" ]]; then
         log "creating virtual environment $VENV"
         mkdir -p "$(dirname "$VENV")"
-        "$PYTHON" -m venv "$VENV"
+        if ! "$PYTHON" -m venv "$VENV" >&2; then
+            # Debian's python3 ships venv/ensurepip separately.
+            if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+                log "python3 -m venv failed; installing python3-venv"
+                rm -rf "$VENV"
+                apt-get update -qq >&2
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+                "$PYTHON" -m venv "$VENV" >&2
+            else
+                log "python3 -m venv failed: install the python3-venv package"
+                exit 1
+            fi
+        fi
     fi
     log "installing ${PACKAGES[*]} into $VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PACKAGES[@]}" >&2
@@ -65,7 +77,10 @@ running_pid() {
     [[ -f "$PIDFILE" ]] || return 1
     local pid
     pid="$(cat "$PIDFILE")"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+    # The PID must still be ours: a moto_server process (PIDs are reused).
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
+        && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q moto_server \
+        && echo "$pid"
 }
 
 print_env() {

@@ -37,12 +37,18 @@ impl std::fmt::Debug for CachedEmbedder {
 }
 
 impl CachedEmbedder {
-    /// A provider with a cache and a retry policy.
+    /// A provider with a cache and a retry policy. A provider that
+    /// [retries internally](EmbeddingProvider::retries_internally) gets no second retry loop.
     pub fn new(
         provider: Arc<dyn EmbeddingProvider>,
         cache: Option<Arc<dyn EmbeddingCache>>,
         retry: RetryPolicy,
     ) -> Self {
+        let retry = if provider.retries_internally() {
+            RetryPolicy::none()
+        } else {
+            retry
+        };
         CachedEmbedder {
             provider,
             cache,
@@ -133,5 +139,51 @@ impl CachedEmbedder {
             embeddings,
             cached: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedding::MockEmbeddingProvider;
+
+    fn throttled_provider(internal: bool, calls: usize) -> Arc<dyn EmbeddingProvider> {
+        let mut mock = MockEmbeddingProvider::new();
+        mock.expect_model()
+            .return_const(crate::test_support::tiny_model());
+        mock.expect_retries_internally().return_const(internal);
+        mock.expect_embed_text()
+            .times(calls)
+            .returning(|_| Err(Error::new(ErrorKind::RateLimited, "slow down")));
+        Arc::new(mock)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn temporary_errors_are_retried_by_the_policy() {
+        let policy = RetryPolicy::default().max_attempts(3);
+        let e = CachedEmbedder::new(throttled_provider(false, 3), None, policy);
+        let err = e.embed_text("castle").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RateLimited);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_that_retries_itself_gets_no_second_loop() {
+        let policy = RetryPolicy::default().max_attempts(3);
+        let e = CachedEmbedder::new(throttled_provider(true, 1), None, policy);
+        assert!(e.embed_text("castle").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn over_long_and_empty_text_never_reach_the_provider() {
+        let e = CachedEmbedder::new(throttled_provider(false, 0), None, RetryPolicy::none());
+        assert_eq!(
+            e.embed_text(" ").await.unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        let long = "x".repeat(101);
+        assert_eq!(
+            e.embed_text(&long).await.unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
     }
 }

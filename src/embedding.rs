@@ -147,8 +147,8 @@ pub struct ModelInfo {
     pub video_spaces: Vec<EmbeddingSpace>,
     /// Spaces an audio file yields.
     pub audio_spaces: Vec<EmbeddingSpace>,
-    /// Longest text query the model takes, in characters (a conservative bound on its token
-    /// limit; the provider enforces the exact limit).
+    /// Longest text query accepted before any call, in characters: a generous bound that never
+    /// rejects text within the model's token limit (the provider enforces the exact limit).
     pub max_text_chars: usize,
 }
 
@@ -157,6 +157,11 @@ impl ModelInfo {
     pub const MARENGO_3_0_ID: &'static str = "twelvelabs.marengo-embed-3-0-v1:0";
     /// Model id of TwelveLabs Marengo Embed 2.7 on Amazon Bedrock (end of life 2026-11-30).
     pub const MARENGO_2_7_ID: &'static str = "twelvelabs.marengo-embed-2-7-v1:0";
+
+    /// Whether this is a Marengo 2.7 model (by id, profile id or ARN).
+    pub fn is_marengo_2_7(&self) -> bool {
+        self.id.contains("marengo-embed-2-7")
+    }
 
     /// Marengo Embed 3.0: 512 dimensions; images yield `visual`, video `visual`, `audio` and
     /// `transcription`, audio `audio` and `transcription`; text up to 500 tokens.
@@ -168,7 +173,7 @@ impl ModelInfo {
             image_spaces: vec![Visual],
             video_spaces: vec![Visual, Audio, Transcription],
             audio_spaces: vec![Audio, Transcription],
-            max_text_chars: 2000,
+            max_text_chars: 8000,
         }
     }
 
@@ -182,7 +187,7 @@ impl ModelInfo {
             image_spaces: vec![Visual],
             video_spaces: vec![Visual, VisualText, Audio],
             audio_spaces: vec![Audio],
-            max_text_chars: 400,
+            max_text_chars: 2000,
         }
     }
 
@@ -279,6 +284,12 @@ pub trait EmbeddingProvider: Send + Sync {
     /// the embedding-cache key. Empty by default.
     fn options_fingerprint(&self) -> String {
         String::new()
+    }
+
+    /// Whether the provider retries temporary errors itself (with its own policy). When true,
+    /// [`CachedEmbedder`](crate::CachedEmbedder) does not add a second retry loop on top.
+    fn retries_internally(&self) -> bool {
+        false
     }
 
     /// Embeds a text query into the model's shared space.

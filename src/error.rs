@@ -131,6 +131,11 @@ impl Error {
         Error::new(ErrorKind::Corrupt, message)
     }
 
+    /// Shorthand for [`ErrorKind::Conflict`].
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Conflict, message)
+    }
+
     /// Shorthand for [`ErrorKind::Backend`].
     pub fn backend(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Backend, message)

@@ -375,6 +375,7 @@ async fn bad_provider_output_fails_the_embed_stage() {
     let mut mock = MockEmbeddingProvider::new();
     mock.expect_model().return_const(tiny_model());
     mock.expect_options_fingerprint().returning(String::new);
+    mock.expect_retries_internally().return_const(false);
     mock.expect_embed_media().times(1).returning(|_| {
         Ok(vec![crate::Embedding {
             space: EmbeddingSpace::Visual,

@@ -102,6 +102,16 @@ impl RetryPolicy {
             .min(self.max_backoff)
     }
 
+    /// The wait before retry number `retry` (0-based), with jitter applied when enabled.
+    pub fn wait(&self, retry: u32) -> Duration {
+        let wait = self.backoff(retry);
+        if self.jitter && !wait.is_zero() {
+            rand::rng().random_range(Duration::ZERO..=wait)
+        } else {
+            wait
+        }
+    }
+
     /// Runs `op` until it succeeds, fails permanently, or the attempts or deadline run out. The
     /// last error is returned with the attempt count as context; `what` names the operation in
     /// logs.
@@ -121,10 +131,7 @@ impl RetryPolicy {
             if !err.is_temporary() || attempt >= self.max_attempts {
                 return Err(with_attempts(err, attempt));
             }
-            let mut wait = self.backoff(attempt - 1);
-            if self.jitter && !wait.is_zero() {
-                wait = rand::rng().random_range(Duration::ZERO..=wait);
-            }
+            let wait = self.wait(attempt - 1);
             if let Some(deadline) = self.deadline
                 && start.elapsed() + wait > deadline
             {

@@ -163,12 +163,12 @@ impl RoutingRules {
         RoutingRules { rules: Vec::new() }
     }
 
-    /// The defaults for a model: the Marengo 2.7 table when the model yields a `visual-text`
-    /// space, otherwise the Marengo 3.0 table (without transcription routes if the model has no
-    /// transcription space).
+    /// The defaults for a model: the Marengo 2.7 table for a 2.7 model id or a model that yields
+    /// a `visual-text` space, otherwise the Marengo 3.0 table (without transcription routes if
+    /// the model has no transcription space).
     pub fn for_model(model: &ModelInfo) -> Self {
         let spaces = model.all_spaces();
-        if spaces.contains(&EmbeddingSpace::VisualText) {
+        if model.is_marengo_2_7() || spaces.contains(&EmbeddingSpace::VisualText) {
             Self::marengo_2_7()
         } else {
             let mut rules = Self::marengo_3_0();
@@ -410,6 +410,20 @@ mod tests {
         for m in [M::Auto, M::Audio] {
             assert_eq!(table(&t, Q::Audio, m), vec![(Audio, vec![KA, KV])]);
         }
+    }
+
+    #[test]
+    fn a_2_7_model_without_visual_text_still_gets_the_2_7_table() {
+        let model = ModelInfo {
+            id: format!("us.{}", ModelInfo::MARENGO_2_7_ID),
+            video_spaces: vec![Visual, Audio],
+            ..ModelInfo::marengo_2_7()
+        };
+        let t = RoutingRules::for_model(&model);
+        assert_eq!(
+            table(&t, QueryKind::Text, SearchMode::Semantic),
+            vec![(VisualText, vec![KV])]
+        );
     }
 
     #[test]

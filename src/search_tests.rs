@@ -374,6 +374,7 @@ async fn a_query_without_embeddings_for_any_route_is_an_error() {
     let mut mock = MockEmbeddingProvider::new();
     mock.expect_model().return_const(tiny_model());
     mock.expect_options_fingerprint().returning(String::new);
+    mock.expect_retries_internally().return_const(false);
     // A silent video: only visual vectors.
     mock.expect_embed_media().returning(|_| {
         Ok(vec![crate::Embedding {

@@ -212,7 +212,9 @@ pub struct IndexCapabilities {
 /// Stores vectors and answers k-NN queries by cosine similarity.
 ///
 /// Contract (checked by `crossmodal::conformance`): `upsert` validates every record (dimension,
-/// finite, non-zero) before changing anything and replaces records with the same [`RecordKey`];
+/// finite, non-zero) before changing anything and replaces records with the same [`RecordKey`]
+/// (a remote index that can still reject single documents after validation writes the others
+/// and returns an error naming every rejected one: nothing is dropped silently);
 /// `search` returns at most `k` hits matching the filter, best first, with `score` = cosine in
 /// [-1, 1]; `delete_asset` removes every vector of the asset in every space.
 #[cfg_attr(test, mockall::automock)]
@@ -236,7 +238,8 @@ pub trait VectorIndex: Send + Sync {
     /// Counts and sizes.
     async fn stats(&self) -> Result<IndexStats>;
 
-    /// Makes everything written so far durable (a no-op for in-memory and remote indexes).
+    /// Makes everything written so far durable and visible to searches (a snapshot for a
+    /// persisted index, a refresh for a remote one, a no-op for an in-memory one).
     async fn flush(&self) -> Result<()> {
         Ok(())
     }

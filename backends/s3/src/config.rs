@@ -111,8 +111,8 @@ impl S3StoreConfig {
         self
     }
 
-    /// The region used by [`S3MediaStore::from_env`](crate::S3MediaStore::from_env) instead of
-    /// the one the environment names.
+    /// The region to sign requests for, instead of the client's (or, for
+    /// [`S3MediaStore::from_env`](crate::S3MediaStore::from_env), the environment's).
     pub fn with_region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
@@ -194,7 +194,7 @@ impl S3StoreConfig {
         self.path_style
     }
 
-    /// The region override for [`S3MediaStore::from_env`](crate::S3MediaStore::from_env).
+    /// The region override.
     pub fn region(&self) -> Option<&str> {
         self.region.as_deref()
     }
@@ -283,20 +283,43 @@ impl S3StoreConfig {
     }
 }
 
+impl From<&str> for S3StoreConfig {
+    /// [`S3StoreConfig::new`] of a bucket name.
+    fn from(bucket: &str) -> Self {
+        S3StoreConfig::new(bucket)
+    }
+}
+
+impl From<String> for S3StoreConfig {
+    /// [`S3StoreConfig::new`] of a bucket name.
+    fn from(bucket: String) -> Self {
+        S3StoreConfig::new(bucket)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn prefix_is_normalised_and_checked() {
-        let c = S3StoreConfig::new("b").with_prefix("media").validated().unwrap();
+        let c = S3StoreConfig::new("b")
+            .with_prefix("media")
+            .validated()
+            .unwrap();
         assert_eq!(c.prefix(), "media/");
-        let c = S3StoreConfig::new("b").with_prefix("a/b/").validated().unwrap();
+        let c = S3StoreConfig::new("b")
+            .with_prefix("a/b/")
+            .validated()
+            .unwrap();
         assert_eq!(c.prefix(), "a/b/");
         let c = S3StoreConfig::new("b").validated().unwrap();
         assert_eq!(c.prefix(), "");
         for bad in ["../x", "/abs", "a//b", "sp ace/", "a/./b"] {
-            let e = S3StoreConfig::new("b").with_prefix(bad).validated().unwrap_err();
+            let e = S3StoreConfig::new("b")
+                .with_prefix(bad)
+                .validated()
+                .unwrap_err();
             assert_eq!(e.kind(), crossmodal::ErrorKind::InvalidInput, "{bad}");
         }
     }

@@ -1,6 +1,6 @@
 //! Mapping of `aws-sdk-s3` errors onto [`crossmodal::ErrorKind`].
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::primitives::ByteStreamError;
 use crossmodal::{Error, ErrorKind};
@@ -47,10 +47,7 @@ pub(crate) fn kind_of(code: Option<&str>, status: Option<u16>) -> Option<ErrorKi
         Some("RequestTimeout" | "RequestTimeoutException") => Some(ErrorKind::Timeout),
         Some("InternalError" | "ServiceUnavailable" | "Busy") => Some(ErrorKind::Unavailable),
         Some(
-            "InvalidBucketName"
-            | "KeyTooLongError"
-            | "EntityTooLarge"
-            | "MetadataTooLarge"
+            "InvalidBucketName" | "KeyTooLongError" | "EntityTooLarge" | "MetadataTooLarge"
             | "InvalidRange",
         ) => Some(ErrorKind::InvalidInput),
         Some(
@@ -111,7 +108,7 @@ where
         }
         SdkError::TimeoutError(_) => (
             ErrorKind::Timeout,
-            format!("S3 {} timed out", target.op),
+            format!("S3 {} timed out: {}", target.op, causes(&err)),
         ),
         SdkError::DispatchFailure(d) => {
             let kind = if d.is_timeout() {
@@ -126,7 +123,7 @@ where
                 format!(
                     "S3 {} could not reach the server: {}",
                     target.op,
-                    DisplayErrorContext(&err)
+                    causes(&err)
                 ),
             )
         }
@@ -135,7 +132,7 @@ where
             format!(
                 "S3 {} received a response that could not be read: {}",
                 target.op,
-                DisplayErrorContext(&err)
+                causes(&err)
             ),
         ),
         SdkError::ConstructionFailure(_) => (
@@ -143,12 +140,12 @@ where
             format!(
                 "S3 {} request could not be built (check region, endpoint and credentials): {}",
                 target.op,
-                DisplayErrorContext(&err)
+                causes(&err)
             ),
         ),
         _ => (
             ErrorKind::Backend,
-            format!("S3 {} failed: {}", target.op, DisplayErrorContext(&err)),
+            format!("S3 {} failed: {}", target.op, causes(&err)),
         ),
     };
     let mut error = Error::new(kind, message)
@@ -164,6 +161,22 @@ where
         error = error.with_context("request_id", id);
     }
     error.with_source(err)
+}
+
+/// The `Display` of `err` and of each of its sources, joined by `": "`, skipping a source whose
+/// text is already included (the SDK's errors often repeat their cause).
+pub(crate) fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
 }
 
 /// Maps a failure while streaming a response body: the connection dropped or stalled.

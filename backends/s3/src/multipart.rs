@@ -68,11 +68,12 @@ impl PartSource {
                             h.update(&buf);
                             Ok((f, h, buf))
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(
-                            Error::new(ErrorKind::Conflict, "the file shrank while it was being uploaded")
-                                .with_context("path", &shown)
-                                .with_source(e),
-                        ),
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::new(
+                            ErrorKind::Conflict,
+                            "the file shrank while it was being uploaded",
+                        )
+                        .with_context("path", &shown)
+                        .with_source(e)),
                         Err(e) => Err(Error::from(e).with_context("path", &shown)),
                     }
                 })
@@ -173,7 +174,7 @@ async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
             bucket,
             key,
             upload_id,
-            error = %aws_sdk_s3::error::DisplayErrorContext(&e),
+            error = %crate::error::causes(&e),
             "could not abort multipart upload; a bucket lifecycle rule should clean it up"
         ),
     }
@@ -199,9 +200,11 @@ pub(crate) async fn run(upload: Upload<'_>, source: PartSource) -> Result<()> {
         .await
         .map_err(|e| sdk_error(e, target))?;
     let Some(upload_id) = created.upload_id else {
-        return Err(Error::backend("S3 CreateMultipartUpload returned no upload id")
-            .with_context("bucket", upload.bucket)
-            .with_context("key", upload.store_key));
+        return Err(
+            Error::backend("S3 CreateMultipartUpload returned no upload id")
+                .with_context("bucket", upload.bucket)
+                .with_context("key", upload.store_key),
+        );
     };
     let guard = AbortOnDrop {
         client: upload.client.clone(),
@@ -257,7 +260,10 @@ async fn send_parts(upload: &Upload<'_>, upload_id: &str, mut source: PartSource
         let error = if upload.caller_hash {
             Error::invalid_input("the content does not have the SHA-256 the caller gave")
         } else {
-            Error::new(ErrorKind::Conflict, "the file changed while it was being uploaded")
+            Error::new(
+                ErrorKind::Conflict,
+                "the file changed while it was being uploaded",
+            )
         };
         return Err(error
             .with_context("expected_sha256", hex::encode(expected))

@@ -11,6 +11,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -43,6 +44,8 @@ const LIST_PAGE_MAX: usize = 1000;
 ///   as multipart uploads; [`put_file`](MediaStore::put_file) streams them from disk a part at a
 ///   time (memory: about `(concurrency + 1) * part size`), and a failed or cancelled upload is
 ///   aborted so no parts are left behind.
+/// - [`get`](MediaStore::get) checks the body against the recorded SHA-256 (`Corrupt` on a
+///   mismatch), end to end, whatever checksums the server keeps.
 /// - Errors carry a [`crossmodal::ErrorKind`] (`NoSuchKey` and `NoSuchBucket` are `NotFound`,
 ///   `AccessDenied` is `PermissionDenied`, `SlowDown`/503/429 `RateLimited`, other 5xx and
 ///   connection failures `Unavailable`, time-outs `Timeout`), the S3 request id as context
@@ -77,10 +80,13 @@ impl S3MediaStore {
     /// A store on `client`, with the client settings of `config` (endpoint, path-style
     /// addressing, time-outs, attempts) applied on top of the client's own.
     ///
+    /// `config` is an [`S3StoreConfig`] or just a bucket name:
+    /// `S3MediaStore::new(client, "my-media")`.
+    ///
     /// Fails with `InvalidInput` for a malformed bucket name or key prefix. Does no I/O: a
     /// missing bucket shows up as `NotFound` on first use.
-    pub fn new(client: Client, config: S3StoreConfig) -> Result<Self> {
-        let config = config.validated()?;
+    pub fn new(client: Client, config: impl Into<S3StoreConfig>) -> Result<Self> {
+        let config = config.into().validated()?;
         let probe = format!("s3://{}/{}probe", config.bucket(), config.prefix());
         Url::parse(&probe).map_err(|e| {
             Error::invalid_input(format!("bucket and prefix do not form an s3:// URI: {e}"))
@@ -92,6 +98,9 @@ impl S3MediaStore {
         }
         if config.path_style() {
             builder = builder.force_path_style(true);
+        }
+        if let Some(region) = config.region() {
+            builder = builder.region(Region::new(region.to_string()));
         }
         let mut timeouts = TimeoutConfig::builder();
         timeouts.set_connect_timeout(config.connect_timeout());
@@ -122,7 +131,8 @@ impl S3MediaStore {
     /// credentials files, SSO, web identity, container and instance metadata), with
     /// [`S3StoreConfig::region`] overriding the chain's region. `AWS_ENDPOINT_URL_S3` /
     /// `AWS_ENDPOINT_URL` are honoured; [`S3StoreConfig::endpoint`] overrides them.
-    pub async fn from_env(config: S3StoreConfig) -> Result<Self> {
+    pub async fn from_env(config: impl Into<S3StoreConfig>) -> Result<Self> {
+        let config = config.into();
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = config.region() {
             loader = loader.region(Region::new(region.to_string()));
@@ -246,12 +256,16 @@ impl S3MediaStore {
         let io = |e: std::io::Error| Error::from(e).with_context("path", path.display());
         let file_meta = tokio::fs::metadata(path).await.map_err(io)?;
         if !file_meta.is_file() {
-            return Err(Error::invalid_input("not a regular file").with_context("path", path.display()));
+            return Err(
+                Error::invalid_input("not a regular file").with_context("path", path.display())
+            );
         }
         let len = file_meta.len();
         if len < self.config.effective_threshold() {
             let bytes = tokio::fs::read(path).await.map_err(io)?;
-            return self.put_with(key, Bytes::from(bytes), format, options).await;
+            return self
+                .put_with(key, Bytes::from(bytes), format, options)
+                .await;
         }
         let (expected, caller_hash) = match options.sha256() {
             Some(digest) => (*digest, true),
@@ -283,18 +297,24 @@ impl S3MediaStore {
     /// Starts reading an object and returns its body as a stream, without buffering it.
     /// `NotFound` if the object (or the bucket) does not exist.
     ///
+    /// Unlike [`get`](MediaStore::get), which checks the whole body against the SHA-256
+    /// recorded at upload (`Corrupt` on a mismatch), a stream is not checked by the store; the
+    /// caller can compare its own hash with [`ObjectInfo::sha256`].
+    ///
     /// `ByteStream::into_async_read` turns it into a `tokio::io::AsyncBufRead`;
     /// `ByteStream::next` yields chunks; `ByteStream::collect` gathers everything.
     pub async fn get_stream(&self, key: &MediaKey) -> Result<ByteStream> {
-        let out = self
-            .client
+        Ok(self.get_object(key).await?.body)
+    }
+
+    async fn get_object(&self, key: &MediaKey) -> Result<GetObjectOutput> {
+        self.client
             .get_object()
             .bucket(self.bucket())
             .key(self.object_key(key))
             .send()
             .await
-            .map_err(|e| sdk_error(e, self.target("GetObject", Some(key))))?;
-        Ok(out.body)
+            .map_err(|e| sdk_error(e, self.target("GetObject", Some(key))))
     }
 
     /// What S3 reports about an object: size, content type, recorded SHA-256, display name.
@@ -309,7 +329,10 @@ impl S3MediaStore {
         let meta = out.metadata.unwrap_or_default();
         Ok(ObjectInfo {
             key: key.clone(),
-            size: out.content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            size: out
+                .content_length
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
             content_type: out.content_type,
             sha256: meta.get(SHA256_METADATA).cloned(),
             display_name: meta
@@ -411,7 +434,8 @@ async fn sha256_of_file(path: &Path, len: u64) -> Result<[u8; 32]> {
 #[async_trait]
 impl MediaStore for S3MediaStore {
     async fn put(&self, key: &MediaKey, bytes: Bytes, format: MediaFormat) -> Result<MediaRef> {
-        self.put_with(key, bytes, format, &PutOptions::default()).await
+        self.put_with(key, bytes, format, &PutOptions::default())
+            .await
     }
 
     async fn put_file(&self, key: &MediaKey, path: &Path, format: MediaFormat) -> Result<MediaRef> {
@@ -420,12 +444,33 @@ impl MediaStore for S3MediaStore {
     }
 
     async fn get(&self, key: &MediaKey) -> Result<Bytes> {
-        let body = self.get_stream(key).await?;
-        let data = body
+        let out = self.get_object(key).await?;
+        let recorded = out
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get(SHA256_METADATA))
+            .map(|v| v.to_ascii_lowercase());
+        let bytes = out
+            .body
             .collect()
             .await
-            .map_err(|e| body_error(e, self.target("GetObject", Some(key))))?;
-        Ok(data.into_bytes())
+            .map_err(|e| body_error(e, self.target("GetObject", Some(key))))?
+            .into_bytes();
+        // End-to-end check against the hash recorded at upload (S3's own checksums of multipart
+        // objects are per part, so the SDK cannot check those whole).
+        if let Some(recorded) = recorded {
+            let actual = hex::encode(sha256_of(bytes.clone()).await?);
+            if actual != recorded {
+                return Err(Error::corrupt(
+                    "the object's content does not match the SHA-256 recorded at upload",
+                )
+                .with_context("bucket", self.bucket())
+                .with_context("key", key)
+                .with_context("recorded_sha256", recorded)
+                .with_context("sha256", actual));
+            }
+        }
+        Ok(bytes)
     }
 
     async fn delete(&self, key: &MediaKey) -> Result<bool> {
@@ -468,17 +513,22 @@ impl MediaStore for S3MediaStore {
                 (None, Some(a)) => request.start_after(format!("{store_prefix}{a}")),
                 (None, None) => request,
             };
-            let out = request
-                .send()
-                .await
-                .map_err(|e| sdk_error(e, self.target("ListObjectsV2", None)).with_context("prefix", &full_prefix))?;
+            let out = request.send().await.map_err(|e| {
+                sdk_error(e, self.target("ListObjectsV2", None))
+                    .with_context("prefix", &full_prefix)
+            })?;
             for object in out.contents() {
                 let Some(name) = object.key() else { continue };
-                let Some(rest) = name.strip_prefix(store_prefix) else { continue };
+                let Some(rest) = name.strip_prefix(store_prefix) else {
+                    continue;
+                };
                 match MediaKey::parse(rest) {
                     Ok(k) if keys.len() < want => keys.push(k),
                     Ok(_) => {}
-                    Err(_) => tracing::debug!(object = name, "skipping an object whose name is not a media key"),
+                    Err(_) => tracing::debug!(
+                        object = name,
+                        "skipping an object whose name is not a media key"
+                    ),
                 }
             }
             token = out.next_continuation_token;

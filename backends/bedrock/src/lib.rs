@@ -1,0 +1,64 @@
+//! # crossmodal-bedrock
+//!
+//! [`MarengoProvider`]: TwelveLabs Marengo Embed on Amazon Bedrock as a
+//! [`crossmodal::EmbeddingProvider`], on `aws-sdk-bedrockruntime`, reading asynchronous results
+//! with `aws-sdk-s3`.
+//!
+//! - **Marengo Embed 3.0** (`twelvelabs.marengo-embed-3-0-v1:0`, 512 dimensions, spaces
+//!   `visual`, `audio`, `transcription`) is the default. **Marengo Embed 2.7**
+//!   (`twelvelabs.marengo-embed-2-7-v1:0`, 1024 dimensions, spaces `visual-image`,
+//!   `visual-text`, `audio`) reaches end of life on 2026-11-30 and stays supported for indexes
+//!   built with it. The two request formats differ; each version is one small adapter (request
+//!   bodies, option names, limits), chosen by [`MarengoModel`].
+//! - Text and image queries use the synchronous `InvokeModel` (3.0: the base id in `us-east-1`
+//!   or an inference profile; 2.7: inference profiles only). Video and audio use
+//!   `StartAsyncInvoke`, poll `GetAsyncInvoke` and read `<output uri>/<job id>/output.json`.
+//! - Media already in S3 (an `s3://` [`MediaRef`](crossmodal::MediaRef)) is read in place;
+//!   other media goes inline (base64) when the request fits Bedrock's 25 MB quota, or is
+//!   uploaded to a configured staging prefix ([`MediaSourcePolicy`]).
+//! - Limits are checked before any call, temporary errors retried with jittered backoff,
+//!   concurrent jobs bounded, output parsed strictly; see [`MarengoProvider`].
+//!
+//! ```no_run
+//! # async fn demo() -> crossmodal::Result<()> {
+//! use crossmodal::EmbeddingProvider;
+//! use crossmodal_bedrock::{MarengoConfig, MarengoModel, MarengoProvider, Segmentation};
+//!
+//! let config = MarengoConfig::builder()
+//!     .model(MarengoModel::V3_0)
+//!     .region("us-east-1")
+//!     .output_s3_uri("s3://my-media-bucket/marengo-output/")
+//!     .bucket_owner("123456789012")
+//!     .staging_s3_uri("s3://my-media-bucket/marengo-staging/")
+//!     .segmentation(Segmentation::Fixed { duration_sec: 6.0 })
+//!     .build()?;
+//! let provider = MarengoProvider::from_env(config).await?;
+//! let query = provider.embed_text("a castle at sunset").await?;
+//! assert_eq!(query.len(), 512);
+//! # Ok(()) }
+//! ```
+//!
+//! The IAM permissions the provider needs are listed in the crate's README.
+#![warn(missing_docs)]
+
+mod adapter;
+mod config;
+mod document;
+mod error;
+mod output;
+mod provider;
+mod tokens;
+
+pub use config::{
+    MarengoConfig, MarengoConfigBuilder, MarengoModel, MediaSourcePolicy, PollPolicy, S3Prefix,
+    Segmentation, TextTruncate,
+};
+pub use error::error_kind_for;
+pub use provider::MarengoProvider;
+pub use tokens::{SPECIAL_TOKENS, estimate_tokens};
+
+/// The `aws-sdk-bedrockruntime` crate the provider is built on, so callers can build a client
+/// without a separate, possibly different, dependency.
+pub use aws_sdk_bedrockruntime;
+/// The `aws-sdk-s3` crate the provider reads job output with.
+pub use aws_sdk_s3;

@@ -1,0 +1,308 @@
+//! Bulk upserts: batching, per-item results, per-item retries of rejected-for-load documents.
+
+use std::fmt;
+use std::time::Duration;
+
+use crossmodal::{Error, ErrorKind, RecordKey, Result};
+use opensearch::BulkParts;
+use serde_json::Value;
+
+use crate::client::Conn;
+use crate::config::RefreshPolicy;
+use crate::error::{error_type_reason, kind_of_status, status_is_temporary};
+
+/// One document OpenSearch refused in a `_bulk` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkItemError {
+    /// The document id (`<asset>:<space>:<seq>`).
+    pub doc_id: String,
+    /// The record the document holds.
+    pub key: RecordKey,
+    /// The item's HTTP status (400 for a mapping error, 429 when still throttled after the
+    /// last retry, ...).
+    pub status: u16,
+    /// OpenSearch's error type (`mapper_parsing_exception`, ...).
+    pub error_type: String,
+    /// OpenSearch's reason, with its causes.
+    pub reason: String,
+}
+
+impl fmt::Display for BulkItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (HTTP {} {}: {})",
+            self.doc_id, self.status, self.error_type, self.reason
+        )
+    }
+}
+
+/// What a bulk upsert did, document by document: nothing is dropped silently.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkReport {
+    /// Documents written (created or replaced).
+    pub indexed: usize,
+    /// Documents OpenSearch refused, each with its reason.
+    pub failed: Vec<BulkItemError>,
+    /// `_bulk` requests sent (retries of whole requests not counted).
+    pub requests: usize,
+    /// Document sends repeated because OpenSearch rejected them for load (item status 429).
+    pub retried_items: usize,
+}
+
+impl BulkReport {
+    /// Whether every document was written.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    /// `Ok` when every document was written; otherwise one error naming how many were refused
+    /// and why (the first few in the message), of the kind of the first permanent failure
+    /// (`RateLimited` / `Unavailable` when only load rejections remain).
+    pub fn into_result(self) -> Result<()> {
+        let Some(first) = self.failed.first() else {
+            return Ok(());
+        };
+        let total = self.failed.len() + self.indexed;
+        let permanent = self.failed.iter().find(|f| !status_is_temporary(f.status));
+        let kind = match permanent {
+            Some(p) => match kind_of_status(p.status, Some(&p.error_type)) {
+                // Records were validated before sending: a document the index refuses means
+                // the index disagrees with this crate's layout, not bad input.
+                ErrorKind::InvalidInput => ErrorKind::Backend,
+                k => k,
+            },
+            None => kind_of_status(first.status, Some(&first.error_type)),
+        };
+        const SHOWN: usize = 5;
+        let mut list: Vec<String> = self
+            .failed
+            .iter()
+            .take(SHOWN)
+            .map(|f| f.to_string())
+            .collect();
+        if self.failed.len() > SHOWN {
+            list.push(format!("and {} more", self.failed.len() - SHOWN));
+        }
+        Err(Error::new(
+            kind,
+            format!(
+                "OpenSearch refused {} of {total} documents ({} written): {}",
+                self.failed.len(),
+                self.indexed,
+                list.join("; ")
+            ),
+        )
+        .with_context("failed", self.failed.len())
+        .with_context("indexed", self.indexed)
+        .with_context("first_doc", &first.doc_id))
+    }
+
+    pub(crate) fn merge(&mut self, other: BulkReport) {
+        self.indexed += other.indexed;
+        self.failed.extend(other.failed);
+        self.requests += other.requests;
+        self.retried_items += other.retried_items;
+    }
+}
+
+/// One document ready to send: its id, key, and the two NDJSON lines.
+#[derive(Debug, Clone)]
+pub(crate) struct BulkDoc {
+    pub(crate) doc_id: String,
+    pub(crate) key: RecordKey,
+    /// `{"index":{"_id":..}}\n{source}\n`
+    pub(crate) lines: Vec<u8>,
+}
+
+impl BulkDoc {
+    pub(crate) fn new(key: RecordKey, source: &impl serde::Serialize) -> Result<BulkDoc> {
+        let doc_id = key.doc_id();
+        let mut lines = serde_json::to_vec(&serde_json::json!({"index": {"_id": doc_id}}))?;
+        lines.push(b'\n');
+        serde_json::to_writer(&mut lines, source)?;
+        lines.push(b'\n');
+        Ok(BulkDoc { doc_id, key, lines })
+    }
+}
+
+/// Splits documents into batches of at most `max_docs` documents and (unless one document is
+/// larger) `max_bytes` bytes.
+pub(crate) fn batches(docs: Vec<BulkDoc>, max_docs: usize, max_bytes: usize) -> Vec<Vec<BulkDoc>> {
+    let mut out = Vec::new();
+    let mut current: Vec<BulkDoc> = Vec::new();
+    let mut bytes = 0usize;
+    for doc in docs {
+        if !current.is_empty() && (current.len() >= max_docs || bytes + doc.lines.len() > max_bytes)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += doc.lines.len();
+        current.push(doc);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Sends one batch to `index`, retrying whole requests on temporary failures (through
+/// [`Conn::call`]) and items rejected for load (status 429 / 503) with backoff, up to the retry
+/// policy's attempts. Every document ends up in `indexed` or `failed`.
+pub(crate) async fn send_batch(
+    conn: &Conn,
+    index: &str,
+    refresh: RefreshPolicy,
+    batch: Vec<BulkDoc>,
+) -> Result<BulkReport> {
+    let mut report = BulkReport::default();
+    let mut pending = batch;
+    let mut round = 0u32;
+    loop {
+        round += 1;
+        let body: Vec<u8> = pending
+            .iter()
+            .flat_map(|d| d.lines.iter().copied())
+            .collect();
+        // `Bytes` is what the client's `Body` takes without copying, and cheap to clone for
+        // each attempt.
+        let body = &bytes::Bytes::from(body);
+        report.requests += 1;
+        let reply = conn
+            .call("bulk", move || async move {
+                let mut request = conn
+                    .client
+                    .bulk(BulkParts::Index(index))
+                    .body(vec![body.clone()])
+                    .request_timeout(conn.bulk_timeout);
+                if let Some(r) = refresh.write_param() {
+                    request = request.refresh(r);
+                }
+                request.send().await
+            })
+            .await
+            .map_err(|e| e.with_context("index", index))?;
+        let value = reply
+            .ok("bulk")
+            .map_err(|e| e.with_context("index", index))?;
+        let items = value
+            .get("items")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::backend("OpenSearch bulk answer has no items"))?;
+        if items.len() != pending.len() {
+            return Err(Error::backend(format!(
+                "OpenSearch answered {} bulk items for {} documents",
+                items.len(),
+                pending.len()
+            ))
+            .with_context("index", index));
+        }
+        let mut again = Vec::new();
+        for (doc, item) in pending.into_iter().zip(items) {
+            let result = item
+                .get("index")
+                .or_else(|| item.as_object().and_then(|m| m.values().next()))
+                .unwrap_or(&Value::Null);
+            let status = result
+                .get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(0);
+            let id_matches = result.get("_id").and_then(Value::as_str) == Some(&doc.doc_id);
+            if (200..300).contains(&status) && result.get("error").is_none() && id_matches {
+                report.indexed += 1;
+            } else if status_is_temporary(status) && round < conn.retry.max_attempts {
+                again.push(doc);
+            } else {
+                let (ty, reason) = error_type_reason(result);
+                let (ty, reason) = if !id_matches && (200..300).contains(&status) {
+                    (
+                        Some("id_mismatch".to_string()),
+                        Some("the bulk answer names another document at this position".into()),
+                    )
+                } else {
+                    (ty, reason)
+                };
+                report.failed.push(BulkItemError {
+                    doc_id: doc.doc_id,
+                    key: doc.key,
+                    status,
+                    error_type: ty.unwrap_or_else(|| "unknown".into()),
+                    reason: reason.unwrap_or_else(|| "no reason given".into()),
+                });
+            }
+        }
+        if again.is_empty() {
+            return Ok(report);
+        }
+        report.retried_items += again.len();
+        let wait = item_backoff(conn, round);
+        tracing::debug!(
+            index,
+            documents = again.len(),
+            ?wait,
+            "retrying documents OpenSearch rejected for load"
+        );
+        tokio::time::sleep(wait).await;
+        pending = again;
+    }
+}
+
+fn item_backoff(conn: &Conn, round: u32) -> Duration {
+    conn.retry.wait(round.saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossmodal::{AssetId, EmbeddingSpace};
+
+    fn doc(n: usize, size: usize) -> BulkDoc {
+        BulkDoc {
+            doc_id: n.to_string(),
+            key: RecordKey {
+                asset_id: AssetId::from_content(&n.to_le_bytes()),
+                space: EmbeddingSpace::Visual,
+                seq: 0,
+            },
+            lines: vec![b'x'; size],
+        }
+    }
+
+    #[test]
+    fn batches_respect_counts_and_bytes() {
+        let docs: Vec<BulkDoc> = (0..10).map(|n| doc(n, 100)).collect();
+        let b = batches(docs.clone(), 4, 1 << 20);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let b = batches(docs, 100, 250);
+        assert!(b.iter().all(|x| x.len() == 2));
+        // A single oversized document still goes, alone.
+        let b = batches(vec![doc(0, 10), doc(1, 1000), doc(2, 10)], 10, 100);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn reports_name_every_failure() {
+        let key = doc(0, 1).key;
+        let mut r = BulkReport {
+            indexed: 8,
+            ..BulkReport::default()
+        };
+        assert!(r.clone().into_result().is_ok());
+        for n in 0..7 {
+            r.failed.push(BulkItemError {
+                doc_id: format!("d{n}"),
+                key: key.clone(),
+                status: 400,
+                error_type: "mapper_parsing_exception".into(),
+                reason: "bad".into(),
+            });
+        }
+        let e = r.into_result().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Backend);
+        assert_eq!(e.context_value("failed"), Some("7"));
+        assert!(e.message().contains("refused 7 of 15"), "{e}");
+        assert!(e.message().contains("and 2 more"), "{e}");
+    }
+}

@@ -1,0 +1,485 @@
+//! [`OpenSearchIndex`]: a [`VectorIndex`] in one OpenSearch k-NN index.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use crossmodal::index::{check_query, check_records};
+use crossmodal::{
+    AssetId, EmbeddingSpace, Error, ErrorKind, Hit, IndexCapabilities, IndexSpec, IndexStats,
+    Result, VectorIndex, VectorQuery, VectorRecord,
+};
+use futures::StreamExt;
+use opensearch::indices::{
+    IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetMappingParts,
+    IndicesPutMappingParts, IndicesRefreshParts,
+};
+use opensearch::params::Conflicts;
+use opensearch::{DeleteByQueryParts, OpenSearch, SearchParts};
+use serde_json::{Value, json};
+
+use crate::bulk::{self, BulkDoc, BulkReport};
+use crate::client::Conn;
+use crate::config::{OpenSearchConfig, RefreshPolicy, SpaceType};
+use crate::mapping::{add_fields_body, check_existing, index_body, mappings_of};
+use crate::query::{Document, knn_search_body, parse_hit};
+
+/// A [`VectorIndex`] in an OpenSearch (or Amazon OpenSearch Service / Serverless) k-NN index.
+///
+/// - One document per vector, id `<asset>:<space>:<seq>` ([`RecordKey::doc_id`]), so an upsert
+///   of the same key replaces it; one `knn_vector` field per [`EmbeddingSpace`]
+///   (`vector_visual`, `vector_audio`, ...) of the model's dimension, HNSW with the configured
+///   engine and space; keyword metadata (`asset_id`, `space`, `kind`, `format`, `tags`), `seq`,
+///   `start_sec` / `end_sec`, `created_at`; the model id and dimension in the mapping's `_meta`.
+/// - [`connect`](Self::connect) creates the index if it is missing and refuses (`Conflict`) an
+///   existing one built for another model, dimension or space type.
+/// - Upserts go in `_bulk` batches; every document's result is checked, documents rejected for
+///   load (429) are resent with backoff, and anything still refused is reported document by
+///   document ([`upsert_report`](Self::upsert_report)); nothing is dropped silently.
+/// - Searches put the [`Filter`](crossmodal::Filter) **inside** the `knn` clause (efficient
+///   filtering: `k` matching hits when they exist), exclude vectors from `_source`, and convert
+///   OpenSearch's score back to cosine similarity.
+/// - 429 / 502 / 503 / 504, refused connections and time-outs are retried under the
+///   configuration's [`RetryPolicy`](crossmodal::RetryPolicy) and surface as temporary errors
+///   (`RateLimited`, `Unavailable`, `Timeout`) when the attempts run out.
+///
+/// [`RecordKey::doc_id`]: crossmodal::RecordKey::doc_id
+///
+/// ```no_run
+/// # async fn demo() -> crossmodal::Result<()> {
+/// use crossmodal::{EmbeddingSpace, Filter, IndexSpec, MediaKind, ModelInfo, VectorIndex, VectorQuery};
+/// use crossmodal_opensearch::{OpenSearchConfig, OpenSearchIndex};
+///
+/// let config = OpenSearchConfig::aws("https://search-media.eu-west-1.es.amazonaws.com", "eu-west-1")?;
+/// let index = OpenSearchIndex::connect(config, IndexSpec::for_model(&ModelInfo::marengo_3_0())).await?;
+/// let query = VectorQuery::new(EmbeddingSpace::Visual, vec![0.1; 512], 10)
+///     .filter(Filter::default().kinds([MediaKind::Video]));
+/// for hit in index.search(&query).await? {
+///     println!("{:.3} {} {:?}", hit.score, hit.asset_id, hit.segment);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct OpenSearchIndex {
+    conn: Conn,
+    config: OpenSearchConfig,
+    spec: IndexSpec,
+    engine: Option<String>,
+}
+
+impl OpenSearchIndex {
+    /// Connects to the cluster and makes sure the index exists for `spec`: creates it (settings
+    /// and mapping as described on the type) when missing; accepts an existing one only if its
+    /// mapping records the same model and dimension and every vector field has that dimension
+    /// and the configured space type (`Conflict` otherwise). Vector fields of spaces the index
+    /// lacks (it was made before they existed) are added with `PUT _mapping`. Creating is
+    /// idempotent: a concurrent creator is tolerated.
+    pub async fn connect(config: OpenSearchConfig, spec: IndexSpec) -> Result<Self> {
+        if spec.dimension == 0 || spec.dimension > 16_000 {
+            return Err(Error::invalid_input(format!(
+                "OpenSearch knn_vector fields take 1 to 16000 dimensions, the model has {}",
+                spec.dimension
+            )));
+        }
+        let conn = Conn::new(&config).await?;
+        let name = config.index.clone();
+        let ctx = |e: Error| e.with_context("index", &name);
+        let (client, idx) = (&conn.client, name.as_str());
+        let exists = conn
+            .call("indices.exists", move || async move {
+                client
+                    .indices()
+                    .exists(IndicesExistsParts::Index(&[idx]))
+                    .send()
+                    .await
+            })
+            .await
+            .map_err(ctx)?;
+        match exists.status {
+            200 => {}
+            404 => {
+                let body = &index_body(&config, &spec);
+                let created = conn
+                    .call("indices.create", move || async move {
+                        client
+                            .indices()
+                            .create(IndicesCreateParts::Index(idx))
+                            .body(body.clone())
+                            .send()
+                            .await
+                    })
+                    .await
+                    .map_err(ctx)?;
+                if created.is_success() {
+                    tracing::info!(index = %name, model = %spec.model_id, dimension = spec.dimension,
+                        engine = %config.engine, space_type = %config.space_type, "created OpenSearch k-NN index");
+                } else {
+                    let err = created.error("indices.create");
+                    // Someone else created it first: check theirs like any existing index.
+                    if err.kind() != ErrorKind::Conflict {
+                        return Err(ctx(err));
+                    }
+                }
+            }
+            _ => return Err(ctx(exists.error("indices.exists"))),
+        }
+        let mapping = conn
+            .call("indices.get_mapping", move || async move {
+                client
+                    .indices()
+                    .get_mapping(IndicesGetMappingParts::Index(&[idx]))
+                    .send()
+                    .await
+            })
+            .await
+            .and_then(|r| r.ok("indices.get_mapping"))
+            .map_err(ctx)?;
+        let mappings = mappings_of(&mapping).ok_or_else(|| {
+            ctx(Error::backend(
+                "OpenSearch answered GET _mapping without a mapping",
+            ))
+        })?;
+        let existing = check_existing(&name, mappings, &config, &spec)?;
+        if !existing.missing_spaces.is_empty() {
+            // Adding fields to a mapping is allowed; changing them is not.
+            let body = &add_fields_body(&config, &spec, &existing.missing_spaces);
+            conn.call("indices.put_mapping", move || async move {
+                client
+                    .indices()
+                    .put_mapping(IndicesPutMappingParts::Index(&[idx]))
+                    .body(body.clone())
+                    .send()
+                    .await
+            })
+            .await
+            .and_then(|r| r.ok("indices.put_mapping"))
+            .map_err(ctx)?;
+            tracing::info!(index = %name, spaces = ?existing.missing_spaces, "added vector fields to the index");
+        }
+        Ok(OpenSearchIndex {
+            conn,
+            config,
+            spec,
+            engine: existing.engine,
+        })
+    }
+
+    /// The index name.
+    pub fn index_name(&self) -> &str {
+        &self.config.index
+    }
+
+    /// The configuration the index was connected with.
+    pub fn config(&self) -> &OpenSearchConfig {
+        &self.config
+    }
+
+    /// The k-NN engine of the index's vector fields, as its mapping says.
+    pub fn engine(&self) -> Option<&str> {
+        self.engine.as_deref()
+    }
+
+    /// The underlying `opensearch` client (authenticated, with the configured time-out), for
+    /// operations this type does not offer.
+    pub fn client(&self) -> &OpenSearch {
+        &self.conn.client
+    }
+
+    fn space_type(&self) -> SpaceType {
+        self.config.space_type
+    }
+
+    fn ctx(&self, e: Error) -> Error {
+        e.with_context("index", &self.config.index)
+    }
+
+    /// Upserts `records` and reports the outcome document by document instead of failing on
+    /// the first refused one. Validation is all-or-nothing and happens before anything is sent
+    /// (`InvalidInput`); request-level failures that outlast the retries are errors; documents
+    /// OpenSearch refuses individually are listed in [`BulkReport::failed`] (their batch-mates
+    /// are written).
+    pub async fn upsert_report(&self, records: Vec<VectorRecord>) -> Result<BulkReport> {
+        check_records(&self.spec, &records)?;
+        let docs = records
+            .iter()
+            .map(|r| BulkDoc::new(r.key(), &Document::of(r)))
+            .collect::<Result<Vec<_>>>()?;
+        let batches = bulk::batches(docs, self.config.batch_docs, self.config.batch_bytes);
+        let index = self.config.index.as_str();
+        let refresh = self.config.refresh;
+        let results: Vec<Result<BulkReport>> = futures::stream::iter(batches)
+            .map(|batch| bulk::send_batch(&self.conn, index, refresh, batch))
+            .buffer_unordered(self.config.bulk_concurrency)
+            .collect()
+            .await;
+        let mut report = BulkReport::default();
+        for r in results {
+            report.merge(r?);
+        }
+        Ok(report)
+    }
+
+    /// Makes every write so far searchable (`POST /<index>/_refresh`).
+    pub async fn refresh(&self) -> Result<()> {
+        let index = self.config.index.as_str();
+        self.conn
+            .call("indices.refresh", move || async move {
+                self.conn
+                    .client
+                    .indices()
+                    .refresh(IndicesRefreshParts::Index(&[index]))
+                    .send()
+                    .await
+            })
+            .await
+            .and_then(|r| r.ok("indices.refresh"))
+            .map_err(|e| self.ctx(e))?;
+        Ok(())
+    }
+
+    /// Deletes the whole index (every vector); `false` if it did not exist. The value must not
+    /// be used afterwards (a new [`connect`](Self::connect) recreates the index).
+    pub async fn delete_index(&self) -> Result<bool> {
+        let index = self.config.index.as_str();
+        let reply = self
+            .conn
+            .call("indices.delete", move || async move {
+                self.conn
+                    .client
+                    .indices()
+                    .delete(IndicesDeleteParts::Index(&[index]))
+                    .send()
+                    .await
+            })
+            .await
+            .map_err(|e| self.ctx(e))?;
+        match reply.status {
+            404 => Ok(false),
+            _ => reply
+                .ok("indices.delete")
+                .map(|_| true)
+                .map_err(|e| self.ctx(e)),
+        }
+    }
+
+    /// Runs a `_search` and checks the answer is complete (no failed shards, not timed out).
+    async fn search_raw(&self, op: &'static str, body: &Value) -> Result<Value> {
+        let index = self.config.index.as_str();
+        let value = self
+            .conn
+            .call(op, move || async move {
+                self.conn
+                    .client
+                    .search(SearchParts::Index(&[index]))
+                    .body(body.clone())
+                    .send()
+                    .await
+            })
+            .await
+            .and_then(|r| r.ok(op))
+            .map_err(|e| self.ctx(e))?;
+        check_complete(op, &value).map_err(|e| self.ctx(e))?;
+        Ok(value)
+    }
+}
+
+/// An answer with failed shards or a time-out is incomplete: results would silently miss
+/// vectors, so it is a (temporary) error instead.
+fn check_complete(op: &'static str, value: &Value) -> Result<()> {
+    let failed = value
+        .pointer("/_shards/failed")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if failed > 0 {
+        let reason = value
+            .pointer("/_shards/failures/0/reason/reason")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given");
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("OpenSearch {op}: {failed} shard(s) failed: {reason}"),
+        ));
+    }
+    if value.get("timed_out").and_then(Value::as_bool) == Some(true) {
+        return Err(Error::new(
+            ErrorKind::Timeout,
+            format!("OpenSearch {op} timed out with partial results"),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl VectorIndex for OpenSearchIndex {
+    fn spec(&self) -> &IndexSpec {
+        &self.spec
+    }
+
+    fn capabilities(&self) -> IndexCapabilities {
+        IndexCapabilities {
+            filter_push_down: true,
+            // HNSW in OpenSearch is approximate (recall is tuned with m / ef_*).
+            exact: false,
+            persistent: true,
+            max_batch: 10_000,
+        }
+    }
+
+    async fn upsert(&self, records: Vec<VectorRecord>) -> Result<()> {
+        self.upsert_report(records)
+            .await?
+            .into_result()
+            .map_err(|e| self.ctx(e))
+    }
+
+    async fn search(&self, query: &VectorQuery) -> Result<Vec<Hit>> {
+        check_query(&self.spec, query)?;
+        let ef = self
+            .config
+            .ef_search
+            .filter(|_| self.config.ef_search_per_query);
+        let body = knn_search_body(query, ef);
+        let value = self.search_raw("search", &body).await?;
+        let hits = value
+            .pointer("/hits/hits")
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.ctx(Error::backend("OpenSearch search answer has no hits")))?;
+        let mut out = hits
+            .iter()
+            .map(|h| parse_hit(h, self.space_type()))
+            .collect::<Result<Vec<Hit>>>()
+            .map_err(|e| self.ctx(e))?;
+        if let Some(h) = out.iter().find(|h| h.space != query.space) {
+            return Err(self.ctx(Error::corrupt(format!(
+                "a {} search returned a {} document",
+                query.space, h.space
+            ))));
+        }
+        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+        out.truncate(query.k);
+        Ok(out)
+    }
+
+    async fn delete_asset(&self, asset: &AssetId) -> Result<usize> {
+        // `_delete_by_query` only sees refreshed documents: without automatic visibility, make
+        // recent writes visible first so none of the asset's vectors survive.
+        if self.config.refresh == RefreshPolicy::None {
+            self.refresh().await?;
+        }
+        let index = self.config.index.as_str();
+        let body = &json!({"query": {"term": {"asset_id": asset.as_str()}}});
+        let refresh = self.config.refresh.delete_by_query_param();
+        let mut deleted = 0u64;
+        // Version conflicts (a concurrent write to one of the documents) leave that document
+        // in place with `conflicts=proceed`; go again until none remain.
+        for round in 1..=5 {
+            let value = self
+                .conn
+                .call("delete_by_query", move || async move {
+                    self.conn
+                        .client
+                        .delete_by_query(DeleteByQueryParts::Index(&[index]))
+                        .body(body.clone())
+                        .conflicts(Conflicts::Proceed)
+                        .refresh(refresh)
+                        .request_timeout(self.conn.bulk_timeout)
+                        .send()
+                        .await
+                })
+                .await
+                .and_then(|r| r.ok("delete_by_query"))
+                .map_err(|e| self.ctx(e).with_context("asset", asset.short()))?;
+            deleted += value.get("deleted").and_then(Value::as_u64).unwrap_or(0);
+            if let Some(f) = value
+                .get("failures")
+                .and_then(Value::as_array)
+                .and_then(|f| f.first())
+            {
+                return Err(self
+                    .ctx(Error::backend(format!(
+                        "OpenSearch delete_by_query failed for some documents: {f}"
+                    )))
+                    .with_context("asset", asset.short()));
+            }
+            let conflicts = value
+                .get("version_conflicts")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if conflicts == 0 {
+                break;
+            }
+            if round == 5 {
+                return Err(self
+                    .ctx(Error::new(
+                        ErrorKind::Conflict,
+                        format!("{conflicts} documents kept changing while being deleted"),
+                    ))
+                    .with_context("asset", asset.short()));
+            }
+        }
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    async fn stats(&self) -> Result<IndexStats> {
+        let body = json!({
+            "size": 0,
+            "track_total_hits": true,
+            "aggs": {
+                "spaces": {"terms": {"field": "space", "size": 16}},
+                // Exact below the threshold; HyperLogLog++ estimate above it.
+                "assets": {"cardinality": {"field": "asset_id", "precision_threshold": 40000}},
+            },
+        });
+        let value = self.search_raw("stats", &body).await?;
+        let mut vectors_per_space = BTreeMap::new();
+        let buckets = value
+            .pointer("/aggregations/spaces/buckets")
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.ctx(Error::backend("stats answer has no spaces aggregation")))?;
+        for b in buckets {
+            let key = b.get("key").and_then(Value::as_str).unwrap_or_default();
+            let count = b.get("doc_count").and_then(Value::as_u64).unwrap_or(0);
+            match key.parse::<EmbeddingSpace>() {
+                Ok(space) => {
+                    vectors_per_space.insert(space, count);
+                }
+                Err(_) => tracing::warn!(space = key, count, "vectors in an unknown space"),
+            }
+        }
+        let assets = value
+            .pointer("/aggregations/assets/value")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        Ok(IndexStats {
+            vectors_per_space,
+            tombstones: 0,
+            assets,
+            memory_bytes: 0,
+        })
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.refresh().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incomplete_answers_are_errors() {
+        assert!(
+            check_complete("s", &json!({"_shards": {"failed": 0}, "timed_out": false})).is_ok()
+        );
+        let e = check_complete(
+            "s",
+            &json!({"_shards": {"failed": 1, "failures": [
+            {"reason": {"reason": "node left"}}]}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.message().contains("node left"));
+        let e = check_complete("s", &json!({"timed_out": true})).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+    }
+}

@@ -1,0 +1,71 @@
+//! # crossmodal-opensearch
+//!
+//! The distributed backend of crossmodal: [`OpenSearchIndex`], a [`crossmodal::VectorIndex`] in
+//! an OpenSearch k-NN index, and [`OpenSearchCatalog`], a [`crossmodal::AssetCatalog`] in a
+//! second index, on the official [`opensearch`] client. Works with self-managed OpenSearch,
+//! Amazon OpenSearch Service (SigV4 `es`) and Amazon OpenSearch Serverless (SigV4 `aoss`).
+//!
+//! - **Mapping**: `index.knn: true`; one `knn_vector` field per
+//!   [`EmbeddingSpace`](crossmodal::EmbeddingSpace) (`vector_visual`, `vector_visual_text`,
+//!   `vector_audio`, `vector_transcription`) with the model's dimension, HNSW on the configured
+//!   [`Engine`] (faiss by default, or lucene) and [`SpaceType`] (`cosinesimil` by default);
+//!   keyword `asset_id`, `space`, `kind`, `format`, `tags`; `seq`; float `start_sec` /
+//!   `end_sec`; date `created_at`; the model id and dimension in `_meta`. An existing index
+//!   built for another model, dimension or space is refused with `ErrorKind::Conflict`.
+//! - **Writes**: `_bulk` in batches, every item's result checked; documents rejected for load
+//!   are resent with backoff; what is still refused is reported document by document
+//!   ([`BulkReport`]). Deletes by asset use `_delete_by_query`.
+//! - **Search**: `{"knn": {"vector_<space>": {"vector", "k", "filter"}}}` with the filter
+//!   **inside** the knn clause (OpenSearch's efficient filtering: `k` matching hits whenever that
+//!   many exist, never a post-filter that returns fewer), vectors excluded from `_source`, and
+//!   OpenSearch's score converted back to cosine similarity (`cos = 2 * score - 1` for
+//!   `cosinesimil`), so [`Hit::score`](crossmodal::Hit::score) means the same in every backend.
+//! - **Failures**: 429 / 502 / 503 / 504, refused connections and time-outs are retried under the
+//!   configured [`RetryPolicy`](crossmodal::RetryPolicy) and surface as temporary errors
+//!   (`RateLimited`, `Unavailable`, `Timeout`).
+//!
+//! Needs OpenSearch 2.19 or later for faiss with `cosinesimil` (the default); on older clusters
+//! use [`Engine::Lucene`], or faiss with [`SpaceType::InnerProduct`] (this crate stores and
+//! queries unit vectors, so the inner product is the cosine), and turn off
+//! [`ef_search_per_query`](OpenSearchConfigBuilder::ef_search_per_query) before 2.16.
+//!
+//! ```no_run
+//! # async fn demo() -> crossmodal::Result<()> {
+//! use crossmodal::{AssetCatalog, AssetQuery, IndexSpec, ModelInfo, VectorIndex};
+//! use crossmodal_opensearch::{OpenSearchCatalog, OpenSearchConfig, OpenSearchIndex};
+//!
+//! // A local cluster; for Amazon OpenSearch Service use `OpenSearchConfig::aws(url, region)`,
+//! // for Serverless `OpenSearchConfig::serverless(url, region)`.
+//! let config = OpenSearchConfig::builder("https://localhost:9200")
+//!     .basic_auth("admin", "admin-password")
+//!     .index("media")
+//!     .build()?;
+//! let index = OpenSearchIndex::connect(config.clone(), IndexSpec::for_model(&ModelInfo::marengo_3_0())).await?;
+//! let catalog = OpenSearchCatalog::connect(config).await?;
+//! println!("{} vectors, {} assets", index.stats().await?.vectors(), catalog.counts().await?.total());
+//! let page = catalog.list(&AssetQuery::new().limit(20)).await?;
+//! # let _ = page; Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod bulk;
+mod catalog;
+mod client;
+mod config;
+mod error;
+mod index;
+mod mapping;
+mod query;
+
+pub use bulk::{BulkItemError, BulkReport};
+pub use catalog::OpenSearchCatalog;
+pub use config::{
+    AwsService, Engine, OpenSearchAuth, OpenSearchConfig, OpenSearchConfigBuilder, RefreshPolicy,
+    SpaceType,
+};
+pub use index::OpenSearchIndex;
+pub use mapping::vector_field;
+
+/// The `opensearch` crate this backend is built on, so callers can use
+/// [`OpenSearchIndex::client`] without a separate, possibly different, dependency.
+pub use opensearch;

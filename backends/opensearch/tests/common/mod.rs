@@ -1,0 +1,138 @@
+//! Helpers shared by the integration tests: servers from the environment, configurations, data.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossmodal::{
+    AssetId, AssetRecord, AssetStatus, EmbeddingSpace, MediaFormat, MediaKind, MediaProbe,
+    RecordMeta, RetryPolicy, Segment, VectorRecord,
+};
+use crossmodal_opensearch::{OpenSearchConfig, OpenSearchConfigBuilder};
+
+/// Environment variable naming the osmem-server (`scripts/opensearch-server.sh start`).
+pub const OSMEM_VAR: &str = "CROSSMODAL_OSMEM_URL";
+
+/// Whether this is a CI run (where a missing server is a failure, not a skip).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The osmem-server URL; `None` (after saying why the test is skipped) when it is unset outside
+/// CI; a panic under `CI=true`.
+pub fn osmem_url(test: &str) -> Option<String> {
+    match std::env::var(OSMEM_VAR) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().trim_end_matches('/').to_string()),
+        _ if under_ci() => panic!(
+            "{OSMEM_VAR} is not set but CI=true: the osmem-server tests must run in CI. Start it \
+             with `scripts/opensearch-server.sh install && eval \"$(scripts/opensearch-server.sh start)\"`."
+        ),
+        _ => {
+            eprintln!(
+                "SKIPPED {test}: {OSMEM_VAR} is not set. Run `scripts/opensearch-server.sh install \
+                 && eval \"$(scripts/opensearch-server.sh start)\"` to run the tests against \
+                 osmem-server."
+            );
+            None
+        }
+    }
+}
+
+/// The osmem-server URL, or return from the test (skip) when it is absent outside CI.
+#[macro_export]
+macro_rules! osmem_or_skip {
+    ($test:expr) => {
+        match common::osmem_url($test) {
+            Some(url) => url,
+            None => return,
+        }
+    };
+}
+
+/// An index name no other test (or run) uses.
+pub fn unique_index(hint: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "cm-{hint}-{:x}-{:x}-{n}",
+        std::process::id(),
+        nanos % 0xffff_ffff_ffff
+    )
+}
+
+/// Retries that keep tests fast: 4 attempts, 5 ms doubling to 50 ms, no jitter.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(4)
+        .initial_backoff(Duration::from_millis(5))
+        .max_backoff(Duration::from_millis(50))
+        .jitter(false)
+        .deadline(Some(Duration::from_secs(30)))
+}
+
+/// A configuration builder for `url` with a fresh index name and fast retries.
+pub fn builder(url: &str, hint: &str) -> OpenSearchConfigBuilder {
+    OpenSearchConfig::builder(url)
+        .index(unique_index(hint))
+        .retry(fast_retry())
+        .request_timeout(Duration::from_secs(20))
+}
+
+/// A record of `asset` (by number) in `space` with `vector`.
+pub fn record(asset: u32, space: EmbeddingSpace, seq: u32, vector: Vec<f32>) -> VectorRecord {
+    VectorRecord {
+        asset_id: AssetId::from_content(format!("asset-{asset}").as_bytes()),
+        space,
+        seq,
+        segment: (seq > 0 || space == EmbeddingSpace::Audio)
+            .then(|| Segment::new(f64::from(seq) * 4.0, f64::from(seq) * 4.0 + 4.0).unwrap()),
+        vector,
+        meta: RecordMeta {
+            kind: if space == EmbeddingSpace::Audio {
+                MediaKind::Audio
+            } else {
+                MediaKind::Video
+            },
+            format: if space == EmbeddingSpace::Audio {
+                MediaFormat::Wav
+            } else {
+                MediaFormat::Mp4
+            },
+            tags: vec![format!("t{}", asset % 3)],
+            created_at_ms: 1_700_000_000_000 + i64::from(asset) * 1000,
+        },
+    }
+}
+
+/// A catalog record number `n` of `format` in `status`, created at `created_at_ms`.
+pub fn asset_record(
+    n: u32,
+    format: MediaFormat,
+    status: AssetStatus,
+    created_at_ms: i64,
+) -> AssetRecord {
+    AssetRecord {
+        asset_id: AssetId::from_content(&n.to_le_bytes()),
+        probe: MediaProbe {
+            format,
+            width: Some(640),
+            height: Some(480),
+            duration_sec: (format.kind() != MediaKind::Image).then_some(12.5),
+            has_video: format.kind() == MediaKind::Video,
+            has_audio: format.kind() != MediaKind::Image,
+        },
+        size_bytes: 1234 + u64::from(n),
+        media: None,
+        display_name: Some(format!("file {n}.{}", format.extension())),
+        source_path: None,
+        extension_mismatch: None,
+        tags: vec!["a".into(), format!("t{n}")],
+        status,
+        created_at_ms,
+        updated_at_ms: created_at_ms + 5,
+    }
+}
