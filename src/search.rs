@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::asset::AssetId;
@@ -12,7 +12,7 @@ use crate::catalog::AssetCatalog;
 use crate::embedder::CachedEmbedder;
 use crate::embedding::{EmbeddingProvider, EmbeddingSpace, MediaInput, Segment};
 use crate::error::{Error, ErrorKind, Result};
-use crate::index::{Filter, IndexStats, MAX_K, RecordMeta, VectorIndex, VectorQuery};
+use crate::index::{Filter, MAX_K, RecordMeta, VectorIndex, VectorQuery};
 use crate::media::{MediaFormat, MediaKind, MediaLimits, validate_media};
 use crate::retry::RetryPolicy;
 use crate::routing::{QueryKind, Route, RoutingRules, SearchMode};
@@ -498,13 +498,13 @@ impl CrossModalSearcher {
         let query_kind = resolved.kind();
         let routes = self.rules.routes(query_kind, query.mode)?.to_vec();
         let vectors = self.embed_query(resolved).await?;
-        let stats = self.index.stats().await?;
+        let counts = self.index.space_counts().await?;
         let per_route_k = (query.k * query.oversample).clamp(1, MAX_K);
 
         let mut reports = Vec::with_capacity(routes.len());
         let mut plans = Vec::new();
         for route in routes {
-            match self.plan_route(&route, query, &vectors, &stats) {
+            match self.plan_route(&route, query, &vectors, &counts) {
                 Ok((filter, qvecs)) => {
                     plans.push((reports.len(), route.clone(), filter, qvecs));
                     reports.push(RouteReport {
@@ -626,7 +626,7 @@ impl CrossModalSearcher {
         route: &Route,
         query: &Query,
         vectors: &QueryVectors,
-        stats: &IndexStats,
+        counts: &BTreeMap<EmbeddingSpace, u64>,
     ) -> std::result::Result<(Filter, Vec<Vec<f32>>), RouteOutcome> {
         let mut filter = query
             .filter
@@ -637,7 +637,7 @@ impl CrossModalSearcher {
                 .restrict_kinds(&query.kinds)
                 .ok_or(RouteOutcome::KindsExcluded)?;
         }
-        if stats.vectors_in(route.target_space) == 0 {
+        if counts.get(&route.target_space).copied().unwrap_or(0) == 0 {
             return Err(RouteOutcome::NoVectorsInIndex);
         }
         let qvecs = vectors.for_space(route.query_space, query.segments);

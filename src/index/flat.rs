@@ -9,12 +9,13 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{
-    Hit, IndexCapabilities, IndexSpec, IndexStats, RecordMeta, VectorIndex, VectorQuery,
+    Filter, Hit, IndexCapabilities, IndexSpec, IndexStats, RecordMeta, VectorIndex, VectorQuery,
     VectorRecord, check_query, check_records,
 };
 use crate::asset::AssetId;
 use crate::embedding::{EmbeddingSpace, Segment};
 use crate::error::{Error, Result};
+use crate::media::MediaKind;
 use crate::vector::{cosine_of_unit, normalized};
 
 /// An exact index: every query scans every vector of its space.
@@ -59,19 +60,65 @@ struct SpaceTable {
     /// `rows.len() * dim` normalised components, row-major.
     data: Vec<f32>,
     rows: Vec<Row>,
+    /// Each row's kind as a bit (see [`kind_bit`]), dense so kind filters scan one byte a row.
+    kinds: Vec<u8>,
+    /// Rows per kind, so a filter that cannot exclude any present kind is skipped.
+    kind_counts: [u64; 3],
     by_key: HashMap<(AssetId, u32), usize>,
 }
 
+fn kind_bit(kind: MediaKind) -> u8 {
+    match kind {
+        MediaKind::Image => 1,
+        MediaKind::Video => 2,
+        MediaKind::Audio => 4,
+    }
+}
+
+fn kind_slot(kind: MediaKind) -> usize {
+    kind_bit(kind).trailing_zeros() as usize
+}
+
 impl SpaceTable {
+    fn from_rows(data: Vec<f32>, rows: Vec<Row>) -> Self {
+        let mut t = SpaceTable {
+            data,
+            kinds: rows.iter().map(|r| kind_bit(r.meta.kind)).collect(),
+            by_key: rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ((r.asset_id.clone(), r.seq), i))
+                .collect(),
+            rows,
+            kind_counts: [0; 3],
+        };
+        for r in &t.rows {
+            t.kind_counts[kind_slot(r.meta.kind)] += 1;
+        }
+        t
+    }
+
+    /// Bits of the kinds that have rows.
+    fn present_kinds(&self) -> u8 {
+        MediaKind::ALL
+            .into_iter()
+            .filter(|k| self.kind_counts[kind_slot(*k)] > 0)
+            .fold(0, |m, k| m | kind_bit(k))
+    }
+
     fn upsert(&mut self, dim: usize, row: Row, unit: &[f32]) {
         let key = (row.asset_id.clone(), row.seq);
+        self.kind_counts[kind_slot(row.meta.kind)] += 1;
         match self.by_key.get(&key) {
             Some(&i) => {
+                self.kind_counts[kind_slot(self.rows[i].meta.kind)] -= 1;
                 self.data[i * dim..(i + 1) * dim].copy_from_slice(unit);
+                self.kinds[i] = kind_bit(row.meta.kind);
                 self.rows[i] = row;
             }
             None => {
                 self.by_key.insert(key, self.rows.len());
+                self.kinds.push(kind_bit(row.meta.kind));
                 self.rows.push(row);
                 self.data.extend_from_slice(unit);
             }
@@ -90,6 +137,8 @@ impl SpaceTable {
         for &i in &doomed {
             let last = self.rows.len() - 1;
             let removed = self.rows.swap_remove(i);
+            self.kinds.swap_remove(i);
+            self.kind_counts[kind_slot(removed.meta.kind)] -= 1;
             self.by_key.remove(&(removed.asset_id, removed.seq));
             if i != last {
                 let (head, tail) = self.data.split_at_mut(last * dim);
@@ -172,13 +221,25 @@ impl FlatIndex {
             return Ok(Vec::new());
         };
         let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(query.k + 1);
-        let unfiltered = query.filter.is_empty();
+        let f = &query.filter;
+        // Kinds are checked on a dense byte per row, and not at all when the filter admits every
+        // kind the space holds; other conditions need the row's metadata.
+        let kind_mask = if f.kinds.is_empty() {
+            0b111
+        } else {
+            f.kinds.iter().fold(0, |m, k| m | kind_bit(*k))
+        };
+        let check_kinds = table.present_kinds() & !kind_mask != 0;
+        let check_rest = !Filter {
+            kinds: Vec::new(),
+            ..f.clone()
+        }
+        .is_empty();
         for (i, row_vec) in table.data.chunks_exact(dim).enumerate() {
-            if !unfiltered
-                && !query
-                    .filter
-                    .matches(&table.rows[i].asset_id, &table.rows[i].meta)
-            {
+            if check_kinds && table.kinds[i] & kind_mask == 0 {
+                continue;
+            }
+            if check_rest && !f.matches(&table.rows[i].asset_id, &table.rows[i].meta) {
                 continue;
             }
             let s = cosine_of_unit(&q, row_vec);
@@ -288,12 +349,7 @@ impl FlatIndex {
         let mut spaces = BTreeMap::new();
         for (space, rows) in header.spaces {
             let data: Vec<f32> = floats.by_ref().take(rows.len() * dim).collect();
-            let by_key = rows
-                .iter()
-                .enumerate()
-                .map(|(i, r)| ((r.asset_id.clone(), r.seq), i))
-                .collect();
-            spaces.insert(space, SpaceTable { data, rows, by_key });
+            spaces.insert(space, SpaceTable::from_rows(data, rows));
         }
         Ok(FlatIndex {
             spec,
@@ -340,6 +396,16 @@ impl VectorIndex for FlatIndex {
             Some(path) => self.save(path),
             None => Ok(()),
         }
+    }
+
+    async fn space_counts(&self) -> Result<BTreeMap<EmbeddingSpace, u64>> {
+        Ok(self
+            .spaces
+            .read()
+            .iter()
+            .filter(|(_, t)| !t.rows.is_empty())
+            .map(|(s, t)| (*s, t.rows.len() as u64))
+            .collect())
     }
 
     async fn stats(&self) -> Result<IndexStats> {
@@ -402,6 +468,45 @@ mod tests {
         std::fs::write(&path, b"CMFLAT01garbage").unwrap();
         let err = FlatIndex::load(&path, spec).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+    }
+
+    #[tokio::test]
+    async fn kind_filters_follow_replacements_and_deletes() {
+        let index = FlatIndex::new(conformance::spec());
+        let mut records = conformance::clustered_records(8, 9);
+        records.retain(|r| r.space == EmbeddingSpace::Visual);
+        index.upsert(records.clone()).await.unwrap();
+        let only = |kind| {
+            VectorQuery::new(EmbeddingSpace::Visual, records[0].vector.clone(), 50)
+                .filter(Filter::default().kinds([kind]))
+        };
+        let images = index.search(&only(MediaKind::Image)).await.unwrap().len();
+        // Turn one video vector into an image: the image filter now finds one more.
+        let mut changed = records
+            .iter()
+            .find(|r| r.meta.kind == MediaKind::Video)
+            .unwrap()
+            .clone();
+        changed.meta.kind = MediaKind::Image;
+        index.upsert(vec![changed.clone()]).await.unwrap();
+        assert_eq!(
+            index.search(&only(MediaKind::Image)).await.unwrap().len(),
+            images + 1
+        );
+        // Delete every image: the image filter finds nothing, the video filter still works.
+        for r in index.search(&only(MediaKind::Image)).await.unwrap() {
+            index.delete_asset(&r.asset_id).await.unwrap();
+        }
+        assert!(
+            index
+                .search(&only(MediaKind::Image))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let videos = index.search(&only(MediaKind::Video)).await.unwrap();
+        assert!(!videos.is_empty());
+        assert!(videos.iter().all(|h| h.meta.kind == MediaKind::Video));
     }
 
     #[tokio::test]

@@ -238,6 +238,13 @@ pub trait VectorIndex: Send + Sync {
     /// Counts and sizes.
     async fn stats(&self) -> Result<IndexStats>;
 
+    /// Live vectors per space: what a searcher checks on every query to report routes whose
+    /// space is empty. Indexes that can answer this more cheaply than [`stats`](Self::stats)
+    /// (which may count distinct assets) override it.
+    async fn space_counts(&self) -> Result<BTreeMap<EmbeddingSpace, u64>> {
+        Ok(self.stats().await?.vectors_per_space)
+    }
+
     /// Makes everything written so far durable and visible to searches (a snapshot for a
     /// persisted index, a refresh for a remote one, a no-op for an in-memory one).
     async fn flush(&self) -> Result<()> {

@@ -20,9 +20,11 @@
 //! S3-compatible server under `<s3Uri>/<invocation id>/`, reading S3 media from it too.
 //!
 //! Vectors are deterministic: a SHA-256 stream seeded by the text, or by the media bytes' hash
-//! plus option and segment, with the model's dimension. Faults can be injected: errors for the
-//! next N calls of an operation, failed jobs, slow or never-ending jobs, unknown statuses,
-//! malformed output.
+//! plus option and segment, with the model's dimension. A test can supply its own instead with a
+//! [`VectorSource`] ([`TestServer::set_vector_source`]), e.g. the vectors another provider
+//! computes for the same text and content, so a stack on this server can be compared with a
+//! stack on that provider. Faults can be injected: errors for the next N calls of an operation,
+//! failed jobs, slow or never-ending jobs, unknown statuses, malformed output.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -37,6 +39,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use crossmodal_bedrock::aws_sdk_s3;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -151,6 +154,31 @@ impl Default for JobBehaviour {
     }
 }
 
+/// One media vector a [`VectorSource`] supplies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceVector {
+    /// The Marengo option it belongs to (3.0: `visual`, `audio`, `transcription`; 2.7:
+    /// `visual-image`, `visual-text`, `audio`); ignored for images.
+    pub option: String,
+    /// The clip (`startSec`, `endSec`); `None` for an image, or for a whole-asset vector of
+    /// video or audio (returned only when the request asks for the `asset` scope).
+    pub clip: Option<(f64, f64)>,
+    /// The vector (the model's dimension).
+    pub vector: Vec<f32>,
+}
+
+/// Replaces the server's hash-derived vectors; see [`TestServer::set_vector_source`]. A method
+/// answering `None` leaves that request to the default vectors.
+pub trait VectorSource: Send + Sync {
+    /// The vector of a text query.
+    fn text(&self, version: Version, text: &str) -> Option<Vec<f32>>;
+
+    /// The vectors of media content (`input_type` `image`, `video` or `audio`), however the
+    /// request carried it (inline or in S3). The server renders them as the version's output
+    /// items, keeping only the options the request asked for.
+    fn media(&self, version: Version, input_type: &str, bytes: &[u8]) -> Option<Vec<SourceVector>>;
+}
+
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -194,6 +222,7 @@ pub struct ServerState {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     next_id: AtomicUsize,
+    vector_source: Mutex<Option<Arc<dyn VectorSource>>>,
 }
 
 /// A running server; stopped when dropped.
@@ -225,6 +254,7 @@ impl TestServer {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             next_id: AtomicUsize::new(1),
+            vector_source: Mutex::default(),
         });
         let app = Router::new()
             .route("/model/{model_id}/invoke", post(invoke_model))
@@ -266,6 +296,11 @@ impl TestServer {
     /// How jobs started from now on behave.
     pub fn set_jobs(&self, behaviour: JobBehaviour) {
         *self.state.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// Answers text and media with `source`'s vectors from now on (where it has them).
+    pub fn set_vector_source(&self, source: Arc<dyn VectorSource>) {
+        *self.state.vector_source.lock().unwrap() = Some(source);
     }
 
     /// Calls of `op` received (failed ones included).
@@ -455,6 +490,55 @@ pub fn media_items(version: Version, parsed: &Parsed, bytes: &[u8]) -> Vec<Value
     }
 }
 
+/// The output items of a media request, from a [`VectorSource`]'s vectors: the same shapes as
+/// [`media_items`].
+pub fn source_items(version: Version, parsed: &Parsed, vectors: &[SourceVector]) -> Vec<Value> {
+    if parsed.input_type == "image" {
+        return vectors
+            .iter()
+            .take(1)
+            .map(|v| json!({ "embedding": v.vector }))
+            .collect();
+    }
+    let kind = parsed.input_type.as_str();
+    let asked = |v: &&SourceVector| {
+        // 2.7 audio takes no option and yields `audio` only.
+        parsed.options.contains(&v.option)
+            || (version == Version::V27 && kind == "audio" && v.option == "audio")
+    };
+    let duration = vectors
+        .iter()
+        .filter_map(|v| v.clip.map(|c| c.1))
+        .fold(0.0, f64::max);
+    let mut items = Vec::new();
+    for v in vectors.iter().filter(asked) {
+        let mut item = json!({ "embedding": v.vector });
+        match v.clip {
+            Some((start, end)) => {
+                item["startSec"] = json!(start);
+                item["endSec"] = json!(end);
+                match version {
+                    Version::V27 if kind == "video" => item["embeddingOption"] = json!(v.option),
+                    Version::V27 => {}
+                    Version::V30 => {
+                        item["embeddingOption"] = json!(v.option);
+                        item["embeddingScope"] = json!("clip");
+                    }
+                }
+            }
+            None if parsed.asset_scope => {
+                item["embeddingOption"] = json!(v.option);
+                item["embeddingScope"] = json!("asset");
+                item["startSec"] = json!(0.0);
+                item["endSec"] = json!(duration);
+            }
+            None => continue,
+        }
+        items.push(item);
+    }
+    items
+}
+
 fn render_output(items: Vec<Value>, malformed: Option<Malformed>) -> Vec<u8> {
     let mut items = items;
     match malformed {
@@ -524,6 +608,28 @@ fn timestamp(t: SystemTime) -> String {
 impl ServerState {
     fn count(&self, op: Op) {
         *self.calls.lock().unwrap().entry(op).or_default() += 1;
+    }
+
+    fn vector_source(&self) -> Option<Arc<dyn VectorSource>> {
+        self.vector_source.lock().unwrap().clone()
+    }
+
+    /// The vector of a text: the vector source's, else the default.
+    fn text_vector(&self, version: Version, text: &str) -> Vec<f32> {
+        self.vector_source()
+            .and_then(|s| s.text(version, text))
+            .unwrap_or_else(|| text_vector(version, text))
+    }
+
+    /// The output items of media: from the vector source's vectors, else the default ones.
+    fn media_items(&self, version: Version, parsed: &Parsed, bytes: &[u8]) -> Vec<Value> {
+        match self
+            .vector_source()
+            .and_then(|s| s.media(version, &parsed.input_type, bytes))
+        {
+            Some(vectors) => source_items(version, parsed, &vectors),
+            None => media_items(version, parsed, bytes),
+        }
     }
 
     fn violation(&self, op: Op, what: String) -> Response {
@@ -660,9 +766,12 @@ async fn invoke_model(
         Err(e) => return st.violation(op, format!("Malformed input request: {e}")),
     };
     let vector = match (&parsed.text, &parsed.media) {
-        (Some(t), _) => text_vector(version, t),
+        (Some(t), _) => json!(st.text_vector(version, t)),
         (None, Some(src)) => match st.media_bytes(src).await {
-            Ok(bytes) => media_vector(version, &bytes, "image", 0),
+            Ok(bytes) => match st.media_items(version, &parsed, &bytes).first() {
+                Some(item) => item["embedding"].clone(),
+                None => return aws_error("ModelErrorException", "no embedding for this image"),
+            },
             Err(e) => return aws_error("ValidationException", &e),
         },
         (None, None) => unreachable!("validated"),
@@ -1004,7 +1113,10 @@ async fn finish_job(
     let bytes = st
         .media_bytes(parsed.media.as_ref().expect("media job"))
         .await?;
-    let items = media_items(version, parsed, &bytes);
+    let items = st.media_items(version, parsed, &bytes);
+    if items.is_empty() {
+        return Err("the vector source has no embedding for this media".into());
+    }
     let body = render_output(items, behaviour.malformed);
     let rest = &output_uri["s3://".len()..];
     let (bucket, prefix) = rest.split_once('/').unwrap();

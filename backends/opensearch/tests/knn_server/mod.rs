@@ -212,13 +212,22 @@ impl Drop for KnnServer {
 }
 
 /// The OpenAPI specification directory: `CROSSMODAL_OPENSEARCH_SPEC`, else
-/// `<workspace>/../shared/reference/opensearch-api-specification/spec`.
+/// `<workspace>/../shared/reference/opensearch-api-specification/spec`, the workspace being
+/// found from the package that includes this module (this crate, or the root package whose
+/// full-stack test includes it by path).
 pub fn spec_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("CROSSMODAL_OPENSEARCH_SPEC") {
         return PathBuf::from(dir);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/opensearch-api-specification/spec")
+    let rel = "shared/reference/opensearch-api-specification/spec";
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let default = manifest.join("../../..").join(rel);
+    manifest
+        .ancestors()
+        .skip(1)
+        .map(|dir| dir.join(rel))
+        .find(|dir| dir.is_dir())
+        .unwrap_or(default)
 }
 
 static SPEC: std::sync::OnceLock<Option<Arc<Spec>>> = std::sync::OnceLock::new();
