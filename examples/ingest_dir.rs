@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut files = Vec::new();
     media_files(&args.dir, &mut files)?;
     files.sort();
-    let provider = setup::provider(&[&args.dir])?;
+    let provider = setup::provider(&[&args.dir]).await?;
     let engine = setup::open_engine(&args.data_dir, provider, args.concurrency).await?;
 
     let bar = ProgressBar::new(files.len() as u64);

@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let files = samples::generate(&samples_dir)?;
 
-    let provider = setup::provider(&[&samples_dir])?;
+    let provider = setup::provider(&[&samples_dir]).await?;
     let engine = setup::open_engine(&data_dir, provider, 8).await?;
 
     // Ingest.

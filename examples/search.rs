@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         caption_dirs.push(parent.to_path_buf());
     }
     let dirs: Vec<&std::path::Path> = caption_dirs.iter().map(PathBuf::as_path).collect();
-    let provider = setup::provider(&dirs)?;
+    let provider = setup::provider(&dirs).await?;
     let engine = setup::open_engine(&args.data_dir, provider, 1).await?;
 
     let mut query = match (&args.text, file, &args.asset) {

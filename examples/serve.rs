@@ -64,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut dirs = vec![args.data_dir.join("samples")];
     dirs.extend(args.caption_dirs.iter().cloned());
     let dir_refs: Vec<&std::path::Path> = dirs.iter().map(PathBuf::as_path).collect();
-    let provider = setup::provider(&dir_refs)?;
+    let provider = setup::provider(&dir_refs).await?;
     let engine = setup::open_engine(&args.data_dir, provider, args.concurrency.max(1)).await?;
 
     let counts = engine.counts().await?;

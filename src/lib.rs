@@ -73,6 +73,11 @@ pub mod conformance;
 #[cfg(test)]
 mod test_support;
 
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use asset::{AssetId, now_ms};
 pub use cache::{CacheKey, EmbeddingCache, MemoryEmbeddingCache, SqliteEmbeddingCache};
 pub use catalog::{

@@ -1,21 +1,47 @@
 //! How the examples choose their embedding provider and open the engine.
+//!
+//! - Marengo on Amazon Bedrock when `CROSSMODAL_BEDROCK_BUCKET` is set (credentials come from
+//!   the standard AWS chain; nothing AWS is touched otherwise). Optional:
+//!   `CROSSMODAL_BEDROCK_REGION` (default `AWS_REGION`, then `us-east-1`),
+//!   `CROSSMODAL_BEDROCK_BUCKET_OWNER` (account id), `CROSSMODAL_MARENGO_MODEL` (`3.0` default,
+//!   or `2.7`).
+//! - Otherwise the offline demo embedder, announced in one line.
 
 use super::demo_embedder::CaptionHashEmbedder;
 use crossmodal::{EmbeddingProvider, Engine, IngestConfig, LocalOptions};
+use crossmodal_bedrock::{MarengoConfig, MarengoModel, MarengoProvider};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The provider the examples use: Marengo on Bedrock when configured, otherwise the offline demo
-/// embedder, announced in one line. `caption_dirs` are searched for the demo's sidecar captions.
-pub fn provider(caption_dirs: &[&Path]) -> std::io::Result<Arc<dyn EmbeddingProvider>> {
-    if std::env::var_os("CROSSMODAL_BEDROCK_BUCKET").is_some() {
+/// The provider the examples use; `caption_dirs` are searched for the demo's sidecar captions.
+pub async fn provider(
+    caption_dirs: &[&Path],
+) -> Result<Arc<dyn EmbeddingProvider>, Box<dyn std::error::Error>> {
+    if let Ok(bucket) = std::env::var("CROSSMODAL_BEDROCK_BUCKET") {
+        let region = std::env::var("CROSSMODAL_BEDROCK_REGION")
+            .or_else(|_| std::env::var("AWS_REGION"))
+            .unwrap_or_else(|_| "us-east-1".to_string());
+        let model: MarengoModel = std::env::var("CROSSMODAL_MARENGO_MODEL")
+            .unwrap_or_else(|_| "3.0".to_string())
+            .parse()?;
+        let mut config = MarengoConfig::builder()
+            .model(model)
+            .region(region.clone())
+            .output_s3_uri(format!("s3://{bucket}/crossmodal/marengo-output/"))
+            .staging_s3_uri(format!("s3://{bucket}/crossmodal/staging/"));
+        if let Ok(owner) = std::env::var("CROSSMODAL_BEDROCK_BUCKET_OWNER") {
+            config = config.bucket_owner(owner);
+        }
+        let provider = MarengoProvider::from_env(config.build()?).await?;
         eprintln!(
-            "note: CROSSMODAL_BEDROCK_BUCKET is set, but this build of the examples has no Bedrock backend yet"
+            "embedder: Marengo {} on Amazon Bedrock ({region}), outputs in s3://{bucket}/crossmodal/",
+            model.version()
         );
+        return Ok(Arc::new(provider));
     }
     eprintln!(
-        "embedder: OFFLINE DEMO (no Marengo credentials) - vectors are hashed caption words, not a \
-         multimodal model; matches are lexical, not semantic"
+        "embedder: OFFLINE DEMO (no Marengo credentials: set CROSSMODAL_BEDROCK_BUCKET to use Bedrock) - \
+         vectors are hashed caption words, not a multimodal model; matches are lexical, not semantic"
     );
     let mut demo = CaptionHashEmbedder::new();
     for dir in caption_dirs {
