@@ -17,19 +17,60 @@ use crossmodal::index::{check_query, check_records};
 
 use crate::config::HnswConfig;
 use crate::persist::{self, OpenReport};
-use crate::space::{INSERT_CHUNK, PointRef, Row, SearchTrace, SpaceState, build_space, insert_batch};
+use crate::space::{GraphSearch, INSERT_CHUNK, Plan, Row, SearchTrace, SpaceState, build_space};
 
 type SpaceHandle = Arc<RwLock<SpaceState>>;
+
+/// Per-query overrides of the configured search settings (see [`HnswIndex::search_with`]).
+///
+/// ```
+/// use crossmodal_hnsw::{GraphSearch, SearchOptions};
+/// let options = SearchOptions::default().ef(256).always_walk_graph();
+/// assert_eq!(options.ef, Some(256));
+/// assert_eq!(options.graph_search, None::<GraphSearch>);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct SearchOptions {
+    /// `ef` for this query (raised to `k`); `None`: `HnswConfig::ef_search`.
+    pub ef: Option<usize>,
+    /// Graph search implementation for this query; `None`: `HnswConfig::graph_search`.
+    pub graph_search: Option<GraphSearch>,
+    /// Walk the graph even where the plan would scan exactly (benchmarks, recall checks).
+    pub always_walk_graph: bool,
+}
+
+impl SearchOptions {
+    /// Sets `ef`.
+    pub fn ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
+        self
+    }
+
+    /// Sets the graph search implementation.
+    pub fn graph_search(mut self, search: GraphSearch) -> Self {
+        self.graph_search = Some(search);
+        self
+    }
+
+    /// Walks the graph even where the plan would scan exactly.
+    pub fn always_walk_graph(mut self) -> Self {
+        self.always_walk_graph = true;
+        self
+    }
+}
 
 /// An approximate nearest-neighbour index on [hnsw_rs](https://crates.io/crates/hnsw_rs): one
 /// HNSW graph per [`EmbeddingSpace`], cosine similarity, filters applied inside the graph walk,
 /// deletes as tombstones with automatic compaction, and crash-safe snapshots to a directory.
 ///
 /// Concurrency: searches take a per-space read lock for their duration; writers (upsert,
-/// delete, compaction, flush) are serialised by a writer mutex and insert into the graph
-/// *without* holding the space lock (hnsw_rs locks its nodes itself), taking the write lock only
-/// to publish the new rows. Searches therefore proceed while a batch is being inserted.
-/// The async methods run writes and snapshots on tokio's blocking pool.
+/// delete, compaction, flush) are serialised by a writer mutex, insert into the hnsw_rs graph
+/// holding only a read lock (shared with searches; hnsw_rs locks its nodes itself), and take
+/// the write lock only to publish the new rows, vectors and links (a copy, no graph work).
+/// Searches therefore proceed while a batch is being inserted, and never see half a batch.
+/// Compaction builds the new graph beside the old one and swaps it in. The async methods run
+/// writes and snapshots on tokio's blocking pool; searches run inline (they are short).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -77,7 +118,10 @@ impl std::fmt::Debug for HnswIndex {
         f.debug_struct("HnswIndex")
             .field("spec", &self.inner.spec)
             .field("config", &self.inner.config)
-            .field("spaces", &self.inner.spaces.read().keys().collect::<Vec<_>>())
+            .field(
+                "spaces",
+                &self.inner.spaces.read().keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -166,22 +210,25 @@ impl HnswIndex {
         self.inner.upsert(records)
     }
 
-    /// Searches with the configured `ef_search` (raised to `k`).
+    /// Searches with the configured settings (blocking only on a concurrent commit, briefly).
     pub fn search_sync(&self, query: &VectorQuery) -> Result<Vec<Hit>> {
-        self.inner
-            .search(query, self.inner.config.ef_search, &mut SearchTrace::default())
+        Ok(self.search_with(query, &SearchOptions::default())?.0)
     }
 
     /// Searches with a given `ef` (raised to `k`), e.g. to trade recall for speed per query.
     pub fn search_with_ef(&self, query: &VectorQuery, ef: usize) -> Result<Vec<Hit>> {
-        self.inner.search(query, ef, &mut SearchTrace::default())
+        Ok(self.search_with(query, &SearchOptions::default().ef(ef))?.0)
     }
 
-    /// Like [`search_with_ef`](Self::search_with_ef), also reporting how the search ran
-    /// (graph rounds, final `ef`, exact scan or not).
-    pub fn search_traced(&self, query: &VectorQuery, ef: usize) -> Result<(Vec<Hit>, SearchTrace)> {
+    /// Searches with per-query overrides of the configured settings, also reporting how the
+    /// search ran (exact scan or graph walk, rounds, final `ef`).
+    pub fn search_with(
+        &self,
+        query: &VectorQuery,
+        options: &SearchOptions,
+    ) -> Result<(Vec<Hit>, SearchTrace)> {
         let mut trace = SearchTrace::default();
-        let hits = self.inner.search(query, ef, &mut trace)?;
+        let hits = self.inner.search(query, options, &mut trace)?;
         Ok((hits, trace))
     }
 
@@ -244,26 +291,40 @@ impl Inner {
         self.spaces
             .write()
             .entry(space)
-            .or_insert_with(|| Arc::new(RwLock::new(SpaceState::empty(&self.config))))
+            .or_insert_with(|| {
+                Arc::new(RwLock::new(SpaceState::empty(
+                    &self.config,
+                    self.spec.dimension,
+                )))
+            })
             .clone()
     }
 
-    fn search(&self, query: &VectorQuery, ef: usize, trace: &mut SearchTrace) -> Result<Vec<Hit>> {
+    fn search(
+        &self,
+        query: &VectorQuery,
+        options: &SearchOptions,
+        trace: &mut SearchTrace,
+    ) -> Result<Vec<Hit>> {
         check_query(&self.spec, query)?;
         let Some(handle) = self.handle(query.space) else {
             return Ok(Vec::new());
         };
         let q = normalized(&query.vector);
+        let mut plan = Plan::of(&self.config);
+        if let Some(search) = options.graph_search {
+            plan.graph_search = search;
+        }
+        if options.always_walk_graph {
+            plan.exact_scan_bytes = 0;
+            plan.exact_filter_selectivity = 0.0;
+        }
+        let ef = options
+            .ef
+            .unwrap_or(self.config.ef_search)
+            .clamp(1, crate::config::MAX_EF);
         let state = handle.read();
-        state.search(
-            query.space,
-            &q,
-            query.k,
-            ef.clamp(1, crate::config::MAX_EF),
-            &query.filter,
-            self.config.exact_filter_selectivity,
-            trace,
-        )
+        state.search(query.space, &q, query.k, ef, &query.filter, &plan, trace)
     }
 
     fn upsert(&self, records: Vec<VectorRecord>) -> Result<()> {
@@ -289,14 +350,10 @@ impl Inner {
             let mut records = records.into_iter().peekable();
             while records.peek().is_some() {
                 let chunk: Vec<VectorRecord> = records.by_ref().take(INSERT_CHUNK).collect();
-                let (graph, first_id) = {
-                    let s = handle.read();
-                    (Arc::clone(&s.graph), s.rows.len())
-                };
                 let mut rows = Vec::with_capacity(chunk.len());
-                let mut batch = Vec::with_capacity(chunk.len());
-                for (i, r) in chunk.into_iter().enumerate() {
-                    batch.push((normalized(&r.vector), first_id + i));
+                let mut vectors = Vec::with_capacity(chunk.len());
+                for r in chunk {
+                    vectors.push(normalized(&r.vector));
                     rows.push(Row {
                         asset_id: r.asset_id,
                         seq: r.seq,
@@ -304,22 +361,21 @@ impl Inner {
                         meta: r.meta,
                     });
                 }
-                // The graph insert runs without the space lock: searches continue meanwhile and
-                // ignore the new ids until `commit` publishes them.
-                let points = match insert_batch(&graph, &batch) {
-                    Ok(points) => points,
+                // The graph insert runs under a read lock (searches continue; nothing else
+                // writes, the writer lock is held) and the new ids stay invisible until
+                // `commit` publishes them under the write lock.
+                let inserted = handle.read().insert(vectors);
+                match inserted {
+                    Ok(pending) => handle.write().commit(rows, pending),
                     Err(e) => {
                         // The graph may hold nodes no row describes: rebuild it from the live
                         // rows so ids stay unique, then report the failure.
-                        drop(graph);
                         if let Err(again) = self.compact_space(&handle) {
                             tracing::error!(error = %again, "hnsw space rebuild after a failed insert failed");
                         }
                         return Err(e);
                     }
-                };
-                drop(batch);
-                handle.write().commit(rows, points);
+                }
             }
             self.maybe_compact(&handle)?;
         }
@@ -360,18 +416,22 @@ impl Inner {
     /// Rebuilds a space's graph from its live rows. Writer lock held; searches continue on the
     /// old graph until the swap.
     fn compact_space(&self, handle: &SpaceHandle) -> Result<()> {
-        let (rows, points): (Vec<Row>, Vec<PointRef>) = {
+        let fresh = {
             let s = handle.read();
-            s.rows
-                .iter()
-                .zip(&s.points)
-                .filter_map(|(r, p)| r.as_ref().map(|r| (r.clone(), Arc::clone(p))))
-                .unzip()
+            let live: Vec<usize> = (0..s.rows.len())
+                .filter(|id| s.rows[*id].is_some())
+                .collect();
+            let rows: Vec<Row> = live.iter().filter_map(|id| s.rows[*id].clone()).collect();
+            build_space(&self.config, self.spec.dimension, rows, |i| {
+                s.vectors.get(live[i])
+            })?
         };
-        let tombstones = handle.read().tombstones();
-        let fresh = build_space(&self.config, rows, |i| points[i].get_v())?;
         let old = std::mem::replace(&mut *handle.write(), fresh);
-        tracing::debug!(tombstones, live = old.live, "hnsw space compacted");
+        tracing::debug!(
+            tombstones = old.tombstones(),
+            live = old.live,
+            "hnsw space compacted"
+        );
         // The old graph is freed here, outside the space lock.
         drop(old);
         Ok(())

@@ -7,9 +7,12 @@
 //! - One graph per [`EmbeddingSpace`](crossmodal::EmbeddingSpace); vectors are normalised at
 //!   insert and compared with [`UnitCosine`] (`1 - a·b` with a SIMD inner product, clamped so it
 //!   never panics).
-//! - Filters (kind, format, asset ids, tags, time range) run *inside* the graph walk through
-//!   hnsw_rs's `FilterT`; results are re-checked, `ef` is widened until `k` valid hits are found,
-//!   and very selective filters are answered by an exact scan of the matching vectors.
+//! - hnsw_rs builds and persists the graphs; queries walk a compact copy of the links (3-4x
+//!   faster than hnsw_rs's own search at equal recall), or hnsw_rs's `search_filter` with a
+//!   `FilterT` if [`GraphSearch::HnswRs`] is chosen.
+//! - Filters (kind, format, asset ids, tags, time range) and tombstones are checked *inside* the
+//!   graph walk; a walk that finds fewer than `k` matches is completed by an exact scan, and
+//!   small or selective candidate sets are scanned exactly in the first place.
 //! - Deletes and replacements leave tombstones that the search skips; a space's graph is rebuilt
 //!   from its live vectors when tombstones pass [`HnswConfig::compaction_ratio`].
 //! - [`VectorIndex::flush`](crossmodal::VectorIndex::flush) writes an atomic snapshot (fresh
@@ -23,11 +26,12 @@
 mod config;
 mod distance;
 mod index;
+mod links;
 mod persist;
 mod space;
 
 pub use config::{HnswConfig, MAX_EF, MAX_M};
 pub use distance::UnitCosine;
-pub use index::{HnswIndex, current_snapshot_dir};
+pub use index::{HnswIndex, SearchOptions, current_snapshot_dir};
 pub use persist::{MANIFEST, OpenReport};
-pub use space::SearchTrace;
+pub use space::{GraphSearch, SearchTrace};

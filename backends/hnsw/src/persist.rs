@@ -139,14 +139,20 @@ fn corrupt(path: &Path, why: impl std::fmt::Display) -> Error {
 }
 
 /// Writes `bytes` to a new file, fsyncs it, and returns its manifest entry.
-fn write_file(dir: &Path, name: &str, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<FileEntry> {
+fn write_file(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<FileEntry> {
     let path = dir.join(name);
     let file = File::create(&path).map_err(io_err(&path))?;
     let mut w = Checked::new(BufWriter::with_capacity(1 << 20, file));
     let result = write(&mut w).and_then(|()| w.flush());
     result.map_err(io_err(&path))?;
     let Checked { inner, crc, bytes } = w;
-    let file = inner.into_inner().map_err(|e| io_err(&path)(e.into_error()))?;
+    let file = inner
+        .into_inner()
+        .map_err(|e| io_err(&path)(e.into_error()))?;
     file.sync_all().map_err(io_err(&path))?;
     Ok(FileEntry {
         name: name.to_string(),
@@ -206,8 +212,8 @@ pub(crate) fn write_snapshot(
         fs::remove_dir_all(&snap).map_err(io_err(&snap))?;
     }
     fs::create_dir(&snap).map_err(io_err(&snap))?;
-    let result = fill_snapshot(&snap, spec, generation, &name, spaces, persist_graph)
-        .and_then(|manifest| {
+    let result =
+        fill_snapshot(&snap, spec, generation, &name, spaces, persist_graph).and_then(|manifest| {
             let bytes = serde_json::to_vec_pretty(&manifest)?;
             write_atomic(&dir.join(MANIFEST), &bytes)
         });
@@ -233,10 +239,10 @@ fn fill_snapshot(
     files.push(write_file(snap, VECTORS, |w| {
         let mut buf = Vec::with_capacity(spec.dimension * 4);
         for (_, state) in spaces {
-            for (row, point) in state.rows.iter().zip(&state.points) {
+            for (id, row) in state.rows.iter().enumerate() {
                 if row.is_some() {
                     buf.clear();
-                    for x in point.get_v() {
+                    for x in state.vectors.get(id) {
                         buf.extend_from_slice(&x.to_le_bytes());
                     }
                     w.write_all(&buf)?;
@@ -251,8 +257,9 @@ fn fill_snapshot(
         if persist_graph && state.graph.get_nb_point() > 0 {
             // A fresh directory, so hnsw_rs keeps the basename (no random suffix); the name it
             // returns is recorded anyway. Empty graphs are never dumped (hnsw_rs issue 15).
-            let basename = guarded("graph dump", || state.graph.file_dump(snap, space.as_str()))?
-                .map_err(|e| Error::backend(format!("hnsw_rs graph dump failed: {e}")))?;
+            let basename =
+                guarded("graph dump", || state.graph.file_dump(snap, space.as_str()))?
+                    .map_err(|e| Error::backend(format!("hnsw_rs graph dump failed: {e}")))?;
             for suffix in ["hnsw.graph", "hnsw.data"] {
                 let fname = format!("{basename}.{suffix}");
                 let path = snap.join(&fname);
@@ -356,8 +363,11 @@ pub(crate) fn load(dir: &Path, spec: &IndexSpec, config: &HnswConfig) -> Result<
             format!("unknown format {:?} (expected {FORMAT:?})", manifest.format),
         ));
     }
-    spec.check_same(&IndexSpec::new(manifest.model_id.clone(), manifest.dimension))
-        .map_err(|e| e.with_context("path", manifest_path.display()))?;
+    spec.check_same(&IndexSpec::new(
+        manifest.model_id.clone(),
+        manifest.dimension,
+    ))
+    .map_err(|e| e.with_context("path", manifest_path.display()))?;
     if !valid_snapshot_name(&manifest.snapshot) {
         return Err(corrupt(
             &manifest_path,
@@ -367,33 +377,24 @@ pub(crate) fn load(dir: &Path, spec: &IndexSpec, config: &HnswConfig) -> Result<
     let snap = dir.join(&manifest.snapshot);
     for entry in &manifest.files {
         if !valid_file_name(&entry.name) {
-            return Err(corrupt(&manifest_path, format!("bad file name {:?}", entry.name)));
-        }
-        let path = snap.join(&entry.name);
-        let (bytes, crc32) = match checksum_file(&path, false) {
-            Ok(x) => x,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(corrupt(&path, "missing"));
-            }
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        if bytes != entry.bytes {
             return Err(corrupt(
-                &path,
-                format!("{bytes} bytes, the manifest says {}", entry.bytes),
+                &manifest_path,
+                format!("bad file name {:?}", entry.name),
             ));
-        }
-        if crc32 != entry.crc32 {
-            return Err(corrupt(&path, "checksum mismatch"));
         }
     }
     for required in [ROWS, VECTORS] {
-        if !manifest.files.iter().any(|f| f.name == required) {
-            return Err(corrupt(
-                &manifest_path,
-                format!("the manifest does not list {required}"),
-            ));
-        }
+        let entry = manifest
+            .files
+            .iter()
+            .find(|f| f.name == required)
+            .ok_or_else(|| {
+                corrupt(
+                    &manifest_path,
+                    format!("the manifest does not list {required}"),
+                )
+            })?;
+        verify_file(&snap, entry)?;
     }
 
     let rows_path = snap.join(ROWS);
@@ -437,7 +438,10 @@ pub(crate) fn load(dir: &Path, spec: &IndexSpec, config: &HnswConfig) -> Result<
     let mut offset = 0usize;
     for sf in rows_file.spaces {
         if spaces.iter().any(|(s, _)| *s == sf.space) {
-            return Err(corrupt(&rows_path, format!("space {} listed twice", sf.space)));
+            return Err(corrupt(
+                &rows_path,
+                format!("space {} listed twice", sf.space),
+            ));
         }
         check_rows(&sf, &rows_path)?;
         let n = sf.rows.len();
@@ -445,7 +449,11 @@ pub(crate) fn load(dir: &Path, spec: &IndexSpec, config: &HnswConfig) -> Result<
         offset += n;
         let mut state = None;
         if let Some(basename) = &sf.graph {
-            match load_graph(&snap, basename, &sf, space_vectors, dim) {
+            // Graph files are derived data: if they are damaged the graph is rebuilt from the
+            // (verified) vectors instead of refusing to open.
+            let loaded = verify_graph_files(&snap, basename, &manifest.files)
+                .and_then(|()| load_graph(&snap, basename, &sf, space_vectors, dim, config));
+            match loaded {
                 Ok(s) => {
                     report.graphs_loaded.push(sf.space);
                     state = Some(s);
@@ -463,7 +471,9 @@ pub(crate) fn load(dir: &Path, spec: &IndexSpec, config: &HnswConfig) -> Result<
                     report.graphs_rebuilt.push(sf.space);
                 }
                 let rows: Vec<Row> = sf.rows.into_iter().map(|(_, r)| r).collect();
-                build_space(config, rows, |i| &space_vectors[i * dim..(i + 1) * dim])?
+                build_space(config, dim, rows, |i| {
+                    &space_vectors[i * dim..(i + 1) * dim]
+                })?
             }
         };
         spaces.push((sf.space, state));
@@ -473,18 +483,59 @@ pub(crate) fn load(dir: &Path, spec: &IndexSpec, config: &HnswConfig) -> Result<
     Ok(Loaded { spaces, report })
 }
 
+/// Checks a snapshot file's presence, size and CRC-32 against its manifest entry.
+fn verify_file(snap: &Path, entry: &FileEntry) -> Result<()> {
+    let path = snap.join(&entry.name);
+    let (bytes, crc32) = match checksum_file(&path, false) {
+        Ok(x) => x,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(corrupt(&path, "missing"));
+        }
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    if bytes != entry.bytes {
+        return Err(corrupt(
+            &path,
+            format!("{bytes} bytes, the manifest says {}", entry.bytes),
+        ));
+    }
+    if crc32 != entry.crc32 {
+        return Err(corrupt(&path, "checksum mismatch"));
+    }
+    Ok(())
+}
+
+/// Verifies both files of a graph dump (they must be listed in the manifest).
+fn verify_graph_files(snap: &Path, basename: &str, files: &[FileEntry]) -> Result<()> {
+    for suffix in ["hnsw.graph", "hnsw.data"] {
+        let name = format!("{basename}.{suffix}");
+        let entry = files
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| Error::corrupt(format!("the manifest does not list {name}")))?;
+        verify_file(snap, entry)?;
+    }
+    Ok(())
+}
+
 /// Ids increasing and below `graph_ids`; keys unique.
 fn check_rows(sf: &SpaceFile, path: &Path) -> Result<()> {
     let mut last: Option<usize> = None;
     let mut keys = std::collections::HashSet::with_capacity(sf.rows.len());
     for (id, row) in &sf.rows {
         if last.is_some_and(|l| *id <= l) || *id >= sf.graph_ids {
-            return Err(corrupt(path, format!("bad graph id {id} in space {}", sf.space)));
+            return Err(corrupt(
+                path,
+                format!("bad graph id {id} in space {}", sf.space),
+            ));
         }
         if !keys.insert((&row.asset_id, row.seq)) {
             return Err(corrupt(
                 path,
-                format!("record {}:{} listed twice in space {}", row.asset_id, row.seq, sf.space),
+                format!(
+                    "record {}:{} listed twice in space {}",
+                    row.asset_id, row.seq, sf.space
+                ),
             ));
         }
         last = Some(*id);
@@ -499,6 +550,7 @@ fn load_graph(
     sf: &SpaceFile,
     vectors: &[f32],
     dim: usize,
+    config: &HnswConfig,
 ) -> Result<SpaceState> {
     if !valid_file_name(basename) {
         return Err(Error::corrupt(format!("bad graph basename {basename:?}")));
@@ -523,7 +575,11 @@ fn load_graph(
         }
         match points.get_mut(id) {
             Some(slot @ None) => *slot = Some(p),
-            _ => return Err(Error::corrupt(format!("graph id {id} out of range or repeated"))),
+            _ => {
+                return Err(Error::corrupt(format!(
+                    "graph id {id} out of range or repeated"
+                )));
+            }
         }
     }
     let points: Vec<PointRef> = points
@@ -531,22 +587,16 @@ fn load_graph(
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| Error::corrupt("graph misses nodes"))?;
     let mut rows: Vec<Option<Row>> = vec![None; sf.graph_ids];
-    let mut by_key = std::collections::BTreeMap::new();
     for (i, (id, row)) in sf.rows.iter().enumerate() {
         if points[*id].get_v() != &vectors[i * dim..(i + 1) * dim] {
             return Err(Error::corrupt(format!(
                 "graph vector of id {id} differs from vectors.f32"
             )));
         }
-        by_key.insert((row.asset_id.clone(), row.seq), *id);
         rows[*id] = Some(row.clone());
     }
-    Ok(SpaceState {
-        graph: std::sync::Arc::new(graph),
-        live: sf.rows.len(),
-        rows,
-        points,
-        by_key,
+    guarded("graph load", || {
+        SpaceState::loaded(config, dim, graph, points, rows)
     })
 }
 
@@ -558,7 +608,10 @@ pub fn current_snapshot(dir: &Path) -> Result<Option<PathBuf>> {
             let m: Manifest = serde_json::from_slice(&bytes)
                 .map_err(|e| corrupt(&path, "not a valid manifest").with_source(e))?;
             if !valid_snapshot_name(&m.snapshot) {
-                return Err(corrupt(&path, format!("bad snapshot name {:?}", m.snapshot)));
+                return Err(corrupt(
+                    &path,
+                    format!("bad snapshot name {:?}", m.snapshot),
+                ));
             }
             Ok(Some(dir.join(m.snapshot)))
         }

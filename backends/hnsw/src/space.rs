@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use hnsw_rs::hnsw::{Hnsw, Neighbour, Point};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crossmodal::vector::cosine_of_unit;
@@ -13,12 +14,14 @@ use crossmodal::{AssetId, EmbeddingSpace, Error, Filter, Hit, RecordMeta, Result
 
 use crate::config::HnswConfig;
 use crate::distance::UnitCosine;
+use crate::links::{Links, NodeLinks, Visited};
 
 /// hnsw_rs's own bound on layers (`NB_LAYER_MAX`).
 pub(crate) const MAX_LAYERS: usize = 16;
 
-/// Rows sampled to estimate a filter's selectivity.
-const SELECTIVITY_SAMPLE: usize = 512;
+/// Rows sampled to estimate a filter's selectivity, in runs of `SAMPLE_RUN` consecutive rows.
+const SELECTIVITY_SAMPLE: usize = 256;
+const SAMPLE_RUN: usize = 8;
 
 /// The graph type: unit f32 vectors, cosine distance, owning its data (no mmap).
 pub(crate) type Graph = Hnsw<'static, f32, UnitCosine>;
@@ -51,7 +54,8 @@ pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
 pub(crate) fn new_graph(config: &HnswConfig, expected: usize) -> Graph {
     Hnsw::new(
         config.m,
-        expected.max(config.max_elements).max(1),
+        // A capacity hint only: capped so a large hint cannot trigger a huge allocation.
+        expected.max(config.max_elements).clamp(1, 1 << 24),
         MAX_LAYERS,
         config.ef_construction,
         UnitCosine,
@@ -115,37 +119,32 @@ pub(crate) const INSERT_CHUNK: usize = 8192;
 /// ids `0..rows.len()`.
 pub(crate) fn build_space<'v>(
     config: &HnswConfig,
+    dim: usize,
     rows: Vec<Row>,
     vector_of: impl Fn(usize) -> &'v [f32],
 ) -> Result<SpaceState> {
-    let graph = new_graph(config, rows.len());
-    let mut points = Vec::with_capacity(rows.len());
-    let mut start = 0;
-    while start < rows.len() {
-        let end = (start + INSERT_CHUNK).min(rows.len());
-        let batch: Vec<(Vec<f32>, usize)> =
-            (start..end).map(|i| (vector_of(i).to_vec(), i)).collect();
-        points.extend(insert_batch(&graph, &batch)?);
-        start = end;
+    let mut state = SpaceState::with_graph(config, dim, new_graph(config, rows.len()));
+    let mut rows = rows.into_iter().enumerate().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<(usize, Row)> = rows.by_ref().take(INSERT_CHUNK).collect();
+        let batch: Vec<Vec<f32>> = chunk.iter().map(|(i, _)| vector_of(*i).to_vec()).collect();
+        let pending = state.insert(batch)?;
+        state.commit(chunk.into_iter().map(|(_, r)| r).collect(), pending);
     }
-    let by_key = rows
-        .iter()
-        .enumerate()
-        .map(|(id, r)| ((r.asset_id.clone(), r.seq), id))
-        .collect();
-    let live = rows.len();
-    Ok(SpaceState {
-        graph: Arc::new(graph),
-        rows: rows.into_iter().map(Some).collect(),
-        points,
-        by_key,
-        live,
-    })
+    Ok(state)
+}
+
+/// SplitMix64: a well-mixed hash of `x` (sampling positions for selectivity estimates).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A scored graph id for top-k selection, ordered so the heap's top is the worst kept.
 #[derive(Debug, Clone, Copy)]
-struct Scored(f32, usize);
+pub(crate) struct Scored(pub f32, pub usize);
 
 impl PartialEq for Scored {
     fn eq(&self, other: &Self) -> bool {
@@ -168,37 +167,144 @@ impl Ord for Scored {
 /// How a search was answered (for tests and benches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SearchTrace {
-    /// Graph searches run (more than one when `ef` was widened).
+    /// Graph searches run (more than one when `ef` was widened on the hnsw_rs path).
     pub graph_rounds: u32,
     /// The `ef` of the last graph search (0 if none ran).
     pub final_ef: usize,
-    /// Whether an exact scan of the matching vectors produced the hits.
+    /// Whether an exact scan produced the hits (planned, or completing a short graph walk).
     pub exact: bool,
 }
 
-/// One space: a graph plus, per graph id, its row (`None` once deleted or replaced: a
-/// tombstone) and its node.
+/// How a space is searched. See [`HnswConfig::graph_search`](crate::HnswConfig::graph_search).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphSearch {
+    /// Walk this crate's compact copy of the graph's links (fast; the default).
+    #[default]
+    Links,
+    /// Call hnsw_rs's `search_filter` with the filter as its `FilterT` (slower; kept as a
+    /// reference and for comparison).
+    HnswRs,
+}
+
+/// Unit vectors by graph id, in fixed-size blocks (appending never moves existing vectors, so
+/// growing the store never copies the whole index while searches wait).
+#[derive(Debug, Default)]
+pub(crate) struct VectorStore {
+    dim: usize,
+    blocks: Vec<Vec<f32>>,
+    len: usize,
+}
+
+const BLOCK: usize = 1024;
+
+impl VectorStore {
+    pub fn new(dim: usize) -> Self {
+        VectorStore {
+            dim: dim.max(1),
+            blocks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    pub fn push(&mut self, v: &[f32]) {
+        if self.len.is_multiple_of(BLOCK) {
+            self.blocks.push(Vec::with_capacity(BLOCK * self.dim));
+        }
+        if let Some(block) = self.blocks.last_mut() {
+            block.extend_from_slice(&v[..self.dim.min(v.len())]);
+            block.resize(block.len() + self.dim.saturating_sub(v.len()), 0.0);
+        }
+        self.len += 1;
+    }
+
+    #[inline]
+    pub fn get(&self, id: usize) -> &[f32] {
+        let (b, i) = (id / BLOCK, id % BLOCK);
+        self.blocks
+            .get(b)
+            .and_then(|block| block.get(i * self.dim..(i + 1) * self.dim))
+            .unwrap_or(&[])
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.blocks.iter().map(|b| b.capacity() * 4).sum()
+    }
+}
+
+/// What a graph insert produced, to be published by [`SpaceState::commit`].
+pub(crate) struct Pending {
+    points: Vec<PointRef>,
+    vectors: Vec<Vec<f32>>,
+    links: Vec<NodeLinks>,
+    full: bool,
+}
+
+/// One space: an hnsw_rs graph, a compact copy of its links, the vectors, and per graph id its
+/// row (`None` once deleted or replaced: a tombstone).
 pub(crate) struct SpaceState {
     pub graph: Arc<Graph>,
     /// Indexed by graph id.
     pub rows: Vec<Option<Row>>,
-    /// Indexed by graph id, same length as `rows`.
+    /// hnsw_rs nodes by graph id (to read their links after inserts).
     pub points: Vec<PointRef>,
+    /// Unit vectors by graph id (tombstones included: the walk still passes through them).
+    pub vectors: VectorStore,
+    links: Links,
     /// Live rows by (asset, seq).
     pub by_key: BTreeMap<(AssetId, u32), usize>,
     /// Number of `Some` rows.
     pub live: usize,
+    /// Nodes inserted since the links were last copied in full.
+    stale: usize,
+    visited: Mutex<Vec<Visited>>,
 }
 
 impl SpaceState {
-    pub fn empty(config: &HnswConfig) -> Self {
+    pub fn empty(config: &HnswConfig, dim: usize) -> Self {
+        SpaceState::with_graph(config, dim, new_graph(config, 0))
+    }
+
+    fn with_graph(_config: &HnswConfig, dim: usize, graph: Graph) -> Self {
+        let m = usize::from(graph.get_max_nb_connection()).max(1);
         SpaceState {
-            graph: Arc::new(new_graph(config, 0)),
+            graph: Arc::new(graph),
             rows: Vec::new(),
             points: Vec::new(),
+            vectors: VectorStore::new(dim),
+            links: Links::new(m),
             by_key: BTreeMap::new(),
             live: 0,
+            stale: 0,
+            visited: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A space around a loaded graph whose nodes are `points` (by id, all of them), with
+    /// `rows` (by id, `None` for tombstones).
+    pub fn loaded(
+        config: &HnswConfig,
+        dim: usize,
+        graph: Graph,
+        points: Vec<PointRef>,
+        rows: Vec<Option<Row>>,
+    ) -> Self {
+        let mut state = SpaceState::with_graph(config, dim, graph);
+        for p in &points {
+            state.vectors.push(p.get_v());
+        }
+        state.links.grow(points.len());
+        for p in &points {
+            state.links.set(NodeLinks::read(p));
+        }
+        state.by_key = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(id, r)| r.as_ref().map(|r| ((r.asset_id.clone(), r.seq), id)))
+            .collect();
+        state.live = state.by_key.len();
+        state.rows = rows;
+        state.points = points;
+        state
     }
 
     /// Graph ids whose rows are deleted or replaced but still in the graph.
@@ -235,10 +341,76 @@ impl SpaceState {
         }
     }
 
-    /// Appends freshly inserted nodes and their rows (ids continue `rows`), tombstoning the rows
+    /// Inserts unit vectors into the graph under the next graph ids and reads back the links
+    /// that changed. Needs only `&self`: the caller holds the index's writer lock (so nothing
+    /// else changes this space) and a read lock (so searches continue); the new ids stay
+    /// invisible to searches until [`commit`](Self::commit).
+    pub fn insert(&self, vectors: Vec<Vec<f32>>) -> Result<Pending> {
+        let first = self.rows.len();
+        let after = first + vectors.len();
+        if after > u32::MAX as usize {
+            return Err(Error::invalid_input(format!(
+                "a space holds at most {} vectors (tombstones included)",
+                u32::MAX
+            )));
+        }
+        let batch: Vec<(Vec<f32>, usize)> = vectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (v, first + i))
+            .collect();
+        let points = insert_batch(&self.graph, &batch)?;
+        // Copy the links of every node when the batch is large relative to the graph (or often
+        // enough to catch lists changed by reverse updates that the incremental copy misses);
+        // otherwise those of the new nodes and of their neighbours, which their insertion
+        // changed.
+        let full = first == 0 || (self.stale + batch.len()) * 10 >= after;
+        let links = guarded("link copy", || {
+            if full {
+                let layers = self.graph.get_max_level().min(MAX_LAYERS);
+                let indexation = self.graph.get_point_indexation();
+                (0..layers)
+                    .flat_map(|l| indexation.get_layer_iterator(l))
+                    .map(|p| NodeLinks::read(&p))
+                    .collect::<Vec<_>>()
+            } else {
+                let new: Vec<NodeLinks> = points.iter().map(NodeLinks::read).collect();
+                let mut touched: Vec<u32> = new
+                    .iter()
+                    .flat_map(|n| n.layers.iter().flatten().copied())
+                    .filter(|id| (*id as usize) < first)
+                    .collect();
+                touched.sort_unstable();
+                touched.dedup();
+                let mut all = new;
+                all.extend(
+                    touched
+                        .into_iter()
+                        .filter_map(|id| self.points.get(id as usize))
+                        .map(NodeLinks::read),
+                );
+                all
+            }
+        })?;
+        Ok(Pending {
+            points,
+            vectors: batch.into_iter().map(|(v, _)| v).collect(),
+            links,
+            full,
+        })
+    }
+
+    /// Publishes inserted nodes with their rows (one per node, in order), tombstoning the rows
     /// they replace.
-    pub fn commit(&mut self, rows: Vec<Row>, points: Vec<PointRef>) {
-        for (row, point) in rows.into_iter().zip(points) {
+    pub fn commit(&mut self, rows: Vec<Row>, pending: Pending) {
+        let Pending {
+            points,
+            vectors,
+            links,
+            full,
+        } = pending;
+        let added = points.len();
+        for ((row, point), vector) in rows.into_iter().zip(points).zip(vectors) {
             let id = self.rows.len();
             let key = (row.asset_id.clone(), row.seq);
             if let Some(old) = self.by_key.get(&key).copied() {
@@ -247,7 +419,18 @@ impl SpaceState {
             self.by_key.insert(key, id);
             self.rows.push(Some(row));
             self.points.push(point);
+            self.vectors.push(&vector);
             self.live += 1;
+        }
+        if full {
+            self.links = Links::new(usize::from(self.graph.get_max_nb_connection()).max(1));
+            self.stale = 0;
+        } else {
+            self.stale += added;
+        }
+        self.links.grow(self.rows.len());
+        for node in links {
+            self.links.set(node);
         }
     }
 
@@ -263,14 +446,27 @@ impl SpaceState {
         })
     }
 
-    /// Estimated share of live rows matching `filter` (exact for small spaces).
+    /// Estimated share of live rows matching `filter`: exact for small spaces, else from rows
+    /// picked from a fixed hash sequence (a stride would alias with periodic metadata).
     fn estimate_selectivity(&self, filter: &Filter) -> f64 {
-        let step = (self.rows.len() / SELECTIVITY_SAMPLE).max(1);
+        let n = self.rows.len();
         let (mut seen, mut matching) = (0usize, 0usize);
-        for row in self.rows.iter().step_by(step).flatten() {
+        let mut count = |row: &Row| {
             seen += 1;
             if filter.matches(&row.asset_id, &row.meta) {
                 matching += 1;
+            }
+        };
+        if n <= SELECTIVITY_SAMPLE {
+            self.rows.iter().flatten().for_each(&mut count);
+        } else {
+            // Short runs from hashed starting points: nearly as unbiased as single random rows,
+            // at a fraction of the cache misses.
+            for i in 0..(SELECTIVITY_SAMPLE / SAMPLE_RUN) as u64 {
+                let start = (splitmix64(i) % (n - SAMPLE_RUN) as u64) as usize;
+                for row in self.rows[start..start + SAMPLE_RUN].iter().flatten() {
+                    count(row);
+                }
             }
         }
         if seen == 0 {
@@ -278,6 +474,34 @@ impl SpaceState {
         } else {
             matching as f64 / seen as f64
         }
+    }
+
+    /// Exact top-k over all live rows matching `filter`: one sequential pass over the vector
+    /// blocks and the rows (the same work as `FlatIndex`).
+    fn exact_top_k_all(&self, q: &[f32], k: usize, filter: &Filter) -> Vec<Scored> {
+        let unfiltered = filter.is_empty();
+        let dim = q.len().max(1);
+        let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
+        for (b, block) in self.vectors.blocks.iter().enumerate() {
+            let base = b * BLOCK;
+            let rows = self.rows.get(base..).unwrap_or(&[]);
+            for ((v, row), id) in block.chunks_exact(dim).zip(rows).zip(base..) {
+                let Some(row) = row else {
+                    continue;
+                };
+                if !unfiltered && !filter.matches(&row.asset_id, &row.meta) {
+                    continue;
+                }
+                let s = Scored(cosine_of_unit(q, v), id);
+                if heap.len() < k {
+                    heap.push(s);
+                } else if heap.peek().is_some_and(|worst| s < *worst) {
+                    heap.pop();
+                    heap.push(s);
+                }
+            }
+        }
+        heap.into_sorted_vec()
     }
 
     /// Exact top-k over the live rows among `ids` that match `filter`.
@@ -288,15 +512,16 @@ impl SpaceState {
         filter: &Filter,
         ids: impl Iterator<Item = usize>,
     ) -> Vec<Scored> {
+        let unfiltered = filter.is_empty();
         let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
         for id in ids {
-            let (Some(Some(row)), Some(point)) = (self.rows.get(id), self.points.get(id)) else {
+            let Some(Some(row)) = self.rows.get(id) else {
                 continue;
             };
-            if !filter.matches(&row.asset_id, &row.meta) {
+            if !unfiltered && !filter.matches(&row.asset_id, &row.meta) {
                 continue;
             }
-            let s = Scored(cosine_of_unit(q, point.get_v()), id);
+            let s = Scored(cosine_of_unit(q, self.vectors.get(id)), id);
             if heap.len() < k {
                 heap.push(s);
             } else if heap.peek().is_some_and(|worst| s < *worst) {
@@ -309,12 +534,12 @@ impl SpaceState {
 
     /// The `k` best live rows matching `filter` for the unit query `q`.
     ///
-    /// Plan: a filter naming assets is answered exactly from the key map; a filter estimated to
-    /// match less than `exact_selectivity` of the space is answered by an exact scan; otherwise
-    /// the graph is searched with the filter (and the tombstones) inside hnsw_rs's `FilterT`,
-    /// results are re-checked (hnsw_rs issue 27), `ef` is doubled until `k` valid hits are found
-    /// or the graph walk runs out of candidates, and an exact scan completes the answer if the
-    /// walk still found fewer than `k`.
+    /// Plan: a filter naming assets is answered exactly from the key map; so is a space (or
+    /// the estimated matching part of it) small enough to scan (`plan.exact_scan_bytes`) or a
+    /// filter estimated to match less than `plan.exact_filter_selectivity` of the space.
+    /// Otherwise the graph is walked with the tombstone and filter checks inside the walk
+    /// (the walk keeps going until `ef` accepted nodes are found or candidates run out), and an
+    /// exact scan completes the answer if the walk found fewer than `k`.
     #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,
@@ -323,39 +548,92 @@ impl SpaceState {
         k: usize,
         ef: usize,
         filter: &Filter,
-        exact_selectivity: f64,
+        plan: &Plan,
         trace: &mut SearchTrace,
     ) -> Result<Vec<Hit>> {
         if self.live == 0 || k == 0 {
             return Ok(Vec::new());
         }
         let filtered = !filter.is_empty();
-        let exact = |trace: &mut SearchTrace, ids: &mut dyn Iterator<Item = usize>| {
-            trace.exact = true;
-            self.exact_top_k(q, k, filter, ids)
+        let to_hits = |scored: Vec<Scored>| -> Vec<Hit> {
+            scored
                 .into_iter()
+                .take(k)
                 .filter_map(|Scored(s, id)| self.hit(space, id, s))
-                .collect::<Vec<Hit>>()
+                .collect()
         };
         if filtered && !filter.asset_ids.is_empty() {
-            let mut ids = filter
+            trace.exact = true;
+            let ids = filter
                 .asset_ids
                 .iter()
                 .collect::<HashSet<_>>()
                 .into_iter()
                 .flat_map(|a| self.ids_of_asset(a));
-            return Ok(exact(trace, &mut ids));
+            return Ok(to_hits(self.exact_top_k(q, k, filter, ids)));
         }
-        if filtered
-            && exact_selectivity > 0.0
-            && self.estimate_selectivity(filter) < exact_selectivity
+        let space_bytes = self.live as f64 * (q.len() * 4) as f64;
+        let selectivity = if filtered && space_bytes > plan.exact_scan_bytes as f64 {
+            self.estimate_selectivity(filter)
+        } else {
+            1.0
+        };
+        let scan_bytes = selectivity * space_bytes;
+        if (plan.exact_scan_bytes > 0 && scan_bytes <= plan.exact_scan_bytes as f64)
+            || (filtered && selectivity < plan.exact_filter_selectivity)
         {
-            return Ok(exact(trace, &mut (0..self.rows.len())));
+            trace.exact = true;
+            return Ok(to_hits(self.exact_top_k_all(q, k, filter)));
         }
+        let ef = ef.max(k);
+        let want = if filtered { k } else { k.min(self.live) };
+        let found = match plan.graph_search {
+            GraphSearch::Links => self.walk_links(q, ef, filter, trace),
+            GraphSearch::HnswRs => self.walk_hnsw_rs(q, ef, want, filter, trace)?,
+        };
+        if found.len() < want {
+            trace.exact = true;
+            return Ok(to_hits(self.exact_top_k_all(q, k, filter)));
+        }
+        Ok(to_hits(found))
+    }
 
+    fn walk_links(
+        &self,
+        q: &[f32],
+        ef: usize,
+        filter: &Filter,
+        trace: &mut SearchTrace,
+    ) -> Vec<Scored> {
+        trace.graph_rounds += 1;
+        trace.final_ef = ef;
+        let filtered = !filter.is_empty();
+        let mut visited = self.visited.lock().pop().unwrap_or_default();
+        let found = self.links.search(
+            ef,
+            &mut visited,
+            |id| 1.0 - crossmodal::vector::dot(q, self.vectors.get(id as usize)),
+            |id| match self.rows.get(id as usize) {
+                Some(Some(row)) => !filtered || filter.matches(&row.asset_id, &row.meta),
+                _ => false,
+            },
+        );
+        self.visited.lock().push(visited);
+        found
+    }
+
+    /// The hnsw_rs path: `search_filter` with the predicate as `FilterT`, results re-checked
+    /// (upstream issue 27), `ef` doubled until `want` valid hits or the walk runs dry.
+    fn walk_hnsw_rs(
+        &self,
+        q: &[f32],
+        ef: usize,
+        want: usize,
+        filter: &Filter,
+        trace: &mut SearchTrace,
+    ) -> Result<Vec<Scored>> {
+        let filtered = !filter.is_empty();
         let graph_n = self.graph.get_nb_point();
-        // Without filter, tombstones or nodes inserted but not yet committed, the plain search
-        // (with early termination) is used; otherwise the predicate runs inside the walk.
         let plain = !filtered && self.live == self.rows.len() && graph_n == self.rows.len();
         let rows = &self.rows;
         let predicate = |id: &usize| -> bool {
@@ -364,9 +642,7 @@ impl SpaceState {
                 _ => false,
             }
         };
-        let want = if filtered { k } else { k.min(self.live) };
-        let mut ef = ef.max(k).min(graph_n.max(1));
-        let mut valid: Vec<Scored>;
+        let mut ef = ef.min(graph_n.max(1));
         loop {
             trace.graph_rounds += 1;
             trace.final_ef = ef;
@@ -379,34 +655,26 @@ impl SpaceState {
             })?;
             let exhausted = raw.len() < ef;
             let mut seen = HashSet::with_capacity(raw.len());
-            valid = raw
+            let mut valid: Vec<Scored> = raw
                 .iter()
                 .filter(|n| predicate(&n.d_id) && seen.insert(n.d_id))
                 .map(|n| Scored(UnitCosine::similarity(n.distance), n.d_id))
                 .collect();
             if valid.len() >= want || exhausted || ef >= graph_n {
-                break;
+                valid.sort();
+                return Ok(valid);
             }
             ef = ef.saturating_mul(2).min(graph_n);
         }
-        if valid.len() < want {
-            return Ok(exact(trace, &mut (0..self.rows.len())));
-        }
-        valid.sort();
-        valid.truncate(k);
-        Ok(valid
-            .into_iter()
-            .filter_map(|Scored(s, id)| self.hit(space, id, s))
-            .collect())
     }
 
-    /// Approximate bytes held: vectors, nodes, links and rows.
+    /// Approximate bytes held: vectors (ours and hnsw_rs's copy), nodes, links, rows.
     pub fn memory_bytes(&self, dim: usize) -> u64 {
         let nodes = self.points.len();
         if nodes == 0 {
             return 0;
         }
-        // Average links per node, from a sample of nodes.
+        // Average hnsw_rs links per node, from a sample of nodes.
         let step = (nodes / 64).max(1);
         let (mut sampled, mut links) = (0usize, 0usize);
         for p in self.points.iter().step_by(step) {
@@ -418,10 +686,31 @@ impl SpaceState {
         // vectors); a link: an Arc<PointWithOrder> (~32 B) plus its pointer in the layer list.
         let node = dim * 4 + 16 + 64 + 16 + 8 + 24 + 16 * 24 + 8;
         let link = 8.0 + 32.0;
-        let row = std::mem::size_of::<Option<Row>>() + 64 + 8;
+        let row = std::mem::size_of::<Option<Row>>() + 64 + 8 + 8;
         let key = std::mem::size_of::<(AssetId, u32, usize)>() + 64 + 16;
-        let per_row_live = key;
-        (nodes as f64 * (node as f64 + links_per_node * link + row as f64)
-            + self.live as f64 * per_row_live as f64) as u64
+        let hnsw_rs = nodes as f64 * (node as f64 + links_per_node * link);
+        (hnsw_rs
+            + (nodes * row) as f64
+            + (self.live * key) as f64
+            + self.vectors.memory_bytes() as f64
+            + self.links.memory_bytes() as f64) as u64
+    }
+}
+
+/// Search planning knobs (from [`HnswConfig`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub exact_scan_bytes: usize,
+    pub exact_filter_selectivity: f64,
+    pub graph_search: GraphSearch,
+}
+
+impl Plan {
+    pub fn of(config: &HnswConfig) -> Plan {
+        Plan {
+            exact_scan_bytes: config.exact_scan_bytes,
+            exact_filter_selectivity: config.exact_filter_selectivity,
+            graph_search: config.graph_search,
+        }
     }
 }
