@@ -1,23 +1,21 @@
-//! End-to-end figures for the pipeline (a program, not a criterion bench):
-//!
-//! 1. Ingest throughput (files/s) with a provider that adds a fixed latency per call (default
+//! Ingest throughput of the pipeline (a program, not a criterion bench):
+//! ingest throughput (files/s) with a provider that adds a fixed latency per call (default
 //!    2 s) at ingest concurrency 1, 8 and 32, with the provider's own concurrency limit (16):
 //!    throughput should scale with concurrency up to that limit.
-//! 2. Search latency p50/p99 over 1,000 text queries on a 100k-segment index, through
-//!    `CrossModalSearcher` and straight against the index, alternating, so the searcher's
-//!    overhead (routing, oversampling, grouping, fusion) is a ratio measured in one run.
+//!
+//! The searcher's overhead over raw index search is measured in
+//! `backends/hnsw/benches/searcher_overhead.rs` (on the embedded default's HNSW index).
 //!
 //! ```text
 //! cargo bench --bench pipeline
-//! CROSSMODAL_BENCH_LATENCY_MS=500 CROSSMODAL_BENCH_SEGMENTS=20000 cargo bench --bench pipeline
+//! CROSSMODAL_BENCH_LATENCY_MS=500 cargo bench --bench pipeline
 //! ```
 
 use async_trait::async_trait;
 use crossmodal::{
-    AssetId, CachedEmbedder, CrossModalSearcher, Embedding, EmbeddingProvider, EmbeddingSpace,
-    FlatIndex, IndexSpec, IngestConfig, IngestItem, Ingestor, MediaFormat, MediaInput, MediaKind,
-    MemoryStore, ModelInfo, Query, RecordMeta, Result, RetryPolicy, SearchMode, Segment,
-    SqliteCatalog, VectorIndex, VectorQuery, VectorRecord,
+    CachedEmbedder, Embedding, EmbeddingProvider, EmbeddingSpace, FlatIndex, IndexSpec,
+    IngestConfig, IngestItem, Ingestor, MediaInput, MemoryStore, ModelInfo, Result, RetryPolicy,
+    Segment, SqliteCatalog,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,98 +134,9 @@ async fn ingest_throughput(latency: Duration) {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-async fn search_overhead(segments: usize, queries: usize) {
-    let provider = Arc::new(SlowProvider {
-        model: model(),
-        latency: Duration::ZERO,
-        limit: Semaphore::new(1),
-    });
-    let index = Arc::new(FlatIndex::new(IndexSpec::for_model(&provider.model)));
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let centres: Vec<Vec<f32>> = (0..500).map(|_| rng.vector()).collect();
-    let records: Vec<VectorRecord> = (0..segments)
-        .map(|i| {
-            let asset = i / 4;
-            VectorRecord {
-                asset_id: AssetId::from_content(&(asset as u64).to_le_bytes()),
-                space: EmbeddingSpace::Visual,
-                seq: (i % 4) as u32,
-                segment: Segment::new((i % 4) as f64 * 4.0, (i % 4) as f64 * 4.0 + 4.0).ok(),
-                vector: centres[asset % 500]
-                    .iter()
-                    .map(|c| c + 2.0 * rng.next())
-                    .collect(),
-                meta: RecordMeta {
-                    kind: if asset % 2 == 0 {
-                        MediaKind::Video
-                    } else {
-                        MediaKind::Image
-                    },
-                    format: MediaFormat::Mp4,
-                    tags: vec![],
-                    created_at_ms: 0,
-                },
-            }
-        })
-        .collect();
-    index.upsert_sync(records).unwrap();
-    let searcher = CrossModalSearcher::with_embedder(
-        CachedEmbedder::new(provider.clone(), None, RetryPolicy::none()),
-        index.clone(),
-    );
-    let texts: Vec<String> = (0..queries).map(|i| format!("query number {i}")).collect();
-    let mut raw = Vec::with_capacity(queries);
-    let mut full = Vec::with_capacity(queries);
-    for text in &texts {
-        // Alternate: the raw index search with the same vector, then the whole searcher.
-        let vector = provider.embed_text(text).await.unwrap();
-        let q = VectorQuery::new(EmbeddingSpace::Visual, vector, 10);
-        let t = Instant::now();
-        std::hint::black_box(index.search(&q).await.unwrap());
-        raw.push(t.elapsed());
-        let t = Instant::now();
-        std::hint::black_box(
-            searcher
-                .search(&Query::text(text.clone()).mode(SearchMode::Visual).k(10))
-                .await
-                .unwrap(),
-        );
-        full.push(t.elapsed());
-    }
-    raw.sort();
-    full.sort();
-    println!(
-        "\n## search latency, {segments} segments x {DIM} dims, FlatIndex, {queries} queries, k=10"
-    );
-    println!("| path | p50 | p99 |");
-    println!("|---|---|---|");
-    println!(
-        "| raw index search (k=10) | {:?} | {:?} |",
-        percentile(&raw, 0.5),
-        percentile(&raw, 0.99)
-    );
-    println!(
-        "| CrossModalSearcher (k=10, oversample 4, grouping) | {:?} | {:?} |",
-        percentile(&full, 0.5),
-        percentile(&full, 0.99)
-    );
-    println!(
-        "searcher / raw: p50 {:.3}, p99 {:.3}",
-        percentile(&full, 0.5).as_secs_f64() / percentile(&raw, 0.5).as_secs_f64(),
-        percentile(&full, 0.99).as_secs_f64() / percentile(&raw, 0.99).as_secs_f64()
-    );
-}
-
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; nothing else is parsed.
     let latency = Duration::from_millis(env_usize("CROSSMODAL_BENCH_LATENCY_MS", 2000) as u64);
-    let segments = env_usize("CROSSMODAL_BENCH_SEGMENTS", 100_000);
-    let queries = env_usize("CROSSMODAL_BENCH_QUERIES", 1000);
     ingest_throughput(latency).await;
-    search_overhead(segments, queries).await;
 }

@@ -8,8 +8,9 @@
 //! - Otherwise the offline demo embedder, announced in one line.
 
 use super::demo_embedder::CaptionHashEmbedder;
-use crossmodal::{EmbeddingProvider, Engine, IngestConfig, LocalOptions};
+use crossmodal::{EmbeddingProvider, Engine, IndexSpec, IngestConfig, LocalLayout, LocalOptions};
 use crossmodal_bedrock::{MarengoConfig, MarengoModel, MarengoProvider};
+use crossmodal_hnsw::{HnswConfig, HnswIndex};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -52,12 +53,23 @@ pub async fn provider(
     Ok(Arc::new(demo))
 }
 
-/// Opens the embedded default in `data_dir` with `provider`, ingesting `concurrency` files at once.
+/// Opens the embedded default in `data_dir` with `provider`: originals in `media/`, an
+/// [`HnswIndex`] persisted in `index/`, status and the embedding cache in `catalog.db`;
+/// `concurrency` files are ingested at once.
 pub async fn open_engine(
     data_dir: &Path,
     provider: Arc<dyn EmbeddingProvider>,
     concurrency: usize,
 ) -> crossmodal::Result<Engine> {
-    let options = LocalOptions::default().ingest(IngestConfig::default().concurrency(concurrency));
+    let layout = LocalLayout::new(data_dir);
+    let spec = IndexSpec::for_model(provider.model());
+    let index_dir = layout.index.clone();
+    let index = tokio::task::spawn_blocking(move || {
+        HnswIndex::open(&index_dir, spec, HnswConfig::default())
+    })
+    .await??;
+    let options = LocalOptions::default()
+        .index(Arc::new(index))
+        .ingest(IngestConfig::default().concurrency(concurrency));
     Engine::open_local_with(data_dir, provider, options).await
 }

@@ -523,6 +523,19 @@ impl VectorIndex for HnswIndex {
         Ok(self.inner.stats())
     }
 
+    /// Live vectors per space without counting distinct assets (what a searcher asks on every
+    /// query; `stats` walks every key).
+    async fn space_counts(&self) -> Result<BTreeMap<EmbeddingSpace, u64>> {
+        Ok(self
+            .inner
+            .spaces
+            .read()
+            .iter()
+            .map(|(space, handle)| (*space, handle.read().live as u64))
+            .filter(|(_, live)| *live > 0)
+            .collect())
+    }
+
     async fn flush(&self) -> Result<()> {
         if self.inner.config.dir.is_none() {
             return Ok(());

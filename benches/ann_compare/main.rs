@@ -1,0 +1,265 @@
+//! The crossmodal side of the side-by-side ANN comparison (`benches/ann_compare/README.md`):
+//! builds a `crossmodal_hnsw::HnswIndex` over a dataset written by `make_data.py`, sweeps `ef`
+//! with single-threaded, one-query-at-a-time searches, and prints the same JSON lines as
+//! `peers.py` so `report.py` can put them in one table. A program, not a criterion bench:
+//!
+//! ```text
+//! cargo bench -p crossmodal --bench ann_compare -- --data DIR [--m 16] [--ef-construction 200]
+//!     [--efs 10,12,16,...]
+//! ```
+//!
+//! `bash benches/ann_compare/run.sh` makes the data and runs every candidate alternately.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crossmodal::{
+    AssetId, EmbeddingSpace, IndexSpec, MediaFormat, MediaKind, RecordMeta, VectorQuery,
+    VectorRecord,
+};
+use crossmodal_hnsw::{HnswConfig, HnswIndex, SearchOptions};
+use serde_json::{Value, json};
+
+/// Queries run untimed before each `ef` is timed (the peers do the same).
+const WARM_UP: usize = 50;
+/// Records handed to the index per `upsert` (bounds the input copies alive at once).
+const UPSERT_CHUNK: usize = 10_000;
+
+struct Args {
+    data: PathBuf,
+    m: usize,
+    ef_construction: usize,
+    efs: Vec<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        data: PathBuf::new(),
+        m: 16,
+        ef_construction: 200,
+        efs: vec![
+            10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 200, 256,
+        ],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            // `cargo bench` adds `--bench`.
+            "--bench" => {}
+            "--data" => args.data = PathBuf::from(value()?),
+            "--m" => args.m = value()?.parse().map_err(|e| format!("--m: {e}"))?,
+            "--ef-construction" => {
+                args.ef_construction = value()?
+                    .parse()
+                    .map_err(|e| format!("--ef-construction: {e}"))?
+            }
+            "--efs" => {
+                args.efs = value()?
+                    .split(',')
+                    .map(|s| s.trim().parse().map_err(|e| format!("--efs {s}: {e}")))
+                    .collect::<Result<_, _>>()?
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if args.data.as_os_str().is_empty() {
+        return Err("--data DIR is required (see benches/ann_compare/README.md)".into());
+    }
+    Ok(args)
+}
+
+struct Dataset {
+    n: usize,
+    nq: usize,
+    dim: usize,
+    k: usize,
+    base: Vec<f32>,
+    queries: Vec<f32>,
+    truth: Vec<u32>,
+}
+
+fn read_f32(path: &Path, len: usize) -> Result<Vec<f32>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() != len * 4 {
+        return Err(format!(
+            "{}: {} bytes, expected {}",
+            path.display(),
+            bytes.len(),
+            len * 4
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+fn read_u32(path: &Path, len: usize) -> Result<Vec<u32>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() != len * 4 {
+        return Err(format!(
+            "{}: {} bytes, expected {}",
+            path.display(),
+            bytes.len(),
+            len * 4
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+fn load(dir: &Path) -> Result<Dataset, String> {
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("meta.json"))
+            .map_err(|e| format!("{}/meta.json: {e}", dir.display()))?,
+    )
+    .map_err(|e| format!("meta.json: {e}"))?;
+    let field = |name: &str| {
+        meta[name]
+            .as_u64()
+            .map(|v| v as usize)
+            .ok_or(format!("meta.json: no integer `{name}`"))
+    };
+    let (n, nq, dim, k) = (field("n")?, field("nq")?, field("dim")?, field("k")?);
+    Ok(Dataset {
+        base: read_f32(&dir.join("base.f32"), n * dim)?,
+        queries: read_f32(&dir.join("queries.f32"), nq * dim)?,
+        truth: read_u32(&dir.join("gt.u32"), nq * k)?,
+        n,
+        nq,
+        dim,
+        k,
+    })
+}
+
+/// Resident set size of this process, bytes (Linux).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn asset(i: usize) -> AssetId {
+    AssetId::from_content(&(i as u64).to_le_bytes())
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("ann_compare: {message}");
+            std::process::exit(2);
+        }
+    };
+    let data = match load(&args.data) {
+        Ok(data) => data,
+        Err(message) => {
+            eprintln!("ann_compare: {message}");
+            std::process::exit(2);
+        }
+    };
+    let library = format!(
+        "crossmodal-hnsw {} (hnsw_rs 0.3.5)",
+        env!("CARGO_PKG_VERSION")
+    );
+    let ids: Vec<AssetId> = (0..data.n).map(asset).collect();
+    let row_of: HashMap<AssetId, u32> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.clone(), i as u32))
+        .collect();
+    let meta = RecordMeta {
+        kind: MediaKind::Image,
+        format: MediaFormat::Jpeg,
+        tags: vec![],
+        created_at_ms: 0,
+    };
+
+    let config = HnswConfig::default()
+        .m(args.m)
+        .ef_construction(args.ef_construction)
+        .max_elements(data.n)
+        .in_memory();
+    let index = HnswIndex::new(IndexSpec::new("ann-compare", data.dim), config)
+        .unwrap_or_else(|e| panic!("index: {e}"));
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    for (chunk, rows) in data.base.chunks(UPSERT_CHUNK * data.dim).enumerate() {
+        let records = rows
+            .chunks_exact(data.dim)
+            .enumerate()
+            .map(|(j, v)| VectorRecord {
+                asset_id: ids[chunk * UPSERT_CHUNK + j].clone(),
+                space: EmbeddingSpace::Visual,
+                seq: 0,
+                segment: None,
+                vector: v.to_vec(),
+                meta: meta.clone(),
+            })
+            .collect();
+        index
+            .upsert_sync(records)
+            .unwrap_or_else(|e| panic!("upsert: {e}"));
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    let rss_after = rss_bytes();
+    let stats = index.stats_sync();
+    println!(
+        "{}",
+        json!({
+            "library": library,
+            "phase": "build",
+            "build_s": build_s,
+            "index_rss_bytes": rss_after.saturating_sub(rss_before),
+            "index_reported_bytes": stats.memory_bytes,
+            "raw_bytes": data.n * data.dim * 4,
+            "build_threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    );
+
+    let queries: Vec<&[f32]> = data.queries.chunks_exact(data.dim).collect();
+    for &ef in &args.efs {
+        let options = SearchOptions::default().ef(ef).always_walk_graph();
+        let run = |q: &[f32]| {
+            let query = VectorQuery::new(EmbeddingSpace::Visual, q.to_vec(), data.k);
+            index
+                .search_with(&query, &options)
+                .unwrap_or_else(|e| panic!("search: {e}"))
+                .0
+        };
+        for q in queries.iter().take(WARM_UP) {
+            std::hint::black_box(run(q));
+        }
+        let started = Instant::now();
+        let results: Vec<Vec<u32>> = queries
+            .iter()
+            .map(|q| run(q).iter().map(|hit| row_of[&hit.asset_id]).collect())
+            .collect();
+        let seconds = started.elapsed().as_secs_f64();
+        let found: usize = results
+            .iter()
+            .zip(data.truth.chunks_exact(data.k))
+            .map(|(got, truth)| got.iter().filter(|id| truth.contains(id)).count())
+            .sum();
+        println!(
+            "{}",
+            json!({
+                "library": library,
+                "phase": "search",
+                "ef": ef,
+                "recall": found as f64 / (data.nq * data.k) as f64,
+                "qps": data.nq as f64 / seconds,
+                "search_threads": 1,
+            })
+        );
+    }
+}
