@@ -14,7 +14,10 @@ stop_servers() {
     bash scripts/opensearch-server.sh stop || true
 }
 trap stop_servers EXIT
-eval "$(bash scripts/s3-server.sh start)"
-eval "$(bash scripts/opensearch-server.sh start)"
+# `eval "$(...)"` would hide a failed start; an assignment keeps its exit status (set -e).
+s3_env="$(bash scripts/s3-server.sh start)"
+eval "$s3_env"
+opensearch_env="$(bash scripts/opensearch-server.sh start)"
+eval "$opensearch_env"
 
 cargo test --workspace "$@"

@@ -299,9 +299,10 @@ impl Engine {
         self.index.stats().await
     }
 
-    /// Makes everything written durable.
+    /// Makes everything written durable (flushes the index) and marks the assets ingested
+    /// since the last flush `Indexed` (see [`Ingestor::checkpoint`]).
     pub async fn flush(&self) -> Result<()> {
-        self.index.flush().await
+        self.ingestor.checkpoint().await.map(|_| ())
     }
 
     /// The embedding model in use (id, dimension, spaces).

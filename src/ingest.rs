@@ -4,9 +4,10 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::asset::{AssetId, now_ms};
 use crate::catalog::{AssetCatalog, AssetQuery, AssetRecord, AssetState, AssetStatus, IngestStage};
@@ -29,8 +30,15 @@ pub struct IngestConfig {
     /// Retry policy for temporary store and index errors (the provider's retries are the
     /// embedder's).
     pub retry: RetryPolicy,
-    /// Flush the index after every single-file ingest (batches always flush once at the end).
+    /// Flush the index after every single-file ingest (batches flush at checkpoints and at the
+    /// end). With `false`, an ingested asset is searchable at once but stays `Embedding` until
+    /// [`Ingestor::checkpoint`] (or `Engine::flush`) makes its vectors durable.
     pub flush_each: bool,
+    /// How often a batch flushes the index and marks the assets indexed since the last
+    /// checkpoint as `Indexed` (default 60 s). An asset is `Indexed` only once its vectors are
+    /// durable, so a crash mid-batch loses at most this much indexing, and `retry_failed`
+    /// redoes it from the embedding cache without calling the provider again.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for IngestConfig {
@@ -40,6 +48,7 @@ impl Default for IngestConfig {
             concurrency: 8,
             retry: RetryPolicy::default(),
             flush_each: true,
+            checkpoint_interval: Duration::from_secs(60),
         }
     }
 }
@@ -66,6 +75,12 @@ impl IngestConfig {
     /// Sets whether single-file ingests flush the index.
     pub fn flush_each(mut self, on: bool) -> Self {
         self.flush_each = on;
+        self
+    }
+
+    /// Sets how often a batch checkpoints (flushes the index and marks assets `Indexed`).
+    pub fn checkpoint_interval(mut self, every: Duration) -> Self {
+        self.checkpoint_interval = every;
         self
     }
 }
@@ -244,6 +259,11 @@ impl Drop for AssetGuard<'_> {
 /// Statuses go `Pending -> Embedding -> Indexed`, or `Failed { stage, message }` with the
 /// original kept; [`retry_failed`](Ingestor::retry_failed) resumes failed and interrupted assets
 /// without re-embedding what the cache holds. Re-ingesting identical bytes does no work.
+///
+/// `Indexed` means durable: an asset is marked `Indexed` only after the index has been
+/// flushed with its vectors ([`checkpoint`](Ingestor::checkpoint)). Until then it is searchable
+/// but stays `Embedding` in the catalog, so a crash before the flush leaves it to be resumed,
+/// never marked indexed without vectors.
 #[derive(Clone)]
 pub struct Ingestor {
     embedder: CachedEmbedder,
@@ -252,6 +272,8 @@ pub struct Ingestor {
     catalog: Arc<dyn AssetCatalog>,
     config: IngestConfig,
     locks: Arc<AssetLocks>,
+    /// Assets whose vectors are in the index but not yet flushed (not yet `Indexed`).
+    unflushed: Arc<parking_lot::Mutex<HashSet<AssetId>>>,
 }
 
 impl std::fmt::Debug for Ingestor {
@@ -280,6 +302,7 @@ impl Ingestor {
             catalog,
             config,
             locks: Arc::default(),
+            unflushed: Arc::default(),
         })
     }
 
@@ -293,17 +316,50 @@ impl Ingestor {
         self.ingest(IngestItem::file(path.as_ref())).await
     }
 
-    /// Ingests one item and (by default) flushes the index.
+    /// Ingests one item and (by default, see [`IngestConfig::flush_each`]) flushes the index
+    /// and marks the asset `Indexed`.
     pub async fn ingest(&self, item: IngestItem) -> Result<IngestReport> {
         let report = self.ingest_one(item).await?;
         if self.config.flush_each && report.outcome == IngestOutcome::Indexed {
-            self.index.flush().await?;
+            self.checkpoint().await?;
         }
         Ok(report)
     }
 
+    /// Makes every vector indexed so far durable (flushes the index), then marks the assets
+    /// they belong to `Indexed`. Returns how many assets were marked. If the flush fails, those
+    /// assets are marked `Failed` at the index stage (their originals and cached embeddings are
+    /// kept, so [`retry_failed`](Self::retry_failed) re-indexes them without embedding again)
+    /// and the error is returned.
+    pub async fn checkpoint(&self) -> Result<usize> {
+        let assets: Vec<AssetId> = self.unflushed.lock().iter().cloned().collect();
+        if let Err(e) = self.index.flush().await {
+            for asset in &assets {
+                let err = Error::new(e.kind(), format!("index flush failed: {e}"));
+                self.fail(asset, IngestStage::Index, err).await;
+                self.unflushed.lock().remove(asset);
+            }
+            return Err(e);
+        }
+        let mut marked = 0;
+        for asset in &assets {
+            // Only assets still waiting (a concurrent delete may have removed one).
+            if !self.unflushed.lock().remove(asset) {
+                continue;
+            }
+            match self.catalog.set_status(asset, &AssetStatus::Indexed).await {
+                Ok(()) => marked += 1,
+                // A record deleted meanwhile has nothing left to mark.
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(marked)
+    }
+
     /// Ingests many items with bounded concurrency, calling `progress` after each one. Never
-    /// fails as a whole: each item's error is in the report. Flushes the index at the end.
+    /// fails as a whole: each item's error is in the report. Checkpoints (flushes the index and
+    /// marks assets `Indexed`) every [`IngestConfig::checkpoint_interval`] and at the end.
     pub async fn ingest_batch(
         &self,
         items: Vec<IngestItem>,
@@ -323,6 +379,7 @@ impl Ingestor {
                 BatchItemResult { label, result }
             })
             .buffer_unordered(self.config.concurrency.max(1));
+        let mut last_checkpoint = Instant::now();
         while let Some(done) = stream.next().await {
             let p = &mut report.progress;
             p.done += 1;
@@ -333,19 +390,29 @@ impl Ingestor {
             }
             progress(p, &done);
             report.items.push(done);
+            if last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                self.batch_checkpoint(&mut report).await;
+                last_checkpoint = Instant::now();
+            }
         }
         drop(stream);
-        if report.progress.indexed > 0
-            && let Err(e) = self.index.flush().await
-        {
-            tracing::error!(error = %e, "index flush after batch failed");
+        self.batch_checkpoint(&mut report).await;
+        report
+    }
+
+    /// A checkpoint inside a batch: a failed flush is reported as one more failed item.
+    async fn batch_checkpoint(&self, report: &mut BatchReport) {
+        if self.unflushed.lock().is_empty() {
+            return;
+        }
+        if let Err(e) = self.checkpoint().await {
+            tracing::error!(error = %e, "index flush in batch failed");
             report.items.push(BatchItemResult {
                 label: "<index flush>".into(),
                 result: Err(e),
             });
             report.progress.failed += 1;
         }
-        report
     }
 
     /// Resumes every asset that failed or was interrupted (left `Pending` or `Embedding` by a
@@ -396,6 +463,7 @@ impl Ingestor {
     /// Returns `false` if the catalog did not know it.
     pub async fn delete(&self, asset: &AssetId) -> Result<bool> {
         let _guard = self.locks.lock(asset).await;
+        self.unflushed.lock().remove(asset);
         let Some(record) = self.catalog.get(asset).await? else {
             // Vectors without a record (an interrupted ingest) are removed all the same.
             self.index.delete_asset(asset).await?;
@@ -419,9 +487,9 @@ impl Ingestor {
         let bytes = match item.source {
             IngestSource::Bytes(b) => b,
             IngestSource::File(path) => Bytes::from(
-                tokio::fs::read(&path)
+                read_within_limits(&path, &self.config.limits)
                     .await
-                    .map_err(|e| Error::from(e).with_context("path", path.display()))?,
+                    .map_err(|e| e.with_context("path", path.display()))?,
             ),
         };
         let valid = validate_media(&bytes, name.as_deref(), &self.config.limits)?;
@@ -441,6 +509,7 @@ impl Ingestor {
         if existing
             .as_ref()
             .is_some_and(|r| r.status == AssetStatus::Indexed)
+            || self.unflushed.lock().contains(&asset_id)
         {
             return Ok(report(IngestOutcome::AlreadyIndexed, 0, false));
         }
@@ -552,9 +621,8 @@ impl Ingestor {
         if let Err(e) = indexed {
             return Err(self.fail(&asset_id, IngestStage::Index, e).await);
         }
-        self.catalog
-            .set_status(&asset_id, &AssetStatus::Indexed)
-            .await?;
+        // `Indexed` once durable: the next checkpoint flushes the index and marks it.
+        self.unflushed.lock().insert(asset_id.clone());
         Ok(report(IngestOutcome::Indexed, vectors, embedded.cached))
     }
 
@@ -574,6 +642,28 @@ impl Ingestor {
             err.with_context("asset", asset.short())
         }
     }
+}
+
+/// Reads a file whole, after refusing it by its header and size if it is empty, of an unknown
+/// format or over the limit of its kind (so an oversized video is never read into memory).
+async fn read_within_limits(path: &Path, limits: &MediaLimits) -> Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await?;
+    let size = file.metadata().await?.len();
+    let mut head = [0u8; 64];
+    let mut filled = 0;
+    while filled < head.len() {
+        let n = file.read(&mut head[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    crate::media::check_size(&head[..filled], size, limits)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    bytes.extend_from_slice(&head[..filled]);
+    file.read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -407,3 +407,168 @@ async fn bad_provider_output_fails_the_embed_stage() {
         }
     ));
 }
+
+#[tokio::test]
+async fn an_asset_is_indexed_only_once_its_vectors_are_flushed() {
+    let provider = TestProvider::new();
+    let index = Arc::new(FlakyIndex::new(&provider.model));
+    let catalog = Arc::new(SqliteCatalog::open_in_memory().unwrap());
+    let ingestor = Ingestor::new(
+        CachedEmbedder::new(provider.clone(), None, RetryPolicy::none()),
+        Arc::new(FlakyStore::default()),
+        index.clone(),
+        catalog.clone(),
+        IngestConfig::default()
+            .retry(RetryPolicy::none())
+            .flush_each(false),
+    )
+    .unwrap();
+    let r = ingestor
+        .ingest(IngestItem::bytes(fixture("image.png"), "a.png"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, IngestOutcome::Indexed);
+    // Searchable at once, but not durable yet: still `Embedding`.
+    assert_eq!(index.stats().await.unwrap().vectors(), 1);
+    let status = |c: Arc<SqliteCatalog>, id: AssetId| async move {
+        c.get(&id).await.unwrap().unwrap().status
+    };
+    assert_eq!(
+        status(catalog.clone(), r.asset_id.clone()).await,
+        AssetStatus::Embedding
+    );
+    assert_eq!(index.flushes.load(Ordering::SeqCst), 0);
+    // The same bytes again while unflushed: a duplicate, not a second embedding.
+    let again = ingestor
+        .ingest(IngestItem::bytes(fixture("image.png"), "b.png"))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, IngestOutcome::AlreadyIndexed);
+    assert_eq!(provider.media_calls(), 1);
+
+    assert_eq!(ingestor.checkpoint().await.unwrap(), 1);
+    assert_eq!(index.flushes.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        status(catalog.clone(), r.asset_id.clone()).await,
+        AssetStatus::Indexed
+    );
+    // Nothing left to mark.
+    assert_eq!(ingestor.checkpoint().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_flush_fails_the_batch_items_and_retry_reindexes_from_the_cache() {
+    let rig = rig();
+    rig.index.fail_flush.store(true, Ordering::SeqCst);
+    let items = vec![
+        IngestItem::bytes(fixture("image.png"), "a.png"),
+        IngestItem::bytes(fixture("audio.wav"), "b.wav"),
+    ];
+    let report = rig.ingestor.ingest_batch(items, |_, _| {}).await;
+    let failures: Vec<&str> = report.failures().map(|(label, _)| label).collect();
+    assert_eq!(failures, vec!["<index flush>"]);
+    let ids: Vec<AssetId> = report
+        .items
+        .iter()
+        .filter_map(|i| i.result.as_ref().ok().map(|r| r.asset_id.clone()))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        match rig.status(id).await {
+            AssetStatus::Failed { stage, message } => {
+                assert_eq!(stage, IngestStage::Index);
+                assert!(message.contains("injected flush failure"), "{message}");
+            }
+            other => panic!("expected Failed at the index stage, got {other:?}"),
+        }
+    }
+    rig.index.fail_flush.store(false, Ordering::SeqCst);
+    let retried = rig.ingestor.retry_failed(|_, _| {}).await.unwrap();
+    assert_eq!(retried.progress.indexed, 2, "{:?}", retried.items);
+    for id in &ids {
+        assert_eq!(rig.status(id).await, AssetStatus::Indexed);
+    }
+    // Re-indexed from the cache: the provider saw each file once; no vector twice.
+    assert_eq!(rig.provider.media_calls(), 2);
+    assert_eq!(rig.vectors().await, 5);
+}
+
+#[tokio::test]
+async fn a_crash_before_the_flush_leaves_the_asset_to_be_resumed_from_the_cache() {
+    use crate::cache::SqliteEmbeddingCache;
+    let dir = tempfile::tempdir().unwrap();
+    let provider = TestProvider::new();
+    let open = || {
+        let spec = crate::index::IndexSpec::for_model(&provider.model);
+        let index = Arc::new(FlatIndex::open(dir.path().join("flat.idx"), spec).unwrap());
+        let catalog = Arc::new(SqliteCatalog::open(dir.path().join("catalog.db")).unwrap());
+        let cache = SqliteEmbeddingCache::open(dir.path().join("catalog.db"), None).unwrap();
+        let ingestor = Ingestor::new(
+            CachedEmbedder::new(provider.clone(), Some(Arc::new(cache)), RetryPolicy::none()),
+            Arc::new(crate::store::LocalDirStore::open(dir.path().join("media")).unwrap()),
+            index.clone(),
+            catalog.clone(),
+            IngestConfig::default()
+                .retry(RetryPolicy::none())
+                .flush_each(false),
+        )
+        .unwrap();
+        (ingestor, index, catalog)
+    };
+    let (ingestor, index, _) = open();
+    let r = ingestor
+        .ingest(IngestItem::bytes(fixture("video.mp4"), "clip.mp4"))
+        .await
+        .unwrap();
+    assert_eq!(index.stats().await.unwrap().vectors(), 6);
+    // The process dies here: no flush, nothing persisted in the index.
+    drop((ingestor, index));
+
+    let (ingestor, index, catalog) = open();
+    assert_eq!(index.stats().await.unwrap().vectors(), 0);
+    assert_eq!(
+        catalog.get(&r.asset_id).await.unwrap().unwrap().status,
+        AssetStatus::Embedding,
+        "an asset whose vectors were lost must not be marked indexed"
+    );
+    let resumed = ingestor.retry_failed(|_, _| {}).await.unwrap();
+    assert_eq!(resumed.progress.indexed, 1, "{:?}", resumed.items);
+    let item = resumed.items[0].result.as_ref().unwrap();
+    assert!(item.from_cache, "resumed from the embedding cache");
+    assert_eq!(provider.media_calls(), 1);
+    assert_eq!(index.stats().await.unwrap().vectors(), 6);
+    assert_eq!(
+        catalog.get(&r.asset_id).await.unwrap().unwrap().status,
+        AssetStatus::Indexed
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_file_is_refused_by_its_size_before_it_is_read() {
+    let provider = TestProvider::new();
+    let catalog = Arc::new(SqliteCatalog::open_in_memory().unwrap());
+    let ingestor = Ingestor::new(
+        CachedEmbedder::new(provider.clone(), None, RetryPolicy::none()),
+        Arc::new(FlakyStore::default()),
+        Arc::new(FlakyIndex::new(&provider.model)),
+        catalog.clone(),
+        IngestConfig::default().limits(MediaLimits::default().with_max_bytes(100)),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.png");
+    std::fs::write(&path, fixture("image.png")).unwrap();
+    let err = ingestor.ingest_file(&path).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(
+        err.to_string().contains("the limit for image is 100 bytes"),
+        "{err}"
+    );
+    assert!(err.context_value("path").is_some(), "{err}");
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let err = ingestor.ingest_file(&empty).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(catalog.counts().await.unwrap().total(), 0);
+    assert_eq!(provider.media_calls(), 0);
+}

@@ -314,8 +314,12 @@ impl RoutingRules {
                     .filter(|r| r.query == query)
                     .map(|r| r.mode.as_str())
                     .collect();
+                let article = match query {
+                    QueryKind::Image | QueryKind::Audio => "an",
+                    _ => "a",
+                };
                 Error::unsupported(format!(
-                    "no routing rule for a {query} query in {mode} mode (supported modes: {})",
+                    "no routing rule for {article} {query} query in {mode} mode (supported modes: {})",
                     modes.join(", ")
                 ))
             })

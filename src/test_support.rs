@@ -153,6 +153,9 @@ impl MediaStore for FlakyStore {
 pub struct FlakyIndex {
     pub inner: FlatIndex,
     pub fail_upsert: AtomicBool,
+    pub fail_flush: AtomicBool,
+    /// Successful flushes.
+    pub flushes: AtomicUsize,
 }
 
 impl FlakyIndex {
@@ -160,6 +163,8 @@ impl FlakyIndex {
         FlakyIndex {
             inner: FlatIndex::new(IndexSpec::for_model(model)),
             fail_upsert: AtomicBool::new(false),
+            fail_flush: AtomicBool::new(false),
+            flushes: AtomicUsize::new(0),
         }
     }
 }
@@ -186,5 +191,12 @@ impl VectorIndex for FlakyIndex {
     }
     async fn stats(&self) -> Result<IndexStats> {
         self.inner.stats().await
+    }
+    async fn flush(&self) -> Result<()> {
+        if self.fail_flush.load(Ordering::SeqCst) {
+            return Err(Error::new(ErrorKind::Unavailable, "injected flush failure"));
+        }
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        self.inner.flush().await
     }
 }

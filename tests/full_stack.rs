@@ -240,6 +240,10 @@ impl FullStack {
                 (catalog.clone(), Some(catalog))
             }
             None => {
+                assert!(
+                    !bedrock_common::under_ci(),
+                    "{OSMEM_VAR} is not set under CI=true: scripts/test.sh starts osmem-server"
+                );
                 eprintln!(
                     "full stack: catalog = SqliteCatalog in memory ({OSMEM_VAR} is not set; the \
                      k-NN test server implements only the index's API)"

@@ -69,6 +69,40 @@ impl MediaLimits {
     }
 }
 
+/// The checks of [`validate_media`] that need only the first bytes and the size: not empty, a
+/// supported format by content (`head` holds the file's first bytes, 64 are enough to sniff),
+/// within the size limit of its kind. Lets a caller refuse an oversized file before reading it.
+///
+/// ```
+/// use crossmodal::{MediaLimits, media::check_size};
+/// let png_head = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+/// let limits = MediaLimits::default().with_max_bytes(1000);
+/// assert!(check_size(png_head, 1000, &limits).is_ok());
+/// assert_eq!(
+///     check_size(png_head, 1001, &limits).unwrap_err().kind(),
+///     crossmodal::ErrorKind::InvalidInput
+/// );
+/// ```
+pub fn check_size(head: &[u8], size: u64, limits: &MediaLimits) -> Result<MediaFormat> {
+    if size == 0 || head.is_empty() {
+        return Err(Error::invalid_input("file is empty"));
+    }
+    let sniffed = MediaFormat::sniff(head).ok_or_else(|| {
+        Error::unsupported(
+            "not a supported media format (png, jpeg, webp, mp4, mov, wav, mp3, m4a) by content",
+        )
+    })?;
+    let max = limits.max_bytes(sniffed.kind());
+    if size > max {
+        return Err(Error::invalid_input(format!(
+            "{} file is {size} bytes, the limit for {} is {max} bytes",
+            sniffed,
+            sniffed.kind()
+        )));
+    }
+    Ok(sniffed)
+}
+
 /// A file that passed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidatedMedia {
@@ -98,23 +132,7 @@ pub fn validate_media(
         Some(n) => e.with_context("file", n),
         None => e,
     };
-    if bytes.is_empty() {
-        return Err(with_name(Error::invalid_input("file is empty")));
-    }
-    let sniffed = MediaFormat::sniff(bytes).ok_or_else(|| {
-        with_name(Error::unsupported(
-            "not a supported media format (png, jpeg, webp, mp4, mov, wav, mp3, m4a) by content",
-        ))
-    })?;
-    let size = bytes.len() as u64;
-    let max = limits.max_bytes(sniffed.kind());
-    if size > max {
-        return Err(with_name(Error::invalid_input(format!(
-            "{} file is {size} bytes, the limit for {} is {max} bytes",
-            sniffed,
-            sniffed.kind()
-        ))));
-    }
+    check_size(bytes, bytes.len() as u64, limits).map_err(with_name)?;
     let probe = probe::probe(bytes).map_err(with_name)?;
     if let Some(d) = probe.duration_sec
         && d > limits.max_duration_sec
@@ -131,7 +149,7 @@ pub fn validate_media(
     Ok(ValidatedMedia {
         asset_id: AssetId::from_content(bytes),
         probe,
-        size_bytes: size,
+        size_bytes: bytes.len() as u64,
         extension_mismatch,
     })
 }
