@@ -31,6 +31,9 @@ struct Args {
     m: usize,
     ef_construction: usize,
     efs: Vec<usize>,
+    /// Experiments only: keep the built index in this directory and reopen it next time (the
+    /// build line then reports the reload, not a build; not for the comparison).
+    reuse: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -41,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
         efs: vec![
             10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 200, 256,
         ],
+        reuse: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
             // `cargo bench` adds `--bench`.
             "--bench" => {}
             "--data" => args.data = PathBuf::from(value()?),
+            "--reuse" => args.reuse = Some(PathBuf::from(value()?)),
             "--m" => args.m = value()?.parse().map_err(|e| format!("--m: {e}"))?,
             "--ef-construction" => {
                 args.ef_construction = value()?
@@ -184,16 +189,26 @@ fn main() {
         created_at_ms: 0,
     };
 
-    let config = HnswConfig::default()
+    let mut config = HnswConfig::default()
         .m(args.m)
         .ef_construction(args.ef_construction)
         .max_elements(data.n)
         .in_memory();
-    let index = HnswIndex::new(IndexSpec::new("ann-compare", data.dim), config)
-        .unwrap_or_else(|e| panic!("index: {e}"));
+    if let Some(dir) = &args.reuse {
+        config = config.dir(dir);
+    }
+    // Baseline before the index exists (the peers measure the same way).
     let rss_before = rss_bytes();
     let started = Instant::now();
-    for (chunk, rows) in data.base.chunks(UPSERT_CHUNK * data.dim).enumerate() {
+    let index = HnswIndex::new(IndexSpec::new("ann-compare", data.dim), config)
+        .unwrap_or_else(|e| panic!("index: {e}"));
+    let reused = index.stats_sync().vectors() as usize == data.n;
+    for (chunk, rows) in data
+        .base
+        .chunks(UPSERT_CHUNK * data.dim)
+        .enumerate()
+        .filter(|_| !reused)
+    {
         let records = rows
             .chunks_exact(data.dim)
             .enumerate()
@@ -211,13 +226,16 @@ fn main() {
             .unwrap_or_else(|e| panic!("upsert: {e}"));
     }
     let build_s = started.elapsed().as_secs_f64();
+    if args.reuse.is_some() && !reused {
+        index.flush_sync().unwrap_or_else(|e| panic!("flush: {e}"));
+    }
     let rss_after = rss_bytes();
     let stats = index.stats_sync();
     println!(
         "{}",
         json!({
             "library": library,
-            "phase": "build",
+            "phase": if reused { "reload" } else { "build" },
             "build_s": build_s,
             "index_rss_bytes": rss_after.saturating_sub(rss_before),
             "index_reported_bytes": stats.memory_bytes,
@@ -229,16 +247,19 @@ fn main() {
     let queries: Vec<&[f32]> = data.queries.chunks_exact(data.dim).collect();
     for &ef in &args.efs {
         let options = SearchOptions::default().ef(ef).always_walk_graph();
+        let distances = std::cell::Cell::new(0u64);
         let run = |q: &[f32]| {
             let query = VectorQuery::new(EmbeddingSpace::Visual, q.to_vec(), data.k);
-            index
+            let (hits, trace) = index
                 .search_with(&query, &options)
-                .unwrap_or_else(|e| panic!("search: {e}"))
-                .0
+                .unwrap_or_else(|e| panic!("search: {e}"));
+            distances.set(distances.get() + trace.distances);
+            hits
         };
         for q in queries.iter().take(WARM_UP) {
             std::hint::black_box(run(q));
         }
+        distances.set(0);
         let started = Instant::now();
         let results: Vec<Vec<u32>> = queries
             .iter()
@@ -258,6 +279,7 @@ fn main() {
                 "ef": ef,
                 "recall": found as f64 / (data.nq * data.k) as f64,
                 "qps": data.nq as f64 / seconds,
+                "distances_per_query": distances.get() as f64 / data.nq as f64,
                 "search_threads": 1,
             })
         );

@@ -56,11 +56,14 @@ pub(crate) struct Links {
     entry: Option<(u32, u8)>,
 }
 
+/// Largest layer-0 list: `2 * m` for the largest `m` the configuration accepts.
+const MAX_STRIDE: usize = 2 * crate::config::MAX_M;
+
 impl Links {
-    /// No nodes; layer-0 lists hold up to `2 * m` links.
+    /// No nodes; layer-0 lists hold up to `2 * m` links (at most `2 * MAX_M`).
     pub fn new(m: usize) -> Links {
         Links {
-            stride: (2 * m).max(1),
+            stride: (2 * m).clamp(1, MAX_STRIDE),
             layer0: Vec::new(),
             len0: Vec::new(),
             upper: (1..MAX_LAYERS).map(|_| HashMap::new()).collect(),
@@ -128,11 +131,17 @@ impl Links {
     /// here, inside the walk; rejected nodes are still traversed). Returns them best first.
     ///
     /// `distance(id)` is `1 - cosine` to the query.
+    ///
+    /// `prefetch(id)` is called for every neighbour about to be scored, before any of them is:
+    /// the vectors of one node's unvisited neighbours are then fetched from memory in parallel
+    /// rather than one cache miss after another (the walk is bound by memory latency once the
+    /// vectors outgrow the cache).
     pub fn search(
         &self,
         ef: usize,
         visited: &mut Visited,
         distance: impl Fn(u32) -> f32,
+        prefetch: impl Fn(u32),
         accept: impl Fn(u32) -> bool,
     ) -> Vec<Scored> {
         let Some((mut cur, top)) = self.entry else {
@@ -173,10 +182,17 @@ impl Links {
             if results.len() >= ef && results.peek().is_some_and(|w| d > w.0) {
                 break;
             }
+            // First the unvisited neighbours (prefetching their vectors), then their distances.
+            let mut fresh = [0u32; MAX_STRIDE];
+            let mut count = 0;
             for &n in self.neighbours0(c) {
-                if !visited.insert(n) {
-                    continue;
+                if visited.insert(n) {
+                    prefetch(n);
+                    fresh[count] = n;
+                    count += 1;
                 }
+            }
+            for &n in &fresh[..count] {
                 let dn = distance(n);
                 if results.len() < ef || results.peek().is_some_and(|w| dn < w.0) {
                     candidates.push(Reverse(Dist(dn, n)));
