@@ -119,6 +119,28 @@ impl Links {
                 .sum::<usize>()
     }
 
+    /// Asks the CPU to start loading a node's layer-0 links (a hint; no effect on results).
+    #[inline]
+    fn prefetch_links(&self, id: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let base = self.layer0.as_ptr().wrapping_add(id as usize * self.stride);
+            for line in 0..(self.stride * 4).div_ceil(64) {
+                // SAFETY: prefetch never faults, whatever the address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(base.cast::<i8>().wrapping_add(line * 64)) };
+            }
+            // SAFETY: as above.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(
+                    self.len0.as_ptr().wrapping_add(id as usize).cast::<i8>(),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = id;
+    }
+
     fn neighbours0(&self, id: u32) -> &[u32] {
         let id = id as usize;
         let base = id * self.stride;
@@ -132,16 +154,20 @@ impl Links {
     ///
     /// `distance(id)` is `1 - cosine` to the query.
     ///
-    /// `prefetch(id)` is called for every neighbour about to be scored, before any of them is:
-    /// the vectors of one node's unvisited neighbours are then fetched from memory in parallel
-    /// rather than one cache miss after another (the walk is bound by memory latency once the
-    /// vectors outgrow the cache).
+    /// `prefetch(id)` asks for a vector to be loaded into the cache: each neighbour is
+    /// prefetched `ahead` neighbours before it is scored, so a few vectors are always on their
+    /// way from memory while one is scored (the walk is bound by memory latency once the
+    /// vectors outgrow the cache). Prefetching all of a node's neighbours at once fills the
+    /// CPU's miss buffers and stalls instead: measured at 100k x 512, ef 32, `ahead` 4 gave
+    /// 7.7k queries/s, everything at once 5.9k, no prefetch 4.9k.
+    #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,
         ef: usize,
         visited: &mut Visited,
         distance: impl Fn(u32) -> f32,
         prefetch: impl Fn(u32),
+        ahead: usize,
         accept: impl Fn(u32) -> bool,
     ) -> Vec<Scored> {
         let Some((mut cur, top)) = self.entry else {
@@ -182,17 +208,25 @@ impl Links {
             if results.len() >= ef && results.peek().is_some_and(|w| d > w.0) {
                 break;
             }
+            // The next node to expand: start loading its links while this one is scored.
+            if let Some(Reverse(Dist(_, next))) = candidates.peek() {
+                self.prefetch_links(*next);
+            }
             // First the unvisited neighbours (prefetching their vectors), then their distances.
-            let mut fresh = [0u32; MAX_STRIDE];
-            let mut count = 0;
+            let mut fresh = std::mem::take(&mut visited.fresh);
+            fresh.clear();
             for &n in self.neighbours0(c) {
                 if visited.insert(n) {
-                    prefetch(n);
-                    fresh[count] = n;
-                    count += 1;
+                    fresh.push(n);
                 }
             }
-            for &n in &fresh[..count] {
+            for &n in fresh.iter().take(ahead) {
+                prefetch(n);
+            }
+            for (i, &n) in fresh.iter().enumerate() {
+                if let Some(&later) = fresh.get(i + ahead) {
+                    prefetch(later);
+                }
                 let dn = distance(n);
                 if results.len() < ef || results.peek().is_some_and(|w| dn < w.0) {
                     candidates.push(Reverse(Dist(dn, n)));
@@ -204,6 +238,7 @@ impl Links {
                     }
                 }
             }
+            visited.fresh = fresh;
         }
         let mut out: Vec<Scored> = results
             .into_iter()
@@ -239,8 +274,12 @@ impl Ord for Dist {
 /// free except when the epoch counter wraps).
 #[derive(Debug, Default)]
 pub(crate) struct Visited {
-    marks: Vec<u32>,
-    epoch: u32,
+    /// One byte per node (100 KB per 100k nodes, so the marks stay in the L2 cache); cleared
+    /// once every 255 searches when the epoch wraps.
+    marks: Vec<u8>,
+    epoch: u8,
+    /// The unvisited neighbours of the node being expanded.
+    fresh: Vec<u32>,
 }
 
 impl Visited {
@@ -250,7 +289,7 @@ impl Visited {
         }
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
-            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.marks.fill(0);
             self.epoch = 1;
         }
     }

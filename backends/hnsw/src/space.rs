@@ -631,6 +631,7 @@ impl SpaceState {
         let filtered = !filter.is_empty();
         let mut visited = self.visited.lock().pop().unwrap_or_default();
         let distances = std::cell::Cell::new(0u64);
+        let all_live = !filtered && self.live == self.rows.len();
         let found = self.links.search(
             ef,
             &mut visited,
@@ -639,7 +640,11 @@ impl SpaceState {
                 1.0 - crossmodal::vector::dot(q, self.vectors.get(id as usize))
             },
             |id| self.vectors.prefetch(id as usize),
+            prefetch_ahead(q.len()),
+            // Without a filter or tombstones every node is a hit: no need to touch its row
+            // (a cache miss per accepted node once the rows outgrow the cache).
             |id| match self.rows.get(id as usize) {
+                Some(_) if all_live => true,
                 Some(Some(row)) => !filtered || filter.matches(&row.asset_id, &row.meta),
                 _ => false,
             },
@@ -722,6 +727,12 @@ impl SpaceState {
             + self.vectors.memory_bytes() as f64
             + self.links.memory_bytes() as f64) as u64
     }
+}
+
+/// How many neighbours ahead the walk prefetches vectors: about 128 cache lines in flight
+/// (2048 / dim vectors of `dim` f32), measured best at 384, 512 and 1024 dims (5, 4, 2).
+fn prefetch_ahead(dim: usize) -> usize {
+    (2048 / dim.max(1)).clamp(1, 8)
 }
 
 /// Search planning knobs (from [`HnswConfig`]).
