@@ -10,7 +10,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crossmodal::vector::cosine_of_unit;
-use crossmodal::{AssetId, EmbeddingSpace, Error, Filter, Hit, RecordMeta, Result, Segment};
+use crossmodal::{
+    AssetId, EmbeddingSpace, Error, Filter, Hit, MediaKind, RecordMeta, Result, Segment,
+};
 
 use crate::config::HnswConfig;
 use crate::distance::UnitCosine;
@@ -275,6 +277,9 @@ pub(crate) struct SpaceState {
     pub by_key: BTreeMap<(AssetId, u32), usize>,
     /// Number of `Some` rows.
     pub live: usize,
+    /// Live rows per media kind (see [`kind_slot`]): a kind filter naming every kind present
+    /// filters nothing, and the search then skips the per-node checks.
+    live_kinds: [usize; 3],
     /// Nodes inserted since the links were last copied in full.
     stale: usize,
     visited: Mutex<Vec<Visited>>,
@@ -295,6 +300,7 @@ impl SpaceState {
             links: Links::new(m),
             by_key: BTreeMap::new(),
             live: 0,
+            live_kinds: [0; 3],
             stale: 0,
             visited: Mutex::new(Vec::new()),
         }
@@ -323,9 +329,29 @@ impl SpaceState {
             .filter_map(|(id, r)| r.as_ref().map(|r| ((r.asset_id.clone(), r.seq), id)))
             .collect();
         state.live = state.by_key.len();
+        for row in rows.iter().flatten() {
+            state.live_kinds[kind_slot(row.meta.kind)] += 1;
+        }
         state.rows = rows;
         state.points = points;
         state
+    }
+
+    /// Whether every live row matches `filter` without looking at the rows: no criteria, or
+    /// only a kind list naming every kind present (what a searcher's route sends when its
+    /// target kinds cover the space).
+    fn matches_every_row(&self, filter: &Filter) -> bool {
+        if filter.is_empty() {
+            return true;
+        }
+        let only_kinds = Filter {
+            kinds: filter.kinds.clone(),
+            ..Filter::default()
+        };
+        *filter == only_kinds
+            && MediaKind::ALL
+                .iter()
+                .all(|k| self.live_kinds[kind_slot(*k)] == 0 || filter.kinds.contains(k))
     }
 
     /// Graph ids whose rows are deleted or replaced but still in the graph.
@@ -356,6 +382,7 @@ impl SpaceState {
             Some(row) => {
                 self.by_key.remove(&(row.asset_id, row.seq));
                 self.live -= 1;
+                self.live_kinds[kind_slot(row.meta.kind)] -= 1;
                 true
             }
             None => false,
@@ -438,6 +465,7 @@ impl SpaceState {
                 self.kill(old);
             }
             self.by_key.insert(key, id);
+            self.live_kinds[kind_slot(row.meta.kind)] += 1;
             self.rows.push(Some(row));
             self.points.push(point);
             self.vectors.push(&vector);
@@ -575,7 +603,7 @@ impl SpaceState {
         if self.live == 0 || k == 0 {
             return Ok(Vec::new());
         }
-        let filtered = !filter.is_empty();
+        let filtered = !self.matches_every_row(filter);
         let to_hits = |scored: Vec<Scored>| -> Vec<Hit> {
             scored
                 .into_iter()
@@ -726,6 +754,15 @@ impl SpaceState {
             + (self.live * key) as f64
             + self.vectors.memory_bytes() as f64
             + self.links.memory_bytes() as f64) as u64
+    }
+}
+
+/// Index of a kind in [`SpaceState::live_kinds`].
+fn kind_slot(kind: MediaKind) -> usize {
+    match kind {
+        MediaKind::Image => 0,
+        MediaKind::Video => 1,
+        MediaKind::Audio => 2,
     }
 }
 

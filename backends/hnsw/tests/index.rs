@@ -400,3 +400,63 @@ async fn trickle_inserts_stay_searchable() {
     );
     assert!(r >= 0.95, "recall after trickle inserts {r:.3}");
 }
+
+#[tokio::test]
+async fn a_kind_filter_naming_every_kind_present_filters_nothing() {
+    let dim = 32;
+    let spec = IndexSpec::new("m", dim);
+    let mut records = image_records(2000, dim, 3);
+    for r in records.iter_mut().step_by(3) {
+        r.meta.kind = MediaKind::Video;
+    }
+    let videos: Vec<AssetId> = records
+        .iter()
+        .filter(|r| r.meta.kind == MediaKind::Video)
+        .map(|r| r.asset_id.clone())
+        .collect();
+    let index = HnswIndex::new(spec, walk()).unwrap();
+    index.upsert(records).await.unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let run = |index: &HnswIndex, q: &VectorQuery| {
+        index.search_with(q, &SearchOptions::default()).unwrap()
+    };
+    for _ in 0..10 {
+        let q = VectorQuery::new(EmbeddingSpace::Visual, random_vector(&mut rng, dim), 10);
+        let (plain, plain_trace) = run(&index, &q);
+        let both = q
+            .clone()
+            .filter(Filter::default().kinds([MediaKind::Video, MediaKind::Image]));
+        let (hits, trace) = run(&index, &both);
+        assert_eq!(hits, plain, "a filter every row matches changes nothing");
+        assert_eq!(trace.distances, plain_trace.distances, "the same walk");
+        // A kind filter that excludes something still filters.
+        let (hits, _) = run(
+            &index,
+            &q.clone()
+                .filter(Filter::default().kinds([MediaKind::Video])),
+        );
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|h| h.meta.kind == MediaKind::Video));
+    }
+    // With the videos deleted, an image-only filter covers every live row.
+    for id in &videos {
+        index.delete_asset(id).await.unwrap();
+    }
+    let q = VectorQuery::new(EmbeddingSpace::Visual, random_vector(&mut rng, dim), 10);
+    let (images, _) = run(
+        &index,
+        &q.clone()
+            .filter(Filter::default().kinds([MediaKind::Image])),
+    );
+    let (plain, _) = run(&index, &q);
+    assert_eq!(images, plain);
+    assert!(images.iter().all(|h| h.meta.kind == MediaKind::Image));
+    assert!(
+        run(
+            &index,
+            &q.filter(Filter::default().kinds([MediaKind::Video]))
+        )
+        .0
+        .is_empty()
+    );
+}
