@@ -637,8 +637,10 @@ impl SpaceState {
         let ef = ef.max(k);
         let want = if filtered { k } else { k.min(self.live) };
         let found = match plan.graph_search {
-            GraphSearch::Links => self.walk_links(q, ef, filter, trace),
-            GraphSearch::HnswRs => self.walk_hnsw_rs(q, ef, want, filter, trace)?,
+            GraphSearch::Links => self.walk_links(q, ef, filtered.then_some(filter), trace),
+            GraphSearch::HnswRs => {
+                self.walk_hnsw_rs(q, ef, want, filtered.then_some(filter), trace)?
+            }
         };
         if found.len() < want {
             trace.exact = true;
@@ -647,19 +649,19 @@ impl SpaceState {
         Ok(to_hits(found))
     }
 
+    /// `filter`: `None` when every live row matches (see `matches_every_row`).
     fn walk_links(
         &self,
         q: &[f32],
         ef: usize,
-        filter: &Filter,
+        filter: Option<&Filter>,
         trace: &mut SearchTrace,
     ) -> Vec<Scored> {
         trace.graph_rounds += 1;
         trace.final_ef = ef;
-        let filtered = !filter.is_empty();
         let mut visited = self.visited.lock().pop().unwrap_or_default();
         let distances = std::cell::Cell::new(0u64);
-        let all_live = !filtered && self.live == self.rows.len();
+        let all_live = filter.is_none() && self.live == self.rows.len();
         let found = self.links.search(
             ef,
             &mut visited,
@@ -673,7 +675,7 @@ impl SpaceState {
             // (a cache miss per accepted node once the rows outgrow the cache).
             |id| match self.rows.get(id as usize) {
                 Some(_) if all_live => true,
-                Some(Some(row)) => !filtered || filter.matches(&row.asset_id, &row.meta),
+                Some(Some(row)) => filter.is_none_or(|f| f.matches(&row.asset_id, &row.meta)),
                 _ => false,
             },
         );
@@ -689,16 +691,16 @@ impl SpaceState {
         q: &[f32],
         ef: usize,
         want: usize,
-        filter: &Filter,
+        filter: Option<&Filter>,
         trace: &mut SearchTrace,
     ) -> Result<Vec<Scored>> {
-        let filtered = !filter.is_empty();
+        let filtered = filter.is_some();
         let graph_n = self.graph.get_nb_point();
         let plain = !filtered && self.live == self.rows.len() && graph_n == self.rows.len();
         let rows = &self.rows;
         let predicate = |id: &usize| -> bool {
             match rows.get(*id) {
-                Some(Some(row)) => !filtered || filter.matches(&row.asset_id, &row.meta),
+                Some(Some(row)) => filter.is_none_or(|f| f.matches(&row.asset_id, &row.meta)),
                 _ => false,
             }
         };
