@@ -19,6 +19,10 @@ struct Rig {
 }
 
 fn rig_with(provider: Arc<TestProvider>) -> Rig {
+    rig_configured(provider, IngestConfig::default().retry(RetryPolicy::none()))
+}
+
+fn rig_configured(provider: Arc<TestProvider>, config: IngestConfig) -> Rig {
     let store = Arc::new(FlakyStore::default());
     let index = Arc::new(FlakyIndex::new(&provider.model));
     let catalog = Arc::new(SqliteCatalog::open_in_memory().unwrap());
@@ -32,7 +36,7 @@ fn rig_with(provider: Arc<TestProvider>) -> Rig {
         store.clone(),
         index.clone(),
         catalog.clone(),
-        IngestConfig::default().retry(RetryPolicy::none()),
+        config,
     )
     .unwrap();
     Rig {
@@ -410,19 +414,18 @@ async fn bad_provider_output_fails_the_embed_stage() {
 
 #[tokio::test]
 async fn an_asset_is_indexed_only_once_its_vectors_are_flushed() {
-    let provider = TestProvider::new();
-    let index = Arc::new(FlakyIndex::new(&provider.model));
-    let catalog = Arc::new(SqliteCatalog::open_in_memory().unwrap());
-    let ingestor = Ingestor::new(
-        CachedEmbedder::new(provider.clone(), None, RetryPolicy::none()),
-        Arc::new(FlakyStore::default()),
-        index.clone(),
-        catalog.clone(),
+    let Rig {
+        provider,
+        index,
+        catalog,
+        ingestor,
+        ..
+    } = rig_configured(
+        TestProvider::new(),
         IngestConfig::default()
             .retry(RetryPolicy::none())
             .flush_each(false),
-    )
-    .unwrap();
+    );
     let r = ingestor
         .ingest(IngestItem::bytes(fixture("image.png"), "a.png"))
         .await
@@ -545,16 +548,15 @@ async fn a_crash_before_the_flush_leaves_the_asset_to_be_resumed_from_the_cache(
 
 #[tokio::test]
 async fn an_oversized_file_is_refused_by_its_size_before_it_is_read() {
-    let provider = TestProvider::new();
-    let catalog = Arc::new(SqliteCatalog::open_in_memory().unwrap());
-    let ingestor = Ingestor::new(
-        CachedEmbedder::new(provider.clone(), None, RetryPolicy::none()),
-        Arc::new(FlakyStore::default()),
-        Arc::new(FlakyIndex::new(&provider.model)),
-        catalog.clone(),
+    let Rig {
+        provider,
+        catalog,
+        ingestor,
+        ..
+    } = rig_configured(
+        TestProvider::new(),
         IngestConfig::default().limits(MediaLimits::default().with_max_bytes(100)),
-    )
-    .unwrap();
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.png");
     std::fs::write(&path, fixture("image.png")).unwrap();

@@ -85,7 +85,8 @@ struct Dataset {
     truth: Vec<u32>,
 }
 
-fn read_f32(path: &Path, len: usize) -> Result<Vec<f32>, String> {
+/// Reads `len` little-endian 4-byte values (`f32` or `u32`) from `path`.
+fn read_le<T>(path: &Path, len: usize, from: fn([u8; 4]) -> T) -> Result<Vec<T>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.len() != len * 4 {
         return Err(format!(
@@ -97,23 +98,7 @@ fn read_f32(path: &Path, len: usize) -> Result<Vec<f32>, String> {
     }
     Ok(bytes
         .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
-}
-
-fn read_u32(path: &Path, len: usize) -> Result<Vec<u32>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() != len * 4 {
-        return Err(format!(
-            "{}: {} bytes, expected {}",
-            path.display(),
-            bytes.len(),
-            len * 4
-        ));
-    }
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .map(|b| from([b[0], b[1], b[2], b[3]]))
         .collect())
 }
 
@@ -131,9 +116,9 @@ fn load(dir: &Path) -> Result<Dataset, String> {
     };
     let (n, nq, dim, k) = (field("n")?, field("nq")?, field("dim")?, field("k")?);
     Ok(Dataset {
-        base: read_f32(&dir.join("base.f32"), n * dim)?,
-        queries: read_f32(&dir.join("queries.f32"), nq * dim)?,
-        truth: read_u32(&dir.join("gt.u32"), nq * k)?,
+        base: read_le(&dir.join("base.f32"), n * dim, f32::from_le_bytes)?,
+        queries: read_le(&dir.join("queries.f32"), nq * dim, f32::from_le_bytes)?,
+        truth: read_le(&dir.join("gt.u32"), nq * k, u32::from_le_bytes)?,
         n,
         nq,
         dim,
