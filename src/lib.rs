@@ -91,8 +91,8 @@ pub use embedding::{
 pub use engine::{Engine, EngineParts, LocalLayout, LocalOptions};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use index::{
-    Filter, FlatIndex, Hit, IndexCapabilities, IndexSpec, IndexStats, RecordKey, RecordMeta,
-    VectorIndex, VectorQuery, VectorRecord,
+    Filter, FlatIndex, Hit, IndexCapabilities, IndexSpec, IndexStats, KindCounts, RecordKey,
+    RecordMeta, VectorIndex, VectorQuery, VectorRecord,
 };
 pub use ingest::{
     BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestOutcome,

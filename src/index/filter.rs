@@ -47,6 +47,21 @@ impl Filter {
             && self.created_until_ms.is_none()
     }
 
+    /// Whether the filter has no condition other than its kind list.
+    ///
+    /// ```
+    /// use crossmodal::{Filter, MediaKind};
+    /// assert!(Filter::default().kinds([MediaKind::Image]).is_empty_except_kinds());
+    /// assert!(!Filter::default().tag("castle").is_empty_except_kinds());
+    /// ```
+    pub fn is_empty_except_kinds(&self) -> bool {
+        Filter {
+            kinds: Vec::new(),
+            ..self.clone()
+        }
+        .is_empty()
+    }
+
     /// Restricts to these kinds (replacing any earlier kinds).
     pub fn kinds(mut self, kinds: impl IntoIterator<Item = MediaKind>) -> Self {
         self.kinds = kinds.into_iter().collect();
@@ -175,5 +190,57 @@ mod tests {
                 .kinds,
             vec![MediaKind::Audio]
         );
+    }
+}
+
+/// Rows per media kind, kept by an index so that a kind filter admitting every kind the index
+/// holds (what a searcher route targeting images and videos sends to a space of images and
+/// videos) is skipped instead of checked row by row.
+///
+/// ```
+/// use crossmodal::{KindCounts, MediaKind};
+/// let mut counts = KindCounts::default();
+/// counts.add(MediaKind::Image);
+/// counts.add(MediaKind::Video);
+/// assert!(counts.all_admitted_by(&[MediaKind::Video, MediaKind::Image]));
+/// assert!(counts.all_admitted_by(&[])); // no kind list admits every kind
+/// assert!(!counts.all_admitted_by(&[MediaKind::Image]));
+/// counts.remove(MediaKind::Video);
+/// assert!(counts.all_admitted_by(&[MediaKind::Image]));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindCounts([u64; 3]);
+
+impl KindCounts {
+    fn slot(kind: MediaKind) -> usize {
+        match kind {
+            MediaKind::Image => 0,
+            MediaKind::Video => 1,
+            MediaKind::Audio => 2,
+        }
+    }
+
+    /// Counts one row of `kind`.
+    pub fn add(&mut self, kind: MediaKind) {
+        self.0[Self::slot(kind)] += 1;
+    }
+
+    /// Uncounts one row of `kind` (never below zero).
+    pub fn remove(&mut self, kind: MediaKind) {
+        let n = &mut self.0[Self::slot(kind)];
+        *n = n.saturating_sub(1);
+    }
+
+    /// Rows of `kind`.
+    pub fn get(&self, kind: MediaKind) -> u64 {
+        self.0[Self::slot(kind)]
+    }
+
+    /// Whether a filter's kind list (empty: every kind) admits every kind that has rows.
+    pub fn all_admitted_by(&self, kinds: &[MediaKind]) -> bool {
+        kinds.is_empty()
+            || MediaKind::ALL
+                .iter()
+                .all(|k| self.get(*k) == 0 || kinds.contains(k))
     }
 }

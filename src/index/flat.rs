@@ -9,8 +9,8 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{
-    Filter, Hit, IndexCapabilities, IndexSpec, IndexStats, RecordMeta, VectorIndex, VectorQuery,
-    VectorRecord, check_query, check_records,
+    Hit, IndexCapabilities, IndexSpec, IndexStats, KindCounts, RecordMeta, VectorIndex,
+    VectorQuery, VectorRecord, check_query, check_records,
 };
 use crate::asset::AssetId;
 use crate::embedding::{EmbeddingSpace, Segment};
@@ -63,7 +63,7 @@ struct SpaceTable {
     /// Each row's kind as a bit (see [`kind_bit`]), dense so kind filters scan one byte a row.
     kinds: Vec<u8>,
     /// Rows per kind, so a filter that cannot exclude any present kind is skipped.
-    kind_counts: [u64; 3],
+    kind_counts: KindCounts,
     by_key: HashMap<(AssetId, u32), usize>,
 }
 
@@ -73,10 +73,6 @@ fn kind_bit(kind: MediaKind) -> u8 {
         MediaKind::Video => 2,
         MediaKind::Audio => 4,
     }
-}
-
-fn kind_slot(kind: MediaKind) -> usize {
-    kind_bit(kind).trailing_zeros() as usize
 }
 
 impl SpaceTable {
@@ -90,28 +86,20 @@ impl SpaceTable {
                 .map(|(i, r)| ((r.asset_id.clone(), r.seq), i))
                 .collect(),
             rows,
-            kind_counts: [0; 3],
+            kind_counts: KindCounts::default(),
         };
         for r in &t.rows {
-            t.kind_counts[kind_slot(r.meta.kind)] += 1;
+            t.kind_counts.add(r.meta.kind);
         }
         t
     }
 
-    /// Bits of the kinds that have rows.
-    fn present_kinds(&self) -> u8 {
-        MediaKind::ALL
-            .into_iter()
-            .filter(|k| self.kind_counts[kind_slot(*k)] > 0)
-            .fold(0, |m, k| m | kind_bit(k))
-    }
-
     fn upsert(&mut self, dim: usize, row: Row, unit: &[f32]) {
         let key = (row.asset_id.clone(), row.seq);
-        self.kind_counts[kind_slot(row.meta.kind)] += 1;
+        self.kind_counts.add(row.meta.kind);
         match self.by_key.get(&key) {
             Some(&i) => {
-                self.kind_counts[kind_slot(self.rows[i].meta.kind)] -= 1;
+                self.kind_counts.remove(self.rows[i].meta.kind);
                 self.data[i * dim..(i + 1) * dim].copy_from_slice(unit);
                 self.kinds[i] = kind_bit(row.meta.kind);
                 self.rows[i] = row;
@@ -138,7 +126,7 @@ impl SpaceTable {
             let last = self.rows.len() - 1;
             let removed = self.rows.swap_remove(i);
             self.kinds.swap_remove(i);
-            self.kind_counts[kind_slot(removed.meta.kind)] -= 1;
+            self.kind_counts.remove(removed.meta.kind);
             self.by_key.remove(&(removed.asset_id, removed.seq));
             if i != last {
                 let (head, tail) = self.data.split_at_mut(last * dim);
@@ -229,12 +217,8 @@ impl FlatIndex {
         } else {
             f.kinds.iter().fold(0, |m, k| m | kind_bit(*k))
         };
-        let check_kinds = table.present_kinds() & !kind_mask != 0;
-        let check_rest = !Filter {
-            kinds: Vec::new(),
-            ..f.clone()
-        }
-        .is_empty();
+        let check_kinds = !table.kind_counts.all_admitted_by(&f.kinds);
+        let check_rest = !f.is_empty_except_kinds();
         for (i, row_vec) in table.data.chunks_exact(dim).enumerate() {
             if check_kinds && table.kinds[i] & kind_mask == 0 {
                 continue;
@@ -437,6 +421,7 @@ impl VectorIndex for FlatIndex {
 mod tests {
     use super::*;
     use crate::conformance;
+    use crate::index::Filter;
 
     #[tokio::test]
     async fn passes_the_vector_index_suite() {

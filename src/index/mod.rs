@@ -9,7 +9,7 @@
 mod filter;
 mod flat;
 
-pub use filter::Filter;
+pub use filter::{Filter, KindCounts};
 pub use flat::FlatIndex;
 
 use async_trait::async_trait;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crossmodal::vector::cosine_of_unit;
 use crossmodal::{
-    AssetId, EmbeddingSpace, Error, Filter, Hit, MediaKind, RecordMeta, Result, Segment,
+    AssetId, EmbeddingSpace, Error, Filter, Hit, KindCounts, RecordMeta, Result, Segment,
 };
 
 use crate::config::HnswConfig;
@@ -277,9 +277,9 @@ pub(crate) struct SpaceState {
     pub by_key: BTreeMap<(AssetId, u32), usize>,
     /// Number of `Some` rows.
     pub live: usize,
-    /// Live rows per media kind (see [`kind_slot`]): a kind filter naming every kind present
-    /// filters nothing, and the search then skips the per-node checks.
-    live_kinds: [usize; 3],
+    /// Live rows per media kind: a kind filter naming every kind present filters nothing, and
+    /// the search then skips the per-node checks.
+    live_kinds: KindCounts,
     /// Nodes inserted since the links were last copied in full.
     stale: usize,
     visited: Mutex<Vec<Visited>>,
@@ -300,7 +300,7 @@ impl SpaceState {
             links: Links::new(m),
             by_key: BTreeMap::new(),
             live: 0,
-            live_kinds: [0; 3],
+            live_kinds: KindCounts::default(),
             stale: 0,
             visited: Mutex::new(Vec::new()),
         }
@@ -330,7 +330,7 @@ impl SpaceState {
             .collect();
         state.live = state.by_key.len();
         for row in rows.iter().flatten() {
-            state.live_kinds[kind_slot(row.meta.kind)] += 1;
+            state.live_kinds.add(row.meta.kind);
         }
         state.rows = rows;
         state.points = points;
@@ -341,17 +341,7 @@ impl SpaceState {
     /// only a kind list naming every kind present (what a searcher's route sends when its
     /// target kinds cover the space).
     fn matches_every_row(&self, filter: &Filter) -> bool {
-        if filter.is_empty() {
-            return true;
-        }
-        let only_kinds = Filter {
-            kinds: filter.kinds.clone(),
-            ..Filter::default()
-        };
-        *filter == only_kinds
-            && MediaKind::ALL
-                .iter()
-                .all(|k| self.live_kinds[kind_slot(*k)] == 0 || filter.kinds.contains(k))
+        filter.is_empty_except_kinds() && self.live_kinds.all_admitted_by(&filter.kinds)
     }
 
     /// Graph ids whose rows are deleted or replaced but still in the graph.
@@ -382,7 +372,7 @@ impl SpaceState {
             Some(row) => {
                 self.by_key.remove(&(row.asset_id, row.seq));
                 self.live -= 1;
-                self.live_kinds[kind_slot(row.meta.kind)] -= 1;
+                self.live_kinds.remove(row.meta.kind);
                 true
             }
             None => false,
@@ -465,7 +455,7 @@ impl SpaceState {
                 self.kill(old);
             }
             self.by_key.insert(key, id);
-            self.live_kinds[kind_slot(row.meta.kind)] += 1;
+            self.live_kinds.add(row.meta.kind);
             self.rows.push(Some(row));
             self.points.push(point);
             self.vectors.push(&vector);
@@ -756,15 +746,6 @@ impl SpaceState {
             + (self.live * key) as f64
             + self.vectors.memory_bytes() as f64
             + self.links.memory_bytes() as f64) as u64
-    }
-}
-
-/// Index of a kind in [`SpaceState::live_kinds`].
-fn kind_slot(kind: MediaKind) -> usize {
-    match kind {
-        MediaKind::Image => 0,
-        MediaKind::Video => 1,
-        MediaKind::Audio => 2,
     }
 }
 
