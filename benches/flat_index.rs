@@ -6,6 +6,7 @@
 //! Besides criterion's timings it prints (stderr, lines starting `FLAT`) that ratio measured
 //! alternately in 7 rounds, median and min-max: the figure to quote on a noisy machine.
 //! Run: `cargo bench --bench flat_index` (set `CROSSMODAL_BENCH_LARGE=0` to skip 100k).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crossmodal::{

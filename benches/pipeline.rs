@@ -10,6 +10,7 @@
 //! cargo bench --bench pipeline
 //! CROSSMODAL_BENCH_LATENCY_MS=500 cargo bench --bench pipeline
 //! ```
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use async_trait::async_trait;
 use crossmodal::{

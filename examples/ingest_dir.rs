@@ -5,10 +5,8 @@
 //! ```text
 //! cargo run --release --example ingest_dir -- ./clips --data-dir ./media-index --concurrency 8
 //! ```
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-#[path = "support/demo_embedder.rs"]
-#[allow(dead_code)]
-mod demo_embedder;
 #[path = "support/setup.rs"]
 mod setup;
 

@@ -15,11 +15,9 @@
 //! Embeddings: without Marengo credentials it uses the offline demo embedder from
 //! `examples/support/demo_embedder.rs`, which hashes each sample's caption words: it is NOT a
 //! model, and it says so when it starts.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-#[path = "support/demo_embedder.rs"]
-mod demo_embedder;
-#[path = "support/samples.rs"]
-mod samples;
+use crossmodal_testkit::samples;
 #[path = "support/setup.rs"]
 mod setup;
 

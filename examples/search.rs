@@ -4,10 +4,8 @@
 //! cargo run --release --example search -- --text "knights storming a castle" -k 5
 //! cargo run --release --example search -- --video clip.mp4 --mode audio --kind video --json
 //! ```
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-#[path = "support/demo_embedder.rs"]
-#[allow(dead_code)]
-mod demo_embedder;
 #[path = "support/setup.rs"]
 mod setup;
 

@@ -14,12 +14,8 @@
 //! files that carry a sidecar caption (`<file>.caption.txt`, as the quickstart's samples in
 //! `<data-dir>/samples` do); other uploads are stored and then fail at the embed stage with a
 //! clear message. Pass `--captions DIR` to teach it more files.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-#[path = "support/demo_embedder.rs"]
-#[allow(dead_code)]
-mod demo_embedder;
-#[path = "support/serve_app.rs"]
-mod serve_app;
 #[path = "support/setup.rs"]
 mod setup;
 
@@ -92,13 +88,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {interrupted} interrupted assets: restart with --resume to finish them");
     }
 
-    let limits = serve_app::ServeLimits {
+    let limits = crossmodal::server::ServeLimits {
         max_upload_bytes: args.max_upload_mib * 1024 * 1024,
         max_request_bytes: args.max_request_mib * 1024 * 1024,
         search_timeout: Duration::from_secs(args.search_timeout_secs.max(1)),
-        ..serve_app::ServeLimits::default()
+        ..crossmodal::server::ServeLimits::default()
     };
-    let app = serve_app::router(engine.clone(), limits);
+    let app = crossmodal::server::router(engine.clone(), limits);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let local = listener.local_addr()?;
     if !local.ip().is_loopback() {

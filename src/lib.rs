@@ -3,107 +3,53 @@
 //! Cross-modal media search: find images, video clips and sounds by a text description, or by a
 //! reference image, video or audio snippet.
 //!
-//! The job is split behind small traits: an [`EmbeddingProvider`] (TwelveLabs Marengo on Amazon
-//! Bedrock in `crossmodal-bedrock`) embeds text and media into one space; a [`MediaStore`] keeps
-//! originals; a [`VectorIndex`] answers cosine k-NN queries; a [`CrossModalSearcher`] applies the
-//! [`RoutingRules`] (which space to search for which query and target kind), fuses and ranks; an
-//! [`Ingestor`] validates, deduplicates, stores, embeds (through an [`EmbeddingCache`]) and
-//! indexes, recording each asset's status in an [`AssetCatalog`]. [`Engine`] owns all four.
+//! This is the crate to depend on. It re-exports [`crossmodal-core`](crossmodal_core) (the
+//! vocabulary, the traits, routing, search, ingest, the exact `FlatIndex`, the local stores and
+//! the SQLite catalog) and, behind features, the backends:
 //!
+//! | feature | what it adds |
+//! |---|---|
+//! | `hnsw` (default) | [`hnsw`]: the HNSW index of the embedded default |
+//! | `bedrock` | [`bedrock`]: TwelveLabs Marengo on Amazon Bedrock |
+//! | `s3` | [`s3`]: the Amazon S3 media store |
+//! | `opensearch` | [`opensearch`]: the OpenSearch k-NN index and catalog (managed and Serverless) |
+//! | `server` | [`server`]: the HTTP service as a library (`router(engine, config)`) |
+//! | `conformance` | [`conformance`]: the behaviour suite every backend runs |
+//!
+//! Enable only what your application uses: a service on the embedded default never compiles
+//! an AWS SDK, one on OpenSearch never compiles the Bedrock SDK.
+//!
+//! ```toml
+//! [dependencies]
+//! crossmodal = "0.1"                                            # the embedded default
+//! # crossmodal = { version = "0.1", features = ["bedrock", "s3", "opensearch"] }   # production
 //! ```
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use crossmodal::*;
-//! use std::sync::Arc;
-//!
-//! // A stand-in provider for this example only; use `crossmodal_bedrock::MarengoProvider`.
-//! struct Toy(ModelInfo);
-//! #[async_trait::async_trait]
-//! impl EmbeddingProvider for Toy {
-//!     fn model(&self) -> &ModelInfo { &self.0 }
-//!     async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
-//!         Ok(if text.contains("tone") { vec![0.0, 1.0] } else { vec![1.0, 0.0] })
-//!     }
-//!     async fn embed_media(&self, m: &MediaInput) -> Result<Vec<Embedding>> {
-//!         let v = if m.kind() == MediaKind::Audio { vec![0.1, 1.0] } else { vec![1.0, 0.1] };
-//!         Ok(self.0.spaces_for(m.kind()).iter()
-//!             .map(|s| Embedding { space: *s, segment: None, vector: v.clone() }).collect())
-//!     }
-//! }
-//!
-//! let dir = tempfile::tempdir().unwrap();
-//! let model = ModelInfo { id: "toy".into(), dimension: 2, ..ModelInfo::marengo_3_0() };
-//! let engine = Engine::open_local(dir.path(), Arc::new(Toy(model))).await.unwrap();
-//!
-//! // A one-second 8 kHz WAV file.
-//! let mut wav = std::io::Cursor::new(Vec::new());
-//! let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16,
-//!                             sample_format: hound::SampleFormat::Int };
-//! let mut w = hound::WavWriter::new(&mut wav, spec).unwrap();
-//! for i in 0..8000 { w.write_sample(((i as f32 * 0.3).sin() * 9000.0) as i16).unwrap(); }
-//! w.finalize().unwrap();
-//!
-//! let report = engine.ingest(IngestItem::bytes(wav.into_inner(), "beep.wav")).await.unwrap();
-//! assert_eq!(report.outcome, IngestOutcome::Indexed);
-//! let results = engine.search(&Query::text("a pure tone").mode(SearchMode::Audio)).await.unwrap();
-//! assert_eq!(results.hits[0].display_name.as_deref(), Some("beep.wav"));
-//! assert_eq!(results.hits[0].space, EmbeddingSpace::Audio);
-//! # });
-//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-pub mod asset;
-pub mod cache;
-pub mod catalog;
-pub mod durable;
-pub mod embedder;
-pub mod embedding;
-pub mod engine;
-pub mod error;
-pub mod index;
-pub mod ingest;
-pub mod media;
-pub mod retry;
-pub mod routing;
-pub mod search;
-pub mod store;
-pub mod vector;
+pub use crossmodal_core::*;
 
-#[cfg(any(test, feature = "conformance"))]
-pub mod conformance;
-#[cfg(test)]
-mod test_support;
+/// The HNSW index of the embedded default (`crossmodal-hnsw`).
+#[cfg(feature = "hnsw")]
+pub use crossmodal_hnsw as hnsw;
+
+/// TwelveLabs Marengo on Amazon Bedrock (`crossmodal-bedrock`).
+#[cfg(feature = "bedrock")]
+pub use crossmodal_bedrock as bedrock;
+
+/// The Amazon S3 media store (`crossmodal-s3`).
+#[cfg(feature = "s3")]
+pub use crossmodal_s3 as s3;
+
+/// The OpenSearch k-NN index and catalog (`crossmodal-opensearch`).
+#[cfg(feature = "opensearch")]
+pub use crossmodal_opensearch as opensearch;
+
+/// The HTTP service (`crossmodal-server`).
+#[cfg(feature = "server")]
+pub use crossmodal_server as server;
 
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-
-pub use asset::{AssetId, now_ms};
-pub use cache::{CacheKey, EmbeddingCache, MemoryEmbeddingCache, SqliteEmbeddingCache};
-pub use catalog::{
-    AssetCatalog, AssetPage, AssetQuery, AssetRecord, AssetState, AssetStatus, IngestStage,
-    SqliteCatalog, StatusCounts,
-};
-pub use embedder::{CachedEmbedder, MediaEmbeddings};
-pub use embedding::{
-    Embedding, EmbeddingProvider, EmbeddingSpace, MediaInput, ModelInfo, Segment, check_text,
-};
-pub use engine::{Engine, EngineParts, LocalLayout, LocalOptions};
-pub use error::{BoxError, Error, ErrorKind, Result};
-pub use index::{
-    Filter, FlatIndex, Hit, IndexCapabilities, IndexSpec, IndexStats, KindCounts, RecordKey,
-    RecordMeta, VectorIndex, VectorQuery, VectorRecord,
-};
-pub use ingest::{
-    BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestOutcome,
-    IngestReport, IngestSource, Ingestor,
-};
-pub use media::{MediaFormat, MediaKind, MediaLimits, MediaProbe, ValidatedMedia, validate_media};
-pub use retry::RetryPolicy;
-pub use routing::{QueryKind, Route, RoutingRule, RoutingRules, SearchMode};
-pub use search::{
-    CrossModalSearcher, Fusion, Query, QueryInput, QuerySegments, RouteMatch, RouteOutcome,
-    RouteReport, SearchHit, SearchResults,
-};
-pub use store::{KeyPage, LocalDirStore, MediaKey, MediaRef, MediaStore, MemoryStore};
-pub use vector::{check_vector, normalized};

@@ -1,5 +1,6 @@
 //! Ingest + search end to end over the embedded default (`Engine::open_local`: FlatIndex,
 //! LocalDirStore, SQLite catalog and cache), with a deterministic test provider defined here.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use async_trait::async_trait;
 use crossmodal::{
@@ -94,7 +95,7 @@ impl EmbeddingProvider for TopicProvider {
 }
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/media")
+    crossmodal_testkit::fixtures::dir()
 }
 
 /// The eight fixtures with a topic each (0 sunset, 1 forest, 2 castle, 3 drums, ...).

@@ -15,37 +15,27 @@
 //!
 //! Needs `CROSSMODAL_S3_ENDPOINT` (`scripts/s3-server.sh install && eval "$(scripts/s3-server.sh
 //! start)"`): skipped with a message without it, a failure under `CI=true`. Videos need ffmpeg.
-
-#[allow(unused_imports)]
-#[path = "../backends/bedrock/tests/common/mod.rs"]
-mod bedrock_common;
-#[allow(dead_code)]
-#[path = "../examples/support/demo_embedder.rs"]
-mod demo_embedder;
-#[path = "../backends/opensearch/tests/knn_server/mod.rs"]
-mod knn_server;
-#[allow(dead_code)]
-#[path = "../examples/support/samples.rs"]
-mod samples;
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use crossmodal::bedrock::{MarengoModel, MarengoProvider, PollPolicy, aws_sdk_s3};
+use crossmodal::opensearch::{OpenSearchCatalog, OpenSearchConfig, OpenSearchIndex};
+use crossmodal::s3::{S3MediaStore, S3StoreConfig};
 use crossmodal::{
     AssetCatalog, EmbeddingProvider, EmbeddingSpace, Engine, EngineParts, IndexSpec, IngestConfig,
     IngestItem, MediaInput, MediaKind, MediaLimits, MemoryEmbeddingCache, Query, RetryPolicy,
     SearchMode, SearchResults, SqliteCatalog, validate_media,
 };
-use crossmodal_bedrock::{MarengoModel, MarengoProvider, aws_sdk_s3};
-use crossmodal_opensearch::{OpenSearchCatalog, OpenSearchConfig, OpenSearchIndex};
-use crossmodal_s3::{S3MediaStore, S3StoreConfig};
 
-use bedrock_common::schema::Version;
-use bedrock_common::server::{SourceVector, VectorSource};
-use bedrock_common::{Op, TestServer};
-use demo_embedder::CaptionHashEmbedder;
-use knn_server::KnnServer;
+use crossmodal_testkit::aws as aws_helpers;
+use crossmodal_testkit::bedrock_schema::Version;
+use crossmodal_testkit::bedrock_server::{ACCOUNT, Op, SourceVector, TestServer, VectorSource};
+use crossmodal_testkit::demo_embedder::CaptionHashEmbedder;
+use crossmodal_testkit::knn_server::KnnServer;
+use crossmodal_testkit::samples;
 
 /// Environment variable naming osmem-server (`scripts/opensearch-server.sh start`).
 const OSMEM_VAR: &str = "CROSSMODAL_OSMEM_URL";
@@ -54,25 +44,30 @@ const TOP: usize = 3;
 /// Score tolerance between the stacks.
 const EPS: f32 = 1e-3;
 
-/// The S3 endpoint; `None` after saying why the test is skipped; a panic under `CI=true`.
+/// The S3 endpoint; `None` after recording the skip; a panic under `CI=true`.
 fn s3_endpoint(test: &str) -> Option<String> {
-    match std::env::var(bedrock_common::ENDPOINT_VAR) {
-        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ if bedrock_common::under_ci() => panic!(
-            "{} is not set but CI=true: the full-stack test must run in CI. Start the server \
-             with `scripts/s3-server.sh install && eval \"$(scripts/s3-server.sh start)\"`.",
-            bedrock_common::ENDPOINT_VAR
-        ),
-        _ => {
-            eprintln!(
-                "SKIPPED {test}: {} is not set. Run `scripts/s3-server.sh install && eval \
-                 \"$(scripts/s3-server.sh start)\"` to run the full-stack test against a local \
-                 S3-compatible server.",
-                bedrock_common::ENDPOINT_VAR
-            );
-            None
-        }
-    }
+    crossmodal_testkit::skip::required_env("CROSSMODAL_S3_ENDPOINT", test)
+}
+
+/// Polling and retries in milliseconds, so the test is fast.
+fn fast_config(model: MarengoModel) -> crossmodal::bedrock::MarengoConfigBuilder {
+    crossmodal::bedrock::MarengoConfig::builder()
+        .model(model)
+        .region("us-east-1")
+        .bucket_owner(ACCOUNT)
+        .poll(PollPolicy {
+            initial_interval: Duration::from_millis(5),
+            max_interval: Duration::from_millis(20),
+            multiplier: 1.5,
+            timeout: Duration::from_secs(20),
+        })
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(5)
+                .initial_backoff(Duration::from_millis(2))
+                .max_backoff(Duration::from_millis(10))
+                .deadline(Some(Duration::from_secs(10))),
+        )
 }
 
 /// The offline demo embedder as the Bedrock test server's vector source.
@@ -124,26 +119,9 @@ impl VectorSource for DemoVectors {
     }
 }
 
-/// An S3 client for the S3-compatible server, as the S3 store's tests build it.
-fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        // moto reports multipart checksums differently from S3 (see crossmodal-s3's tests); the
-        // store checks the SHA-256 it records on every read.
-        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
 /// Deletes every object of `bucket`, then the bucket (best effort).
 async fn remove_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
-    let keys = bedrock_common::list_keys(client, bucket, "").await;
+    let keys = aws_helpers::list_keys(client, bucket, "").await;
     for key in keys {
         let _ = client.delete_object().bucket(bucket).key(key).send().await;
     }
@@ -160,7 +138,7 @@ fn fast_retry() -> RetryPolicy {
 
 fn opensearch_config(url: &str, hint: &str) -> OpenSearchConfig {
     OpenSearchConfig::builder(url)
-        .index(bedrock_common::unique_bucket(hint))
+        .index(aws_helpers::unique_bucket(hint))
         .retry(fast_retry())
         .request_timeout(Duration::from_secs(20))
         .build()
@@ -180,19 +158,19 @@ struct FullStack {
 
 impl FullStack {
     async fn start(endpoint: &str, demo: Arc<CaptionHashEmbedder>) -> FullStack {
-        let s3 = s3_client(endpoint);
-        let bucket = bedrock_common::create_bucket(&s3, "fullstack").await;
+        let s3 = aws_helpers::s3_client(endpoint);
+        let bucket = aws_helpers::create_bucket(&s3, "fullstack").await;
 
         // Marengo 3.0 on the Bedrock-protocol test server, reading media from S3 in place and
         // writing job output to the same bucket.
         let bedrock = TestServer::start(Some(s3.clone())).await;
         bedrock.set_vector_source(Arc::new(DemoVectors(demo)));
-        let config = bedrock_common::fast_config(MarengoModel::V3_0)
+        let config = fast_config(MarengoModel::V3_0)
             .output_s3_uri(format!("s3://{bucket}/marengo-output/"))
             .build()
             .expect("Marengo configuration");
         let provider = MarengoProvider::new(
-            bedrock_common::bedrock_client(&bedrock.url),
+            aws_helpers::bedrock_client(&bedrock.url),
             s3.clone(),
             config,
         )
@@ -241,7 +219,7 @@ impl FullStack {
             }
             None => {
                 assert!(
-                    !bedrock_common::under_ci(),
+                    !crossmodal_testkit::skip::under_ci(),
                     "{OSMEM_VAR} is not set under CI=true: scripts/test.sh starts osmem-server"
                 );
                 eprintln!(
@@ -394,7 +372,7 @@ async fn full_stack_answers_the_quickstart_queries_like_the_embedded_default() {
     let have_videos = samples_dir.join("castle_siege.mp4").exists();
     if !have_videos {
         assert!(
-            !bedrock_common::under_ci(),
+            !crossmodal_testkit::skip::under_ci(),
             "ffmpeg is missing under CI=true: the video samples were not generated"
         );
         eprintln!("NOTE: ffmpeg not found: the video queries are skipped");
@@ -453,7 +431,7 @@ async fn full_stack_answers_the_quickstart_queries_like_the_embedded_default() {
             "{uri}"
         );
     }
-    let outputs = bedrock_common::list_keys(&full.s3, &full.bucket, "marengo-output/").await;
+    let outputs = aws_helpers::list_keys(&full.s3, &full.bucket, "marengo-output/").await;
     assert_eq!(
         outputs
             .iter()
@@ -554,7 +532,7 @@ async fn full_stack_answers_the_quickstart_queries_like_the_embedded_default() {
     full.bedrock.assert_no_violations();
     full.knn.assert_clean();
     assert!(
-        full.knn.validates() || !bedrock_common::under_ci(),
+        full.knn.validates() || !crossmodal_testkit::skip::under_ci(),
         "the k-NN test server did not validate requests against the OpenSearch specification"
     );
     full.cleanup().await;

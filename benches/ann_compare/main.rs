@@ -4,21 +4,22 @@
 //! `peers.py` so `report.py` can put them in one table. A program, not a criterion bench:
 //!
 //! ```text
-//! cargo bench -p crossmodal --bench ann_compare -- --data DIR [--m 16] [--ef-construction 200]
+//! cargo bench -p crossmodal-benches --bench ann_compare -- --data DIR [--m 16] [--ef-construction 200]
 //!     [--efs 10,12,16,...]
 //! ```
 //!
 //! `bash benches/ann_compare/run.sh` makes the data and runs every candidate alternately.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crossmodal::hnsw::{HnswConfig, HnswIndex, SearchOptions};
 use crossmodal::{
     AssetId, EmbeddingSpace, IndexSpec, MediaFormat, MediaKind, RecordMeta, VectorQuery,
     VectorRecord,
 };
-use crossmodal_hnsw::{HnswConfig, HnswIndex, SearchOptions};
 use serde_json::{Value, json};
 
 /// Queries run untimed before each `ef` is timed (the peers do the same).

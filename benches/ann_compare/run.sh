@@ -86,12 +86,12 @@ done
 
 # --- the Rust runner, built once up front so that no round pays for compiling -------------
 # The Rust runner, as run for each round (from the repository root):
-#   cargo bench --quiet -p crossmodal --bench ann_compare -- --data DIR --m M \
+#   cargo bench --quiet -p crossmodal-benches --bench ann_compare -- --data DIR --m M \
 #       --ef-construction EFC --efs LIST
-run_rust() { (cd "$ROOT" && cargo bench --quiet -p crossmodal --bench ann_compare -- "$@"); }
+run_rust() { (cd "$ROOT" && cargo bench --quiet -p crossmodal-benches --bench ann_compare -- "$@"); }
 if [[ " $LIBRARIES " == *" crossmodal-hnsw "* ]]; then
     log "building the Rust runner (cargo bench --no-run)"
-    (cd "$ROOT" && cargo bench --quiet -p crossmodal --bench ann_compare --no-run)
+    (cd "$ROOT" && cargo bench --quiet -p crossmodal-benches --bench ann_compare --no-run)
 fi
 
 # --- environment record ------------------------------------------------------------------

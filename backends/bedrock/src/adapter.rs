@@ -3,7 +3,7 @@
 //! Everything that differs between Marengo Embed 2.7 (flat body) and 3.0 (body nested under the
 //! input type) lives here, behind [`MarengoAdapter`]; the provider never branches on the version.
 
-use crossmodal::{EmbeddingSpace, Error, MediaKind, ModelInfo, Result};
+use crossmodal_core::{EmbeddingSpace, Error, MediaKind, ModelInfo, Result};
 use serde_json::{Map, Value, json};
 
 use crate::config::{MarengoModel, Segmentation, TextTruncate};

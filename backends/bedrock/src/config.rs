@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crossmodal::{EmbeddingSpace, Error, ModelInfo, Result, RetryPolicy};
+use crossmodal_core::{EmbeddingSpace, Error, ModelInfo, Result, RetryPolicy};
 
 use crate::adapter::{self, MarengoAdapter};
 
@@ -204,8 +204,14 @@ fn check_bucket(bucket: &str) -> Result<()> {
         && bucket
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && bucket.as_bytes()[0].is_ascii_alphanumeric()
-        && bucket.as_bytes()[bucket.len() - 1].is_ascii_alphanumeric();
+        && bucket
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && bucket
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -234,7 +240,7 @@ pub struct PollPolicy {
     pub max_interval: Duration,
     /// Growth of the interval after each check (1.5).
     pub multiplier: f64,
-    /// Give up on a job (with [`ErrorKind::Timeout`](crossmodal::ErrorKind::Timeout)) once this
+    /// Give up on a job (with [`ErrorKind::Timeout`](crossmodal_core::ErrorKind::Timeout)) once this
     /// much time has passed since it was started (1 hour). The job itself keeps running on
     /// Bedrock; there is no cancel operation.
     pub timeout: Duration,
@@ -339,7 +345,7 @@ impl TextTruncate {
 /// 25 MB invocation quota) or by S3 location (`mediaSource.s3Location`, in the model's region).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MediaSourcePolicy {
-    /// The S3 location when the original is stored in S3 (`s3://` [`MediaRef`](crossmodal::MediaRef));
+    /// The S3 location when the original is stored in S3 (`s3://` [`MediaRef`](crossmodal_core::MediaRef));
     /// otherwise inline when the request fits the quota; otherwise uploaded to the staging
     /// prefix (an error when none is configured). The default.
     #[default]
@@ -357,7 +363,7 @@ pub enum MediaSourcePolicy {
 ///
 /// ```
 /// use std::time::Duration;
-/// use crossmodal::EmbeddingSpace;
+/// use crossmodal_core::EmbeddingSpace;
 /// use crossmodal_bedrock::{MarengoConfig, MarengoModel, Segmentation};
 ///
 /// let config = MarengoConfig::builder()
@@ -488,7 +494,7 @@ impl MarengoConfig {
 
     /// The spaces requested from media of `kind` (what the model yields for it, narrowed by
     /// [`spaces`](Self::spaces)).
-    pub fn spaces_for(&self, kind: crossmodal::MediaKind) -> Vec<EmbeddingSpace> {
+    pub fn spaces_for(&self, kind: crossmodal_core::MediaKind) -> Vec<EmbeddingSpace> {
         let all = self.model.adapter().model_info().spaces_for(kind).to_vec();
         match &self.spaces {
             None => all,
@@ -563,7 +569,10 @@ impl MarengoConfig {
                     )));
                 }
             }
-            if self.spaces_for(crossmodal::MediaKind::Video).is_empty() {
+            if self
+                .spaces_for(crossmodal_core::MediaKind::Video)
+                .is_empty()
+            {
                 return Err(Error::invalid_input(
                     "spaces leaves nothing to ask for from video",
                 ));
@@ -593,8 +602,8 @@ impl MarengoConfig {
             "model={};seg={};video={};audio={}",
             self.model.base_id(),
             self.segmentation,
-            spaces(crossmodal::MediaKind::Video),
-            spaces(crossmodal::MediaKind::Audio),
+            spaces(crossmodal_core::MediaKind::Video),
+            spaces(crossmodal_core::MediaKind::Audio),
         );
         if self.asset_embeddings {
             f.push_str(";scope=clip+asset");
@@ -767,7 +776,7 @@ impl MarengoConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossmodal::{ErrorKind, MediaKind};
+    use crossmodal_core::{ErrorKind, MediaKind};
 
     #[test]
     fn default_invoke_ids_follow_the_documented_regions() {

@@ -1,14 +1,14 @@
-//! Mapping of AWS SDK errors (Bedrock Runtime and S3) onto [`crossmodal::Error`].
+//! Mapping of AWS SDK errors (Bedrock Runtime and S3) onto [`crossmodal_core::Error`].
 
 use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use crossmodal::{Error, ErrorKind};
+use crossmodal_core::{Error, ErrorKind};
 
 /// The [`ErrorKind`] of a service error code (`x-amzn-ErrorType` / S3 `Code`), falling back on
 /// the HTTP status.
 ///
 /// ```
-/// use crossmodal::ErrorKind;
+/// use crossmodal_core::ErrorKind;
 /// use crossmodal_bedrock::error_kind_for;
 /// assert_eq!(error_kind_for(Some("ThrottlingException"), Some(429)), ErrorKind::RateLimited);
 /// assert_eq!(error_kind_for(Some("ServiceQuotaExceededException"), Some(400)), ErrorKind::RateLimited);
@@ -60,7 +60,7 @@ pub fn error_kind_for(code: Option<&str>, status: Option<u16>) -> ErrorKind {
     }
 }
 
-/// Maps an SDK error of operation `op` onto a [`crossmodal::Error`]: kind from the error code or
+/// Maps an SDK error of operation `op` onto a [`crossmodal_core::Error`]: kind from the error code or
 /// status, the service's message in the text, the request id as context, the SDK error as
 /// source.
 pub(crate) fn map_sdk_error<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> Error

@@ -1,7 +1,7 @@
 //! # crossmodal-bedrock
 //!
 //! [`MarengoProvider`]: TwelveLabs Marengo Embed on Amazon Bedrock as a
-//! [`crossmodal::EmbeddingProvider`], on `aws-sdk-bedrockruntime`, reading asynchronous results
+//! [`crossmodal_core::EmbeddingProvider`], on `aws-sdk-bedrockruntime`, reading asynchronous results
 //! with `aws-sdk-s3`.
 //!
 //! - **Marengo Embed 3.0** (`twelvelabs.marengo-embed-3-0-v1:0`, 512 dimensions, spaces
@@ -13,15 +13,15 @@
 //! - Text and image queries use the synchronous `InvokeModel` (3.0: the base id in `us-east-1`
 //!   or an inference profile; 2.7: inference profiles only). Video and audio use
 //!   `StartAsyncInvoke`, poll `GetAsyncInvoke` and read `<output uri>/<job id>/output.json`.
-//! - Media already in S3 (an `s3://` [`MediaRef`](crossmodal::MediaRef)) is read in place;
+//! - Media already in S3 (an `s3://` [`MediaRef`](crossmodal_core::MediaRef)) is read in place;
 //!   other media goes inline (base64) when the request fits Bedrock's 25 MB quota, or is
 //!   uploaded to a configured staging prefix ([`MediaSourcePolicy`]).
 //! - Limits are checked before any call, temporary errors retried with jittered backoff,
 //!   concurrent jobs bounded, output parsed strictly; see [`MarengoProvider`].
 //!
 //! ```no_run
-//! # async fn demo() -> crossmodal::Result<()> {
-//! use crossmodal::EmbeddingProvider;
+//! # async fn demo() -> crossmodal_core::Result<()> {
+//! use crossmodal_core::EmbeddingProvider;
 //! use crossmodal_bedrock::{MarengoConfig, MarengoModel, MarengoProvider, Segmentation};
 //!
 //! let config = MarengoConfig::builder()

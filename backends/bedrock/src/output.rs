@@ -6,7 +6,9 @@
 //! `embedding`, a wrong dimension, a non-finite or all-zero vector, an unknown option or scope,
 //! a space that was not asked for, a clip without valid `startSec`/`endSec`.
 
-use crossmodal::{Embedding, EmbeddingSpace, Error, ErrorKind, MediaKind, Segment, check_vector};
+use crossmodal_core::{
+    Embedding, EmbeddingSpace, Error, ErrorKind, MediaKind, Segment, check_vector,
+};
 use serde_json::Value;
 
 use crate::adapter::MarengoAdapter;
@@ -71,13 +73,13 @@ impl Expect<'_> {
     pub(crate) fn single_vector(&self, body: &[u8]) -> Result<Vec<f32>, Error> {
         let root = self.parse(body)?;
         let data = self.data(&root)?;
-        if data.len() != 1 {
-            return Err(self.fail(format!(
+        match data.as_slice() {
+            [only] => self.vector(only, 0),
+            _ => Err(self.fail(format!(
                 "expected one embedding for a query, got {}",
                 data.len()
-            )));
+            ))),
         }
-        self.vector(&data[0], 0)
     }
 
     /// The embeddings of a media file of `kind`, asked for in `requested` spaces.

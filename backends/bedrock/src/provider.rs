@@ -11,7 +11,7 @@ use aws_sdk_bedrockruntime::types::{
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::retry::RetryConfig;
 use bytes::Bytes;
-use crossmodal::{
+use crossmodal_core::{
     Embedding, EmbeddingProvider, EmbeddingSpace, Error, ErrorKind, MediaInput, MediaKind,
     ModelInfo, Result, check_text,
 };

@@ -3,6 +3,7 @@
 //!
 //! Tests that need S3 (asynchronous jobs, S3 media) skip with a message when
 //! `CROSSMODAL_S3_ENDPOINT` is unset, and fail under `CI=true`.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 
@@ -12,10 +13,10 @@ use std::time::{Duration, Instant};
 use common::schema::{self, Seg, Version};
 use common::server::{self, media_duration, media_vector, segments};
 use common::*;
-use crossmodal::{EmbeddingProvider, EmbeddingSpace, ErrorKind, MediaFormat, MediaKind};
 use crossmodal_bedrock::{
     MarengoConfig, MarengoModel, MarengoProvider, MediaSourcePolicy, Segmentation, TextTruncate,
 };
+use crossmodal_core::{EmbeddingProvider, EmbeddingSpace, ErrorKind, MediaFormat, MediaKind};
 use serde_json::{Value, json};
 
 const V3_ID: &str = "twelvelabs.marengo-embed-3-0-v1:0";
@@ -439,7 +440,7 @@ async fn limits_are_enforced_before_any_request() {
     .unwrap();
 
     let words = |n: usize| vec!["dog"; n].join(" ");
-    let cases: Vec<(&str, &str, crossmodal::Result<usize>)> = vec![
+    let cases: Vec<(&str, &str, crossmodal_core::Result<usize>)> = vec![
         (
             "2.7 text of 80 words",
             "at most 77",
@@ -483,7 +484,7 @@ async fn limits_are_enforced_before_any_request() {
         (
             "3 h video for 2.7",
             "at most 7200 s",
-            p27.embed_media(&crossmodal::MediaInput {
+            p27.embed_media(&crossmodal_core::MediaInput {
                 duration_sec: Some(3.0 * 3600.0 + 1.0),
                 ..media(
                     MediaFormat::Mp4,
@@ -917,7 +918,7 @@ async fn model_info_and_fingerprint_follow_the_configuration() {
     assert_ne!(other.options_fingerprint(), fp);
 
     let p27 = env.provider(fast_config(MarengoModel::V2_7));
-    assert_eq!(p27.model(), &crossmodal::ModelInfo::marengo_2_7());
+    assert_eq!(p27.model(), &crossmodal_core::ModelInfo::marengo_2_7());
     assert_eq!(MarengoConfig::default().model, MarengoModel::V3_0);
 }
 

@@ -7,9 +7,10 @@
 //!   two-second WAV file by an asynchronous job writing there (inline media, so only write
 //!   access to the prefix is needed).
 //! - `CROSSMODAL_LIVE_BEDROCK_OWNER` (optional): the bucket owner's account id.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crossmodal::{AssetId, EmbeddingProvider, EmbeddingSpace, MediaFormat, MediaInput};
 use crossmodal_bedrock::{MarengoConfig, MarengoProvider};
+use crossmodal_core::{AssetId, EmbeddingProvider, EmbeddingSpace, MediaFormat, MediaInput};
 
 fn wav_tone(seconds: u32) -> Vec<u8> {
     let rate = 16_000u32;
@@ -38,9 +39,9 @@ fn wav_tone(seconds: u32) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_marengo_on_bedrock() {
     if std::env::var("CROSSMODAL_LIVE_BEDROCK").as_deref() != Ok("1") {
-        eprintln!(
-            "SKIPPED live_marengo_on_bedrock: set CROSSMODAL_LIVE_BEDROCK=1 (with AWS credentials) \
-             to run it against real Amazon Bedrock"
+        crossmodal_testkit::skip::not_opted_in(
+            "live_marengo_on_bedrock",
+            "set CROSSMODAL_LIVE_BEDROCK=1 (with AWS credentials) to run it against real Amazon Bedrock",
         );
         return;
     }
@@ -57,9 +58,9 @@ async fn live_marengo_on_bedrock() {
         None => false,
     };
     if !has_credentials {
-        eprintln!(
-            "SKIPPED live_marengo_on_bedrock: CROSSMODAL_LIVE_BEDROCK=1 but no AWS credentials \
-             were found by the standard chain"
+        crossmodal_testkit::skip::not_opted_in(
+            "live_marengo_on_bedrock",
+            "CROSSMODAL_LIVE_BEDROCK=1 but no AWS credentials were found by the standard chain",
         );
         return;
     }

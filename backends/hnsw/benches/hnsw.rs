@@ -17,13 +17,14 @@
 //! recall@10 of the HNSW index against the exact one at a sweep of `ef` values, and the
 //! HNSW/flat latency ratio measured by running both alternately over the same queries
 //! (5 rounds; median and min-max), which is the figure to quote on a noisy machine.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use crossmodal::{
+use crossmodal_core::{
     AssetId, EmbeddingSpace, Filter, FlatIndex, IndexSpec, MediaFormat, MediaKind, RecordMeta,
     VectorQuery, VectorRecord,
 };
@@ -58,7 +59,7 @@ fn dataset(n: usize, dim: usize, seed: u64) -> Dataset {
     let point = |rng: &mut StdRng| -> Vec<f32> {
         let c = &centres[rng.random_range(0..CLUSTERS)];
         let v: Vec<f32> = c.iter().map(|x| x + SIGMA * gaussian(rng)).collect();
-        crossmodal::normalized(&v)
+        crossmodal_core::normalized(&v)
     };
     let records = (0..n)
         .map(|i| {

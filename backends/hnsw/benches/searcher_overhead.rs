@@ -8,9 +8,10 @@
 //! cargo bench -p crossmodal-hnsw --bench searcher_overhead
 //! CROSSMODAL_BENCH_SEGMENTS=20000 cargo bench -p crossmodal-hnsw --bench searcher_overhead
 //! ```
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use async_trait::async_trait;
-use crossmodal::{
+use crossmodal_core::{
     AssetId, CachedEmbedder, CrossModalSearcher, Embedding, EmbeddingProvider, EmbeddingSpace,
     FlatIndex, IndexSpec, MediaFormat, MediaInput, MediaKind, ModelInfo, Query, RecordMeta, Result,
     RetryPolicy, SearchMode, Segment, VectorIndex, VectorQuery, VectorRecord,
@@ -46,7 +47,7 @@ impl EmbeddingProvider for TextOnly {
         Ok(Rng(text.len() as u64 * 7919 + text.as_bytes()[text.len() - 1] as u64).vector())
     }
     async fn embed_media(&self, _: &MediaInput) -> Result<Vec<Embedding>> {
-        Err(crossmodal::Error::unsupported("text only"))
+        Err(crossmodal_core::Error::unsupported("text only"))
     }
 }
 

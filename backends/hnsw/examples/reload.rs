@@ -7,10 +7,11 @@
 //! Builds N clustered vectors (500 clusters, sigma 2, L2-normalised), flushes a snapshot with
 //! the graph files, reopens it (graph loaded), then rewrites the snapshot without graph files
 //! and reopens it again (graph rebuilt from the stored vectors with `parallel_insert`).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::time::Instant;
 
-use crossmodal::{
+use crossmodal_core::{
     AssetId, EmbeddingSpace, IndexSpec, MediaFormat, MediaKind, RecordMeta, VectorQuery,
     VectorRecord,
 };
@@ -53,7 +54,7 @@ fn dir_mb(dir: &std::path::Path) -> f64 {
     total as f64 / 1e6
 }
 
-fn main() -> crossmodal::Result<()> {
+fn main() -> crossmodal_core::Result<()> {
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -66,7 +67,7 @@ fn main() -> crossmodal::Result<()> {
         .collect();
     let point = |rng: &mut StdRng| -> Vec<f32> {
         let c = &centres[rng.random_range(0..centres.len())];
-        crossmodal::normalized(
+        crossmodal_core::normalized(
             &c.iter()
                 .map(|x| x + 2.0 * gaussian(rng))
                 .collect::<Vec<_>>(),
@@ -90,7 +91,7 @@ fn main() -> crossmodal::Result<()> {
     let queries: Vec<VectorQuery> = (0..200)
         .map(|_| VectorQuery::new(EmbeddingSpace::Visual, point(&mut rng), 10))
         .collect();
-    let tmp = tempfile::tempdir().map_err(crossmodal::Error::from)?;
+    let tmp = tempfile::tempdir().map_err(crossmodal_core::Error::from)?;
     let dir = tmp.path().join("index");
     let spec = IndexSpec::new("reload-model", dim);
     let raw_mb = (n * dim * 4) as f64 / 1e6;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crossmodal::{Error, Result};
+use crossmodal_core::{Error, Result};
 
 use crate::space::GraphSearch;
 
@@ -225,7 +225,7 @@ mod tests {
             ),
         ] {
             let err = config.validate().unwrap_err();
-            assert_eq!(err.kind(), crossmodal::ErrorKind::InvalidInput);
+            assert_eq!(err.kind(), crossmodal_core::ErrorKind::InvalidInput);
             assert!(err.message().contains(word), "{err}");
         }
     }

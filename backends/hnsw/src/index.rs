@@ -7,13 +7,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 
-use crossmodal::vector::normalized;
-use crossmodal::{
+use crossmodal_core::vector::normalized;
+use crossmodal_core::{
     AssetId, EmbeddingSpace, Error, Hit, IndexCapabilities, IndexSpec, IndexStats, Result,
     VectorIndex, VectorQuery, VectorRecord,
 };
 
-use crossmodal::index::{check_query, check_records};
+use crossmodal_core::index::{check_query, check_records};
 
 use crate::config::HnswConfig;
 use crate::persist::{self, OpenReport};
@@ -74,7 +74,7 @@ impl SearchOptions {
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// use crossmodal::{AssetId, EmbeddingSpace, IndexSpec, MediaFormat, MediaKind, RecordMeta,
+/// use crossmodal_core::{AssetId, EmbeddingSpace, IndexSpec, MediaFormat, MediaKind, RecordMeta,
 ///                  VectorIndex, VectorQuery, VectorRecord};
 /// use crossmodal_hnsw::{HnswConfig, HnswIndex};
 ///

@@ -25,8 +25,8 @@ use hnsw_rs::api::AnnT;
 use hnsw_rs::hnswio::HnswIo;
 use serde::{Deserialize, Serialize};
 
-use crossmodal::durable::{sync_dir, write_atomic};
-use crossmodal::{EmbeddingSpace, Error, IndexSpec, Result};
+use crossmodal_core::durable::{sync_dir, write_atomic};
+use crossmodal_core::{EmbeddingSpace, Error, IndexSpec, Result};
 
 use crate::config::HnswConfig;
 use crate::distance::UnitCosine;

@@ -9,8 +9,8 @@ use hnsw_rs::hnsw::{Hnsw, Neighbour, Point};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crossmodal::vector::cosine_of_unit;
-use crossmodal::{
+use crossmodal_core::vector::cosine_of_unit;
+use crossmodal_core::{
     AssetId, EmbeddingSpace, Error, Filter, Hit, KindCounts, RecordMeta, Result, Segment,
 };
 
@@ -657,7 +657,7 @@ impl SpaceState {
             &mut visited,
             |id| {
                 distances.set(distances.get() + 1);
-                1.0 - crossmodal::vector::dot(q, self.vectors.get(id as usize))
+                1.0 - crossmodal_core::vector::dot(q, self.vectors.get(id as usize))
             },
             |id| self.vectors.prefetch(id as usize),
             prefetch_ahead(q.len()),

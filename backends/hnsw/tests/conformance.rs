@@ -1,8 +1,9 @@
 //! The core `VectorIndex` behaviour suite: default planning, forced graph walks over the link
 //! copy and over hnsw_rs's own search, in memory and persisted.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crossmodal::VectorIndex;
-use crossmodal::conformance::vector_index_suite;
+use crossmodal_core::VectorIndex;
+use crossmodal_core::conformance::vector_index_suite;
 use crossmodal_hnsw::{GraphSearch, HnswConfig, HnswIndex};
 
 #[tokio::test]

@@ -1,4 +1,5 @@
 //! Tombstones and compaction, low-selectivity filters, and searches running during inserts.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 
@@ -7,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{flat_of, image_records, queries, recall};
-use crossmodal::conformance::{clustered_records, random_vector, spec};
-use crossmodal::{AssetId, EmbeddingSpace, Filter, IndexSpec, MediaKind, VectorIndex, VectorQuery};
+use crossmodal_core::conformance::{clustered_records, random_vector, spec};
+use crossmodal_core::{
+    AssetId, EmbeddingSpace, Filter, IndexSpec, MediaKind, VectorIndex, VectorQuery,
+};
 use crossmodal_hnsw::{GraphSearch, HnswConfig, HnswIndex, SearchOptions};
 
 /// Graph walks only (the default plan would scan these small test spaces exactly).

@@ -1,4 +1,5 @@
 //! Snapshots: round trips, model checks, corruption, crashes mid-flush.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 
@@ -6,8 +7,8 @@ use std::fs;
 use std::path::Path;
 
 use common::{flat_of, image_records, queries, recall};
-use crossmodal::conformance::{clustered_records, spec};
-use crossmodal::{EmbeddingSpace, ErrorKind, Filter, IndexSpec, MediaKind, VectorIndex};
+use crossmodal_core::conformance::{clustered_records, spec};
+use crossmodal_core::{EmbeddingSpace, ErrorKind, Filter, IndexSpec, MediaKind, VectorIndex};
 use crossmodal_hnsw::{HnswConfig, HnswIndex, MANIFEST, current_snapshot_dir};
 
 /// Graph walks only (the default plan would scan these small test spaces exactly).
@@ -25,7 +26,7 @@ fn snapshot_dirs(dir: &Path) -> Vec<String> {
     v
 }
 
-async fn filled(dir: &Path, config: HnswConfig) -> (HnswIndex, Vec<crossmodal::VectorRecord>) {
+async fn filled(dir: &Path, config: HnswConfig) -> (HnswIndex, Vec<crossmodal_core::VectorRecord>) {
     let index = HnswIndex::open(dir, spec(), config).unwrap();
     let records = clustered_records(600, 21);
     index.upsert(records.clone()).await.unwrap();
@@ -219,7 +220,11 @@ async fn a_damaged_graph_file_is_rebuilt_from_the_vectors() {
     assert_eq!(reopened.stats().await.unwrap().vectors(), live);
     let r = &records[1];
     let hits = reopened
-        .search(&crossmodal::VectorQuery::new(r.space, r.vector.clone(), 1))
+        .search(&crossmodal_core::VectorQuery::new(
+            r.space,
+            r.vector.clone(),
+            1,
+        ))
         .await
         .unwrap();
     assert_eq!(hits[0].asset_id, r.asset_id);
@@ -236,7 +241,7 @@ async fn an_empty_index_round_trips() {
     let reopened = HnswIndex::open(dir.path(), spec(), HnswConfig::default()).unwrap();
     assert_eq!(reopened.open_report().generation, 1);
     assert_eq!(reopened.stats().await.unwrap().vectors(), 0);
-    let q = crossmodal::VectorQuery::new(EmbeddingSpace::Visual, vec![0.5; 32], 3);
+    let q = crossmodal_core::VectorQuery::new(EmbeddingSpace::Visual, vec![0.5; 32], 3);
     assert!(reopened.search(&q).await.unwrap().is_empty());
 
     // A space whose every vector was deleted (a graph of tombstones only) round-trips too.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crossmodal::{Error, ErrorKind, RecordKey, Result};
+use crossmodal_core::{Error, ErrorKind, RecordKey, Result};
 use opensearch::BulkParts;
 use serde_json::Value;
 
@@ -256,7 +256,7 @@ fn item_backoff(conn: &Conn, round: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossmodal::{AssetId, EmbeddingSpace};
+    use crossmodal_core::{AssetId, EmbeddingSpace};
 
     fn doc(n: usize, size: usize) -> BulkDoc {
         BulkDoc {

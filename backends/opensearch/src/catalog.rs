@@ -1,7 +1,7 @@
 //! [`OpenSearchCatalog`]: the [`AssetCatalog`] in a second OpenSearch index.
 
 use async_trait::async_trait;
-use crossmodal::{
+use crossmodal_core::{
     AssetCatalog, AssetId, AssetPage, AssetQuery, AssetRecord, AssetState, AssetStatus, Error,
     ErrorKind, Result, StatusCounts, now_ms,
 };
@@ -365,8 +365,8 @@ impl AssetCatalog for OpenSearchCatalog {
             "query": {"bool": {"filter": filter}},
             "sort": [{"created_at": {"order": "desc"}}, {"asset_id": {"order": "desc"}}],
         });
-        if let Some((ms, id)) = &cursor {
-            body["search_after"] = json!([ms, id.as_str()]);
+        if let (Some((ms, id)), Some(map)) = (&cursor, body.as_object_mut()) {
+            map.insert("search_after".into(), json!([ms, id.as_str()]));
         }
         let index = self.index.as_str();
         let body = &body;

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
-use crossmodal::{Error, Result, RetryPolicy};
+use crossmodal_core::{Error, Result, RetryPolicy};
 use opensearch::OpenSearch;
 use opensearch::auth::Credentials;
 use opensearch::cert::CertificateValidation;
@@ -107,8 +107,8 @@ impl Conn {
     /// 503 / 504 answers under the retry policy; any other answer is returned as a [`Reply`].
     pub(crate) async fn call<F, Fut>(&self, op: &'static str, send: F) -> Result<Reply>
     where
-        F: Fn() -> Fut,
-        Fut: Future<Output = std::result::Result<Response, opensearch::Error>>,
+        F: Fn() -> Fut + Send + Sync,
+        Fut: Future<Output = std::result::Result<Response, opensearch::Error>> + Send,
     {
         self.retry
             .run(op, || async {
@@ -137,7 +137,7 @@ pub(crate) async fn read_reply(op: &'static str, response: Response) -> Result<R
 fn sigv4_credentials(sdk_config: &aws_config::SdkConfig) -> Result<Credentials> {
     Credentials::try_from(sdk_config).map_err(|e| {
         Error::new(
-            crossmodal::ErrorKind::PermissionDenied,
+            crossmodal_core::ErrorKind::PermissionDenied,
             format!(
                 "SigV4 needs AWS credentials and a region: {e} (set AWS_REGION or pass a region, \
                  and make credentials available to the default chain)"

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crossmodal::{Error, Result, RetryPolicy};
+use crossmodal_core::{Error, Result, RetryPolicy};
 use url::Url;
 
 /// The k-NN library OpenSearch builds the HNSW graphs with.
@@ -36,7 +36,7 @@ impl fmt::Display for Engine {
 }
 
 /// How OpenSearch compares vectors. Either way the index reports cosine similarity in
-/// [`Hit::score`](crossmodal::Hit::score).
+/// [`Hit::score`](crossmodal_core::Hit::score).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SpaceType {
     /// `cosinesimil`: score `(1 + cos) / 2` (OpenSearch >= 2.19 for every engine; lucene on
@@ -107,7 +107,7 @@ pub enum RefreshPolicy {
     /// `refresh=true`: refresh the affected shards at once. Costly under load.
     Immediate,
     /// No refresh parameter: writes become searchable at the next periodic refresh (1 s by
-    /// default). Fastest bulk loading; call [`VectorIndex::flush`](crossmodal::VectorIndex::flush)
+    /// default). Fastest bulk loading; call [`VectorIndex::flush`](crossmodal_core::VectorIndex::flush)
     /// before searching.
     None,
 }
@@ -626,7 +626,7 @@ pub(crate) fn check_index_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossmodal::ErrorKind;
+    use crossmodal_core::ErrorKind;
 
     #[test]
     fn defaults_are_safe() {

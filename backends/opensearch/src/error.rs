@@ -1,6 +1,6 @@
-//! Mapping of transport failures and OpenSearch error responses onto [`crossmodal::ErrorKind`].
+//! Mapping of transport failures and OpenSearch error responses onto [`crossmodal_core::ErrorKind`].
 
-use crossmodal::{Error, ErrorKind};
+use crossmodal_core::{Error, ErrorKind};
 use serde_json::Value;
 
 /// The kind an HTTP status (and OpenSearch error `type`) stands for.

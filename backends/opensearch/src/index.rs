@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use crossmodal::index::{check_query, check_records};
-use crossmodal::{
+use crossmodal_core::index::{check_query, check_records};
+use crossmodal_core::{
     AssetId, EmbeddingSpace, Error, ErrorKind, Hit, IndexCapabilities, IndexSpec, IndexStats,
     Result, VectorIndex, VectorQuery, VectorRecord,
 };
@@ -35,18 +35,18 @@ use crate::query::{Document, knn_search_body, parse_hit};
 /// - Upserts go in `_bulk` batches; every document's result is checked, documents rejected for
 ///   load (429) are resent with backoff, and anything still refused is reported document by
 ///   document ([`upsert_report`](Self::upsert_report)); nothing is dropped silently.
-/// - Searches put the [`Filter`](crossmodal::Filter) **inside** the `knn` clause (efficient
+/// - Searches put the [`Filter`](crossmodal_core::Filter) **inside** the `knn` clause (efficient
 ///   filtering: `k` matching hits when they exist), exclude vectors from `_source`, and convert
 ///   OpenSearch's score back to cosine similarity.
 /// - 429 / 502 / 503 / 504, refused connections and time-outs are retried under the
-///   configuration's [`RetryPolicy`](crossmodal::RetryPolicy) and surface as temporary errors
+///   configuration's [`RetryPolicy`](crossmodal_core::RetryPolicy) and surface as temporary errors
 ///   (`RateLimited`, `Unavailable`, `Timeout`) when the attempts run out.
 ///
-/// [`RecordKey::doc_id`]: crossmodal::RecordKey::doc_id
+/// [`RecordKey::doc_id`]: crossmodal_core::RecordKey::doc_id
 ///
 /// ```no_run
-/// # async fn demo() -> crossmodal::Result<()> {
-/// use crossmodal::{EmbeddingSpace, Filter, IndexSpec, MediaKind, ModelInfo, VectorIndex, VectorQuery};
+/// # async fn demo() -> crossmodal_core::Result<()> {
+/// use crossmodal_core::{EmbeddingSpace, Filter, IndexSpec, MediaKind, ModelInfo, VectorIndex, VectorQuery};
 /// use crossmodal_opensearch::{OpenSearchConfig, OpenSearchIndex};
 ///
 /// let config = OpenSearchConfig::aws("https://search-media.eu-west-1.es.amazonaws.com", "eu-west-1")?;

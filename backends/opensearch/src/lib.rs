@@ -1,12 +1,12 @@
 //! # crossmodal-opensearch
 //!
-//! The distributed backend of crossmodal: [`OpenSearchIndex`], a [`crossmodal::VectorIndex`] in
-//! an OpenSearch k-NN index, and [`OpenSearchCatalog`], a [`crossmodal::AssetCatalog`] in a
+//! The distributed backend of crossmodal: [`OpenSearchIndex`], a [`crossmodal_core::VectorIndex`] in
+//! an OpenSearch k-NN index, and [`OpenSearchCatalog`], a [`crossmodal_core::AssetCatalog`] in a
 //! second index, on the official [`opensearch`] client. Works with self-managed OpenSearch,
 //! Amazon OpenSearch Service (SigV4 `es`) and Amazon OpenSearch Serverless (SigV4 `aoss`).
 //!
 //! - **Mapping**: `index.knn: true`; one `knn_vector` field per
-//!   [`EmbeddingSpace`](crossmodal::EmbeddingSpace) (`vector_visual`, `vector_visual_text`,
+//!   [`EmbeddingSpace`](crossmodal_core::EmbeddingSpace) (`vector_visual`, `vector_visual_text`,
 //!   `vector_audio`, `vector_transcription`) with the model's dimension, HNSW on the configured
 //!   [`Engine`] (faiss by default, or lucene) and [`SpaceType`] (`cosinesimil` by default);
 //!   keyword `asset_id`, `space`, `kind`, `format`, `tags`; `seq`; float `start_sec` /
@@ -19,9 +19,9 @@
 //!   **inside** the knn clause (OpenSearch's efficient filtering: `k` matching hits whenever that
 //!   many exist, never a post-filter that returns fewer), vectors excluded from `_source`, and
 //!   OpenSearch's score converted back to cosine similarity (`cos = 2 * score - 1` for
-//!   `cosinesimil`), so [`Hit::score`](crossmodal::Hit::score) means the same in every backend.
+//!   `cosinesimil`), so [`Hit::score`](crossmodal_core::Hit::score) means the same in every backend.
 //! - **Failures**: 429 / 502 / 503 / 504, refused connections and time-outs are retried under the
-//!   configured [`RetryPolicy`](crossmodal::RetryPolicy) and surface as temporary errors
+//!   configured [`RetryPolicy`](crossmodal_core::RetryPolicy) and surface as temporary errors
 //!   (`RateLimited`, `Unavailable`, `Timeout`).
 //!
 //! Needs OpenSearch 2.19 or later for faiss with `cosinesimil` (the default); on older clusters
@@ -30,8 +30,8 @@
 //! [`ef_search_per_query`](OpenSearchConfigBuilder::ef_search_per_query) before 2.16.
 //!
 //! ```no_run
-//! # async fn demo() -> crossmodal::Result<()> {
-//! use crossmodal::{AssetCatalog, AssetQuery, IndexSpec, ModelInfo, VectorIndex};
+//! # async fn demo() -> crossmodal_core::Result<()> {
+//! use crossmodal_core::{AssetCatalog, AssetQuery, IndexSpec, ModelInfo, VectorIndex};
 //! use crossmodal_opensearch::{OpenSearchCatalog, OpenSearchConfig, OpenSearchIndex};
 //!
 //! // A local cluster; for Amazon OpenSearch Service use `OpenSearchConfig::aws(url, region)`,

@@ -1,6 +1,6 @@
 //! The vector index's settings and mapping, and the check of an existing index against them.
 
-use crossmodal::{EmbeddingSpace, Error, ErrorKind, IndexSpec, Result};
+use crossmodal_core::{EmbeddingSpace, Error, ErrorKind, IndexSpec, Result};
 use serde_json::{Map, Value, json};
 
 #[cfg(test)]

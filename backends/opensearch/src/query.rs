@@ -1,6 +1,6 @@
 //! Documents, filters and k-NN queries: how records and queries look on the wire.
 
-use crossmodal::{
+use crossmodal_core::{
     AssetId, EmbeddingSpace, Error, Filter, Hit, RecordMeta, Result, Segment, VectorQuery,
     VectorRecord, normalized,
 };
@@ -18,7 +18,7 @@ pub(crate) struct Document<'a> {
     space: &'static str,
     seq: u32,
     kind: &'static str,
-    format: crossmodal::MediaFormat,
+    format: crossmodal_core::MediaFormat,
     tags: &'a [String],
     created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,7 +161,7 @@ pub(crate) fn parse_hit(hit: &Value, space_type: SpaceType) -> Result<Hit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossmodal::{MediaFormat, MediaKind};
+    use crossmodal_core::{MediaFormat, MediaKind};
 
     fn record() -> VectorRecord {
         VectorRecord {

@@ -1,17 +1,18 @@
 //! `OpenSearchIndex` against the OpenSearch k-NN test server (started inside each test): the core
 //! conformance suite, the request shapes the backend sends, score conversion, retries and
 //! transport failures.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
-mod knn_server;
+use crossmodal_testkit::knn_server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials as AwsCredentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use crossmodal::conformance::{self, clustered_records, vector_index_suite};
-use crossmodal::{
+use crossmodal_core::conformance::{self, clustered_records, vector_index_suite};
+use crossmodal_core::{
     EmbeddingSpace, ErrorKind, Filter, IndexSpec, MediaFormat, MediaKind, RetryPolicy, VectorIndex,
     VectorQuery,
 };

@@ -13,13 +13,14 @@
 //! | `CROSSMODAL_OPENSEARCH_SPACE` | `cosinesimil` (default) or `innerproduct` |
 //! | `CROSSMODAL_OPENSEARCH_REFRESH` | `wait_for` (default), `true` or `none` |
 //! | `CROSSMODAL_OPENSEARCH_INSECURE` | `1` accepts a self-signed certificate (local demo cluster) |
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 
-use crossmodal::conformance::vector_index_suite;
-use crossmodal::{AssetCatalog, AssetQuery, AssetStatus, MediaFormat, VectorIndex};
+use crossmodal_core::conformance::vector_index_suite;
+use crossmodal_core::{AssetCatalog, AssetQuery, AssetStatus, MediaFormat, VectorIndex};
 use crossmodal_opensearch::{
     AwsService, Engine, OpenSearchCatalog, OpenSearchConfig, OpenSearchConfigBuilder,
     OpenSearchIndex, RefreshPolicy, SpaceType,
@@ -27,10 +28,10 @@ use crossmodal_opensearch::{
 
 fn live_builder(hint: &str) -> Option<OpenSearchConfigBuilder> {
     let Ok(url) = std::env::var("CROSSMODAL_OPENSEARCH_URL") else {
-        eprintln!(
-            "SKIPPED live OpenSearch test {hint}: set CROSSMODAL_OPENSEARCH_URL (and optionally \
-             CROSSMODAL_OPENSEARCH_USER/PASSWORD or CROSSMODAL_OPENSEARCH_SIGV4=es|aoss) to run \
-             it against a real cluster"
+        crossmodal_testkit::skip::not_opted_in(
+            &format!("live OpenSearch test {hint}"),
+            "set CROSSMODAL_OPENSEARCH_URL (and optionally CROSSMODAL_OPENSEARCH_USER/PASSWORD or \
+             CROSSMODAL_OPENSEARCH_SIGV4=es|aoss) to run it against a real cluster",
         );
         return None;
     };

@@ -4,12 +4,13 @@
 //! what the k-NN test server in `knn.rs` is for).
 //!
 //! Skipped with a message when `CROSSMODAL_OSMEM_URL` is unset; a failure under `CI=true`.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 
 use std::time::Instant;
 
-use crossmodal::{
+use crossmodal_core::{
     AssetCatalog, AssetId, AssetQuery, AssetState, AssetStatus, EmbeddingSpace, ErrorKind,
     IndexSpec, IngestStage, MediaFormat, MediaKind, VectorIndex, VectorQuery,
 };
@@ -398,7 +399,7 @@ async fn catalog_pages_newest_first_with_filters_and_counts_states() {
         catalog.upsert(&r).await.unwrap();
         all.push(r);
     }
-    let newest_first = |v: &mut Vec<crossmodal::AssetRecord>| {
+    let newest_first = |v: &mut Vec<crossmodal_core::AssetRecord>| {
         v.sort_by(|a, b| {
             b.created_at_ms
                 .cmp(&a.created_at_ms)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crossmodal::{Error, MediaKey, Result};
+use crossmodal_core::{Error, MediaKey, Result};
 
 /// One mebibyte.
 const MIB: u64 = 1024 * 1024;
@@ -320,7 +320,7 @@ mod tests {
                 .with_prefix(bad)
                 .validated()
                 .unwrap_err();
-            assert_eq!(e.kind(), crossmodal::ErrorKind::InvalidInput, "{bad}");
+            assert_eq!(e.kind(), crossmodal_core::ErrorKind::InvalidInput, "{bad}");
         }
     }
 

@@ -1,9 +1,9 @@
-//! Mapping of `aws-sdk-s3` errors onto [`crossmodal::ErrorKind`].
+//! Mapping of `aws-sdk-s3` errors onto [`crossmodal_core::ErrorKind`].
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::primitives::ByteStreamError;
-use crossmodal::{Error, ErrorKind};
+use crossmodal_core::{Error, ErrorKind};
 
 /// What a failed request was about, for the error's context.
 #[derive(Debug, Clone, Copy)]

@@ -1,24 +1,24 @@
 //! # crossmodal-s3
 //!
-//! [`S3MediaStore`]: a [`crossmodal::MediaStore`] keeping original media files in Amazon S3 or an
+//! [`S3MediaStore`]: a [`crossmodal_core::MediaStore`] keeping original media files in Amazon S3 or an
 //! S3-compatible server (MinIO, Ceph, moto, ...), on `aws-sdk-s3`.
 //!
-//! - Keys come from asset ids ([`crossmodal::MediaKey::for_asset`]), never from user paths; a
+//! - Keys come from asset ids ([`crossmodal_core::MediaKey::for_asset`]), never from user paths; a
 //!   user-facing name is stored as escaped metadata ([`PutOptions::with_display_name`]).
 //! - Content type from the media format, SHA-256 of the content as `x-amz-meta-sha256`.
 //! - Multipart uploads above a threshold (16 MiB by default), streamed from disk a part at a
 //!   time, so a multi-GB video is never held in memory; failed uploads are aborted.
-//! - [`MediaRef::uri`](crossmodal::MediaRef) is `s3://bucket/key`, what Bedrock Marengo's
-//!   `s3Location.uri` takes; [`preview_url`](crossmodal::MediaStore::preview_url) is a presigned
+//! - [`MediaRef::uri`](crossmodal_core::MediaRef) is `s3://bucket/key`, what Bedrock Marengo's
+//!   `s3Location.uri` takes; [`preview_url`](crossmodal_core::MediaStore::preview_url) is a presigned
 //!   `GET` with the caller's lifetime.
-//! - SDK errors become [`crossmodal::Error`]s with the right [`crossmodal::ErrorKind`], the S3
+//! - SDK errors become [`crossmodal_core::Error`]s with the right [`crossmodal_core::ErrorKind`], the S3
 //!   request id as context and the SDK error as source; connect and per-attempt time-outs are
 //!   set so an unreachable server fails fast instead of hanging.
 //!
 //! ```no_run
-//! # async fn demo() -> crossmodal::Result<()> {
+//! # async fn demo() -> crossmodal_core::Result<()> {
 //! use std::time::Duration;
-//! use crossmodal::{AssetId, MediaFormat, MediaKey, MediaStore};
+//! use crossmodal_core::{AssetId, MediaFormat, MediaKey, MediaStore};
 //! use crossmodal_s3::{PutOptions, S3MediaStore, S3StoreConfig};
 //!
 //! // A local S3-compatible server; for AWS leave out the endpoint and path style.

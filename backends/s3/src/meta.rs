@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use crossmodal::{AssetId, Error, MediaKey, Result};
+use crossmodal_core::{AssetId, Error, MediaKey, Result};
 
 /// User-metadata name of the hex SHA-256 of the content (`x-amz-meta-sha256`).
 pub const SHA256_METADATA: &str = "sha256";
@@ -15,7 +15,7 @@ pub const MAX_DISPLAY_NAME_LEN: usize = 512;
 /// Extra settings of one upload (see [`S3MediaStore::put_with`](crate::S3MediaStore::put_with)).
 ///
 /// ```
-/// use crossmodal::AssetId;
+/// use crossmodal_core::AssetId;
 /// use crossmodal_s3::PutOptions;
 ///
 /// let id = AssetId::from_content(b"clip");
@@ -124,13 +124,13 @@ pub(crate) fn decode_display_name(value: &str) -> Option<String> {
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
             let hex = value.get(i + 1..i + 3)?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
-            out.push(bytes[i]);
+            out.push(b);
             i += 1;
         }
     }

@@ -9,7 +9,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
-use crossmodal::{Error, ErrorKind, Result};
+use crossmodal_core::{Error, ErrorKind, Result};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 

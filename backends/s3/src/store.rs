@@ -16,7 +16,9 @@ use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use crossmodal::{Error, ErrorKind, KeyPage, MediaFormat, MediaKey, MediaRef, MediaStore, Result};
+use crossmodal_core::{
+    Error, ErrorKind, KeyPage, MediaFormat, MediaKey, MediaRef, MediaStore, Result,
+};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -46,7 +48,7 @@ const LIST_PAGE_MAX: usize = 1000;
 ///   aborted so no parts are left behind.
 /// - [`get`](MediaStore::get) checks the body against the recorded SHA-256 (`Corrupt` on a
 ///   mismatch), end to end, whatever checksums the server keeps.
-/// - Errors carry a [`crossmodal::ErrorKind`] (`NoSuchKey` and `NoSuchBucket` are `NotFound`,
+/// - Errors carry a [`crossmodal_core::ErrorKind`] (`NoSuchKey` and `NoSuchBucket` are `NotFound`,
 ///   `AccessDenied` is `PermissionDenied`, `SlowDown`/503/429 `RateLimited`, other 5xx and
 ///   connection failures `Unavailable`, time-outs `Timeout`), the S3 request id as context
 ///   `request_id`, and the SDK error as source.
@@ -54,9 +56,9 @@ const LIST_PAGE_MAX: usize = 1000;
 /// Cloning is cheap and clones share the client.
 ///
 /// ```no_run
-/// # async fn demo() -> crossmodal::Result<()> {
+/// # async fn demo() -> crossmodal_core::Result<()> {
 /// use bytes::Bytes;
-/// use crossmodal::{AssetId, MediaFormat, MediaKey, MediaStore};
+/// use crossmodal_core::{AssetId, MediaFormat, MediaKey, MediaStore};
 /// use crossmodal_s3::{S3MediaStore, S3StoreConfig};
 ///
 /// let store = S3MediaStore::from_env(S3StoreConfig::new("my-media").with_prefix("originals/")).await?;
@@ -416,7 +418,7 @@ async fn sha256_of_file(path: &Path, len: u64) -> Result<[u8; 32]> {
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
+            hasher.update(buf.get(..n).unwrap_or_default());
             total += n as u64;
         }
         if total != len {

@@ -2,13 +2,14 @@
 //! measured. In its own test binary so no other test's allocations share the process.
 //!
 //! Needs `CROSSMODAL_S3_ENDPOINT` (see `tests/s3_store.rs`).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 
 use std::io::Write;
 use std::time::Instant;
 
-use crossmodal::{AssetId, MediaFormat, MediaKey, MediaStore};
+use crossmodal_core::{AssetId, MediaFormat, MediaKey, MediaStore};
 use sha2::{Digest, Sha256};
 
 const MB: u64 = 1_000_000;

@@ -3,6 +3,7 @@
 //!
 //! Without `CROSSMODAL_S3_ENDPOINT` the tests print a skip message and pass, except under
 //! `CI=true`, where they fail. Each test works in its own fresh bucket.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossmodal::{AssetId, ErrorKind, MediaFormat, MediaKey, MediaStore};
+use crossmodal_core::{AssetId, ErrorKind, MediaFormat, MediaKey, MediaStore};
 use crossmodal_s3::aws_sdk_s3::Client;
 use crossmodal_s3::{PutOptions, S3MediaStore, S3StoreConfig};
 
@@ -50,7 +51,7 @@ async fn open_uploads(client: &Client, bucket: &str) -> usize {
 async fn passes_the_media_store_conformance_suite() {
     let endpoint = endpoint_or_skip!("passes_the_media_store_conformance_suite");
     let (store, client, bucket) = common::fresh_store(&endpoint, "suite").await;
-    crossmodal::conformance::media_store_suite(&store).await;
+    crossmodal_core::conformance::media_store_suite(&store).await;
     common::remove_bucket(&client, &bucket).await;
 }
 
@@ -78,7 +79,7 @@ async fn passes_the_suite_under_a_key_prefix_and_ignores_other_objects() {
     let config = common::test_config(&endpoint, &bucket).with_prefix("tenant-a/media");
     let store = S3MediaStore::new(client.clone(), config).unwrap();
     assert_eq!(store.config().prefix(), "tenant-a/media/");
-    crossmodal::conformance::media_store_suite(&store).await;
+    crossmodal_core::conformance::media_store_suite(&store).await;
 
     let k = key("ab/clip.mp4");
     let stored = store

@@ -1,46 +1,36 @@
 //! Helpers of the integration tests: the S3-compatible server's endpoint (skip or fail when it is
 //! absent), clients, buckets, media and a provider wired to the Bedrock-protocol test server.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-pub mod schema;
-pub mod server;
+pub use crossmodal_testkit::bedrock_schema as schema;
+pub use crossmodal_testkit::bedrock_server as server;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use bytes::Bytes;
-use crossmodal::{AssetId, MediaFormat, MediaInput, MediaKey, MediaRef, RetryPolicy};
 use crossmodal_bedrock::{
-    MarengoConfigBuilder, MarengoModel, MarengoProvider, PollPolicy, aws_sdk_bedrockruntime,
-    aws_sdk_s3,
+    MarengoConfigBuilder, MarengoModel, MarengoProvider, PollPolicy, aws_sdk_s3,
 };
+use crossmodal_core::{AssetId, MediaFormat, MediaInput, MediaKey, MediaRef, RetryPolicy};
 
 pub use server::{ACCOUNT, JobBehaviour, Malformed, Op, TestServer};
 
 /// Environment variable naming the S3-compatible server (`scripts/s3-server.sh start`).
 pub const ENDPOINT_VAR: &str = "CROSSMODAL_S3_ENDPOINT";
 
-/// Whether this is a CI run (where a missing server is a failure, not a skip).
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// The S3 endpoint; `None` (after printing why the test is skipped) when it is unset outside
 /// CI; a panic when it is unset under `CI=true`.
 pub fn s3_endpoint(test: &str) -> Option<String> {
     match std::env::var(ENDPOINT_VAR) {
         Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ if under_ci() => panic!(
-            "{ENDPOINT_VAR} is not set but CI=true: the Bedrock tests that read job output from \
-             S3 must run in CI. Start the server with `scripts/s3-server.sh install && eval \
-             \"$(scripts/s3-server.sh start)\"`."
-        ),
         _ => {
-            eprintln!(
-                "SKIPPED {test}: {ENDPOINT_VAR} is not set. Run `scripts/s3-server.sh install && \
+            crossmodal_testkit::skip::skip(
+                test,
+                &format!(
+                    "{ENDPOINT_VAR} is not set. Run `scripts/s3-server.sh install && \
                  eval \"$(scripts/s3-server.sh start)\"` to run the asynchronous Bedrock tests \
                  against a local S3-compatible server."
+                ),
             );
             None
         }
@@ -58,90 +48,10 @@ macro_rules! s3_or_skip {
     };
 }
 
-fn credentials() -> Credentials {
-    Credentials::new("testing", "testing", None, None, "tests")
-}
-
-/// An S3 client for the S3-compatible server: static credentials, us-east-1, path style.
-pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(credentials())
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-/// A Bedrock Runtime client for the test server.
-pub fn bedrock_client(url: &str) -> aws_sdk_bedrockruntime::Client {
-    let config = aws_sdk_bedrockruntime::Config::builder()
-        .behavior_version(aws_sdk_bedrockruntime::config::BehaviorVersion::latest())
-        .region(aws_sdk_bedrockruntime::config::Region::new("us-east-1"))
-        .credentials_provider(credentials())
-        .endpoint_url(url)
-        .build();
-    aws_sdk_bedrockruntime::Client::from_conf(config)
-}
-
-/// A bucket name no other test (or run) uses.
-pub fn unique_bucket(hint: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "cmb-{hint}-{:x}-{:x}-{n}",
-        std::process::id(),
-        nanos % 0xffff_ffff_ffff
-    )
-}
-
-/// Creates a fresh bucket.
-pub async fn create_bucket(client: &aws_sdk_s3::Client, hint: &str) -> String {
-    let bucket = unique_bucket(hint);
-    client
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "could not create bucket {bucket}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            )
-        });
-    bucket
-}
-
-/// Whether `s3://bucket/key` exists.
-pub async fn object_exists(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
-    client
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .is_ok()
-}
-
-/// Keys under `prefix`.
-pub async fn list_keys(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
-    let out = client
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await
-        .expect("list objects");
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
-}
+pub use crossmodal_testkit::aws::{
+    bedrock_client, create_bucket, list_keys, object_exists, s3_client, unique_bucket,
+};
+pub use crossmodal_testkit::skip::under_ci;
 
 /// Polling and retries in milliseconds, so the suite is fast.
 pub fn fast_poll() -> PollPolicy {

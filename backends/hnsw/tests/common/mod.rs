@@ -1,10 +1,10 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::HashSet;
 
-use crossmodal::conformance::random_vector;
-use crossmodal::{
+use crossmodal_core::conformance::random_vector;
+use crossmodal_core::{
     AssetId, EmbeddingSpace, FlatIndex, IndexSpec, MediaFormat, MediaKind, RecordMeta, VectorQuery,
     VectorRecord,
 };

@@ -1,10 +1,12 @@
 //! Helpers shared by the integration tests: servers from the environment, configurations, data.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+pub use crossmodal_testkit::skip::under_ci;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossmodal::{
+use crossmodal_core::{
     AssetId, AssetRecord, AssetStatus, EmbeddingSpace, MediaFormat, MediaKind, MediaProbe,
     RecordMeta, RetryPolicy, Segment, VectorRecord,
 };
@@ -13,25 +15,19 @@ use crossmodal_opensearch::{OpenSearchConfig, OpenSearchConfigBuilder};
 /// Environment variable naming the osmem-server (`scripts/opensearch-server.sh start`).
 pub const OSMEM_VAR: &str = "CROSSMODAL_OSMEM_URL";
 
-/// Whether this is a CI run (where a missing server is a failure, not a skip).
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// The osmem-server URL; `None` (after saying why the test is skipped) when it is unset outside
 /// CI; a panic under `CI=true`.
 pub fn osmem_url(test: &str) -> Option<String> {
     match std::env::var(OSMEM_VAR) {
         Ok(v) if !v.trim().is_empty() => Some(v.trim().trim_end_matches('/').to_string()),
-        _ if under_ci() => panic!(
-            "{OSMEM_VAR} is not set but CI=true: the osmem-server tests must run in CI. Start it \
-             with `scripts/opensearch-server.sh install && eval \"$(scripts/opensearch-server.sh start)\"`."
-        ),
         _ => {
-            eprintln!(
-                "SKIPPED {test}: {OSMEM_VAR} is not set. Run `scripts/opensearch-server.sh install \
+            crossmodal_testkit::skip::skip(
+                test,
+                &format!(
+                    "{OSMEM_VAR} is not set. Run `scripts/opensearch-server.sh install \
                  && eval \"$(scripts/opensearch-server.sh start)\"` to run the tests against \
                  osmem-server."
+                ),
             );
             None
         }

@@ -1,12 +1,7 @@
 //! Helpers shared by the integration tests: the server's endpoint, a test client, fresh buckets.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use aws_credential_types::Credentials;
 use crossmodal_s3::aws_sdk_s3::Client;
-use crossmodal_s3::aws_sdk_s3::config::{BehaviorVersion, Region, ResponseChecksumValidation};
 use crossmodal_s3::{S3MediaStore, S3StoreConfig};
 
 /// Environment variable naming the S3-compatible server (`scripts/s3-server.sh start`).
@@ -14,25 +9,19 @@ pub const ENDPOINT_VAR: &str = "CROSSMODAL_S3_ENDPOINT";
 /// Environment variable naming the `moto_server` binary (for tests that start their own).
 pub const MOTO_BIN_VAR: &str = "CROSSMODAL_MOTO_BIN";
 
-/// Whether this is a CI run (where a missing server is a failure, not a skip).
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// The value of `var`; `None` (after printing why the test is skipped) when it is unset outside
 /// CI; a panic when it is unset under `CI=true`.
 pub fn required_env(var: &str, test: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ if under_ci() => panic!(
-            "{var} is not set but CI=true: the S3 tests must run in CI. Start the server with \
-             `scripts/s3-server.sh install && eval \"$(scripts/s3-server.sh start)\"`."
-        ),
         _ => {
-            eprintln!(
-                "SKIPPED {test}: {var} is not set. Run `scripts/s3-server.sh install && \
+            crossmodal_testkit::skip::skip(
+                test,
+                &format!(
+                    "{var} is not set. Run `scripts/s3-server.sh install && \
                  eval \"$(scripts/s3-server.sh start)\"` to run the S3 tests against a local \
                  S3-compatible server."
+                ),
             );
             None
         }
@@ -50,54 +39,8 @@ macro_rules! endpoint_or_skip {
     };
 }
 
-/// A client as the tests build it: static credentials, us-east-1, the endpoint, path style.
-pub fn test_client(endpoint: &str) -> Client {
-    let config = crossmodal_s3::aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        // moto 5.1 reports the composite CRC32 of a multipart object without the `-<parts>`
-        // suffix real S3 adds, so the SDK would check it as a whole-object CRC and fail every
-        // read of a multipart object. The store checks the SHA-256 it records on every `get`,
-        // and the tests hash what they stream, so integrity is still verified end to end.
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    Client::from_conf(config)
-}
-
-/// A bucket name no other test (or run) uses.
-pub fn unique_bucket(hint: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "cm-{hint}-{:x}-{:x}-{n}",
-        std::process::id(),
-        nanos % 0xffff_ffff_ffff
-    )
-}
-
-/// Creates a fresh bucket and returns its name.
-pub async fn create_bucket(client: &Client, hint: &str) -> String {
-    let bucket = unique_bucket(hint);
-    client
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "could not create bucket {bucket}: {}",
-                crossmodal_s3::aws_sdk_s3::error::DisplayErrorContext(e)
-            )
-        });
-    bucket
-}
+pub use crossmodal_testkit::aws::{create_bucket, s3_client as test_client, unique_bucket};
+pub use crossmodal_testkit::skip::under_ci;
 
 /// The store configuration the tests use for `bucket` on `endpoint`.
 ///

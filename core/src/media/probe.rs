@@ -1,0 +1,1223 @@
+//! Header probing: what a media file says about itself, without decoding it.
+//!
+//! [`probe`] sniffs the format from the magic numbers, parses just enough of the header to report
+//! dimensions, duration and which streams are present, and runs cheap structural checks that catch
+//! truncated uploads (a PNG without its `IEND` chunk, an MP4 whose last box runs past the end of
+//! the file, an MP3 with fewer frames than its Xing header promises, ...).
+//!
+//! ```
+//! use crossmodal_core::ErrorKind;
+//! use crossmodal_core::media::probe;
+//!
+//! assert_eq!(probe(b"").unwrap_err().kind(), ErrorKind::InvalidInput);
+//! assert_eq!(probe(b"plain text").unwrap_err().kind(), ErrorKind::Unsupported);
+//! // A PNG signature with nothing after it is a truncated PNG.
+//! assert_eq!(probe(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap_err().kind(), ErrorKind::Corrupt);
+//! ```
+
+use std::any::Any;
+use std::io::Cursor;
+use std::panic::{self, AssertUnwindSafe};
+
+use serde::{Deserialize, Serialize};
+use symphonia::core::errors::Error as AudioError;
+use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::default::formats::{MpaReader, WavReader};
+
+use super::format::{MediaFormat, MediaKind};
+use crate::error::{Error, Result};
+
+/// What a media file's header says about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaProbe {
+    /// The format, detected from the content (never from a file name).
+    ///
+    /// An MP4 or MOV container with no video track but an audio track is reported as
+    /// [`MediaFormat::M4a`]; an M4A-branded file that does carry video is reported as
+    /// [`MediaFormat::Mp4`].
+    pub format: MediaFormat,
+    /// Width in pixels, for images and video.
+    pub width: Option<u32>,
+    /// Height in pixels, for images and video.
+    pub height: Option<u32>,
+    /// Length in seconds, for video and audio, when the header says it.
+    pub duration_sec: Option<f64>,
+    /// Whether the file holds moving pictures.
+    pub has_video: bool,
+    /// Whether the file holds sound.
+    pub has_audio: bool,
+}
+
+impl MediaProbe {
+    /// The kind of media the probed file is (image, video or audio).
+    pub fn kind(&self) -> MediaKind {
+        self.format.kind()
+    }
+
+    fn image(format: MediaFormat, width: u32, height: u32) -> Self {
+        MediaProbe {
+            format,
+            width: Some(width),
+            height: Some(height),
+            duration_sec: None,
+            has_video: false,
+            has_audio: false,
+        }
+    }
+
+    fn audio(format: MediaFormat, duration_sec: Option<f64>) -> Self {
+        MediaProbe {
+            format,
+            width: None,
+            height: None,
+            duration_sec,
+            has_video: false,
+            has_audio: true,
+        }
+    }
+}
+
+/// Sniffs the format of `bytes` and parses its header.
+///
+/// Only headers and container structure are read; nothing is decoded. The structural checks are
+/// cheap and aimed at truncated files: a PNG must reach its `IEND` chunk, a JPEG must carry its
+/// end-of-image marker in its last 64 bytes, RIFF (WEBP, WAV) chunk sizes must fit in the file,
+/// MP4/MOV/M4A top-level boxes must tile the file exactly and include a `moov` box, and an MP3
+/// with a Xing/Info header must hold at least 95% of the frames that header announces.
+///
+/// # Errors
+///
+/// * [`ErrorKind::InvalidInput`](crate::error::ErrorKind::InvalidInput) for empty input.
+/// * [`ErrorKind::Unsupported`](crate::error::ErrorKind::Unsupported) when the bytes are not one of
+///   the supported formats (see [`MediaFormat`]), or use a feature of one that is not supported
+///   (an MPEG layer I/II stream, a WAV codec the parser does not know, an MP4 without any audio or
+///   video track).
+/// * [`ErrorKind::Corrupt`](crate::error::ErrorKind::Corrupt) when the header does not parse or
+///   the file is structurally truncated; the message names the format and what is wrong.
+///
+/// Never panics, whatever the input (a panic inside a third-party parser is caught and reported
+/// as `Corrupt`, unless the binary is built with `panic = "abort"`).
+pub fn probe(bytes: &[u8]) -> Result<MediaProbe> {
+    if bytes.is_empty() {
+        return Err(Error::invalid_input("cannot probe an empty media file"));
+    }
+    let format = MediaFormat::sniff(bytes).ok_or_else(|| {
+        Error::unsupported(
+            "not a supported media format (expected PNG, JPEG, WEBP, MP4, MOV, WAV, MP3 or M4A)",
+        )
+    })?;
+    match format {
+        MediaFormat::Png => probe_png(bytes),
+        MediaFormat::Jpeg => probe_jpeg(bytes),
+        MediaFormat::Webp => probe_webp(bytes),
+        MediaFormat::Mp4 | MediaFormat::Mov | MediaFormat::M4a => probe_isobmff(bytes, format),
+        MediaFormat::Wav => probe_wav(bytes),
+        MediaFormat::Mp3 => probe_mp3(bytes),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes(b.try_into().ok()?))
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(b.try_into().ok()?))
+}
+
+fn be_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    let b = bytes.get(at..at.checked_add(8)?)?;
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+fn fourcc(bytes: &[u8], at: usize) -> Option<[u8; 4]> {
+    bytes.get(at..at.checked_add(4)?)?.try_into().ok()
+}
+
+/// A four-character code for messages, with non-printable bytes escaped.
+fn show_fourcc(code: [u8; 4]) -> String {
+    code.escape_ascii().to_string()
+}
+
+/// Runs a third-party parser, turning a panic into a `Corrupt` error.
+fn guarded<T>(what: &str, parse: impl FnOnce() -> Result<T>) -> Result<T> {
+    panic::catch_unwind(AssertUnwindSafe(parse)).unwrap_or_else(|payload| {
+        Err(Error::corrupt(format!(
+            "{what} header could not be parsed (the parser failed: {})",
+            panic_message(payload.as_ref())
+        )))
+    })
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "unknown panic"
+    }
+}
+
+fn dimension(value: usize, what: &str, format: &str) -> Result<u32> {
+    match u32::try_from(value) {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(Error::corrupt(format!(
+            "{format} header gives an invalid {what} of {value}"
+        ))),
+    }
+}
+
+fn image_size(bytes: &[u8], format: &str) -> Result<(u32, u32)> {
+    let size = guarded(format, || {
+        imagesize::blob_size(bytes).map_err(|e| {
+            Error::corrupt(format!("{format} header does not parse: {e}")).with_source(e)
+        })
+    })?;
+    Ok((
+        dimension(size.width, "width", format)?,
+        dimension(size.height, "height", format)?,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images
+// ---------------------------------------------------------------------------------------------
+
+const PNG_SIGNATURE_LEN: usize = 8;
+/// PNG chunk lengths are limited to 2^31 - 1.
+const PNG_MAX_CHUNK_LEN: u32 = 0x7FFF_FFFF;
+
+/// CRC-32 (ISO-HDLC), as used by PNG chunks.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+/// Walks the PNG chunks: the first must be a 13-byte `IHDR` with a valid CRC, every chunk must fit
+/// in the file, and an `IEND` chunk must be reached.
+fn check_png_chunks(bytes: &[u8]) -> Result<()> {
+    let mut pos = PNG_SIGNATURE_LEN;
+    let mut first = true;
+    loop {
+        let (Some(len), Some(ty)) = (be_u32(bytes, pos), fourcc(bytes, pos + 4)) else {
+            return Err(Error::corrupt(format!(
+                "PNG is truncated: the file ends at byte {} before the IEND chunk",
+                bytes.len()
+            )));
+        };
+        if !ty.iter().all(u8::is_ascii_alphabetic) {
+            return Err(Error::corrupt(format!(
+                "PNG has an invalid chunk type '{}' at byte {pos}",
+                show_fourcc(ty)
+            )));
+        }
+        if len > PNG_MAX_CHUNK_LEN {
+            return Err(Error::corrupt(format!(
+                "PNG chunk '{}' at byte {pos} has an invalid length {len}",
+                show_fourcc(ty)
+            )));
+        }
+        if first && (&ty != b"IHDR" || len != 13) {
+            return Err(Error::corrupt(format!(
+                "PNG header is invalid: the first chunk is '{}' of {len} bytes, expected a \
+                 13-byte IHDR",
+                show_fourcc(ty)
+            )));
+        }
+        // 4 bytes length + 4 bytes type + data + 4 bytes CRC.
+        let chunk_len = 12 + u64::from(len);
+        let remaining = (bytes.len() - pos) as u64;
+        if chunk_len > remaining {
+            return Err(Error::corrupt(format!(
+                "PNG is truncated or damaged: chunk '{}' at byte {pos} needs {chunk_len} bytes, \
+                 only {remaining} remain",
+                show_fourcc(ty),
+            )));
+        }
+        // `chunk_len <= remaining` so this fits in usize.
+        let end = pos + chunk_len as usize;
+        if first {
+            let data_end = pos + 8 + 13;
+            let crc_ok = bytes
+                .get(pos + 4..data_end)
+                .zip(be_u32(bytes, data_end))
+                .is_some_and(|(data, crc)| crc32(data) == crc);
+            if !crc_ok {
+                return Err(Error::corrupt(
+                    "PNG header is invalid: IHDR checksum mismatch",
+                ));
+            }
+        }
+        if &ty == b"IEND" {
+            return Ok(());
+        }
+        pos = end;
+        first = false;
+    }
+}
+
+fn probe_png(bytes: &[u8]) -> Result<MediaProbe> {
+    check_png_chunks(bytes)?;
+    let (width, height) = image_size(bytes, "PNG")?;
+    Ok(MediaProbe::image(MediaFormat::Png, width, height))
+}
+
+/// How far from the end a JPEG end-of-image marker is looked for.
+const JPEG_EOI_WINDOW: usize = 64;
+
+fn probe_jpeg(bytes: &[u8]) -> Result<MediaProbe> {
+    let (width, height) = image_size(bytes, "JPEG")?;
+    let tail = bytes
+        .get(bytes.len().saturating_sub(JPEG_EOI_WINDOW)..)
+        .unwrap_or_default();
+    if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+        return Err(Error::corrupt(format!(
+            "JPEG is truncated: no end-of-image marker (FF D9) in the last {JPEG_EOI_WINDOW} bytes"
+        )));
+    }
+    Ok(MediaProbe::image(MediaFormat::Jpeg, width, height))
+}
+
+/// Checks a RIFF header: the declared size must fit in the file. Returns the end of the RIFF
+/// chunk (8 + declared size).
+fn riff_end(bytes: &[u8], format: &str) -> Result<usize> {
+    let size = le_u32(bytes, 4)
+        .ok_or_else(|| Error::corrupt(format!("{format} is truncated: incomplete RIFF header")))?;
+    let end = u64::from(size) + 8;
+    if end < 12 {
+        return Err(Error::corrupt(format!(
+            "{format} RIFF header is invalid: declared size {size} is too small"
+        )));
+    }
+    if end > bytes.len() as u64 {
+        return Err(Error::corrupt(format!(
+            "{format} is truncated: the RIFF header declares {end} bytes, only {} are present",
+            bytes.len()
+        )));
+    }
+    // `end <= bytes.len()` so it fits in usize.
+    Ok(end as usize)
+}
+
+fn probe_webp(bytes: &[u8]) -> Result<MediaProbe> {
+    let end = riff_end(bytes, "WEBP")?;
+    let (Some(chunk), Some(chunk_len)) = (fourcc(bytes, 12), le_u32(bytes, 16)) else {
+        return Err(Error::corrupt("WEBP is truncated: no image chunk"));
+    };
+    // The first chunk is the image (VP8, VP8L) or the extended header (VP8X), each with a
+    // recognisable signature.
+    let valid = match &chunk {
+        b"VP8 " => bytes.get(23..26) == Some(&[0x9D, 0x01, 0x2A][..]),
+        b"VP8L" => bytes.get(20) == Some(&0x2F),
+        b"VP8X" => chunk_len >= 10,
+        _ => false,
+    };
+    if !valid {
+        return Err(Error::corrupt(format!(
+            "WEBP header is invalid: first chunk '{}' is not a valid VP8, VP8L or VP8X chunk",
+            show_fourcc(chunk)
+        )));
+    }
+    if 20 + u64::from(chunk_len) > end as u64 {
+        return Err(Error::corrupt(format!(
+            "WEBP is truncated or damaged: chunk '{}' of {chunk_len} bytes runs past the end of \
+             the RIFF data",
+            show_fourcc(chunk)
+        )));
+    }
+    let (mut width, mut height) = image_size(bytes, "WEBP")?;
+    if &chunk == b"VP8 " {
+        // The top two bits of each VP8 dimension are an upscaling hint, not part of the size.
+        width &= 0x3FFF;
+        height &= 0x3FFF;
+        if width == 0 || height == 0 {
+            return Err(Error::corrupt("WEBP header gives a zero dimension"));
+        }
+    }
+    Ok(MediaProbe::image(MediaFormat::Webp, width, height))
+}
+
+// ---------------------------------------------------------------------------------------------
+// MP4 / MOV / M4A
+// ---------------------------------------------------------------------------------------------
+
+fn container_name(format: MediaFormat) -> &'static str {
+    match format {
+        MediaFormat::Mov => "MOV",
+        MediaFormat::M4a => "M4A",
+        _ => "MP4",
+    }
+}
+
+/// Checks that the top-level boxes tile the file exactly and that one of them is `moov`.
+fn check_top_level_boxes(bytes: &[u8], name: &str) -> Result<()> {
+    let len = bytes.len() as u64;
+    let mut pos = 0u64;
+    let mut has_moov = false;
+    while pos < len {
+        let remaining = len - pos;
+        // `pos < len` so it fits in usize.
+        let at = pos as usize;
+        let (Some(size32), Some(ty)) = (be_u32(bytes, at), fourcc(bytes, at + 4)) else {
+            return Err(Error::corrupt(format!(
+                "{name} is truncated: {remaining} stray bytes at byte {pos} where a box was \
+                 expected"
+            )));
+        };
+        let (size, header_len) = match size32 {
+            // A 64-bit size follows the type.
+            1 => match be_u64(bytes, at + 8) {
+                Some(large) => (large, 16),
+                None => {
+                    return Err(Error::corrupt(format!(
+                        "{name} is truncated: box '{}' at byte {pos} has an incomplete header",
+                        show_fourcc(ty)
+                    )));
+                }
+            },
+            // The box extends to the end of the file.
+            0 => (remaining, 8),
+            n => (u64::from(n), 8),
+        };
+        if size < header_len {
+            return Err(Error::corrupt(format!(
+                "{name} box '{}' at byte {pos} has an invalid size {size}",
+                show_fourcc(ty)
+            )));
+        }
+        if size > remaining {
+            return Err(Error::corrupt(format!(
+                "{name} is truncated or damaged: box '{}' at byte {pos} needs {size} bytes, only \
+                 {remaining} remain",
+                show_fourcc(ty)
+            )));
+        }
+        has_moov |= &ty == b"moov";
+        pos += size;
+    }
+    if !has_moov {
+        return Err(Error::corrupt(format!(
+            "{name} has no 'moov' box: the movie header is missing (incomplete or damaged file)"
+        )));
+    }
+    Ok(())
+}
+
+fn mp4_error(name: &str, err: mp4parse::Error) -> Error {
+    let e = match &err {
+        mp4parse::Error::Unsupported(what) => {
+            Error::unsupported(format!("{name} uses an unsupported feature: {what}"))
+        }
+        mp4parse::Error::UnexpectedEOF => Error::corrupt(format!(
+            "{name} is truncated: a box ends before its content"
+        )),
+        mp4parse::Error::MoovMissing => Error::corrupt(format!("{name} has no 'moov' box")),
+        mp4parse::Error::OutOfMemory => Error::corrupt(format!(
+            "{name} header declares more entries than can be allocated"
+        )),
+        other => Error::corrupt(format!("{name} header does not parse: {other}")),
+    };
+    e.with_source(err)
+}
+
+/// A time in `units` at `per_second`, in seconds; `None` when unknown or nonsensical.
+fn seconds(units: u64, per_second: u64) -> Option<f64> {
+    // All-ones durations mean "unknown"; zero is what fragmented files carry.
+    if units == 0 || units == u64::MAX || units == u64::from(u32::MAX) || per_second == 0 {
+        return None;
+    }
+    let s = units as f64 / per_second as f64;
+    s.is_finite().then_some(s)
+}
+
+/// A track's duration: from its track header (`tkhd`, the presented length after any edit list,
+/// in the movie timescale), else from its media header (`mdhd`, in the track timescale; this one
+/// includes e.g. AAC priming samples).
+fn track_duration(track: &mp4parse::Track, movie_timescale: Option<u64>) -> Option<f64> {
+    let presented = track
+        .tkhd
+        .as_ref()
+        .zip(movie_timescale)
+        .and_then(|(tkhd, ts)| seconds(tkhd.duration, ts));
+    presented.or_else(|| {
+        let (d, ts) = track.duration.zip(track.timescale)?;
+        seconds(d.0, ts.0)
+    })
+}
+
+/// A video track's size: from its track header (16.16 fixed point), else its sample entry.
+fn video_size(track: &mp4parse::Track) -> Option<(u32, u32)> {
+    if let Some(tkhd) = &track.tkhd {
+        let (w, h) = (tkhd.width >> 16, tkhd.height >> 16);
+        if w > 0 && h > 0 {
+            return Some((w, h));
+        }
+    }
+    track
+        .stsd
+        .as_ref()?
+        .descriptions
+        .iter()
+        .find_map(|entry| match entry {
+            mp4parse::SampleEntry::Video(v) if v.width > 0 && v.height > 0 => {
+                Some((u32::from(v.width), u32::from(v.height)))
+            }
+            _ => None,
+        })
+}
+
+fn probe_isobmff(bytes: &[u8], sniffed: MediaFormat) -> Result<MediaProbe> {
+    let name = container_name(sniffed);
+    check_top_level_boxes(bytes, name)?;
+    let context = guarded(name, || {
+        mp4parse::read_mp4(&mut Cursor::new(bytes)).map_err(|e| mp4_error(name, e))
+    })?;
+
+    let movie_timescale = context.timescale.map(|t| t.0);
+    let mut has_video = false;
+    let mut has_audio = false;
+    let mut size = None;
+    let mut duration: Option<f64> = None;
+    for track in context.tracks.iter() {
+        match track.track_type {
+            mp4parse::TrackType::Video => {
+                has_video = true;
+                if size.is_none() {
+                    size = video_size(track);
+                }
+            }
+            mp4parse::TrackType::Audio => has_audio = true,
+            _ => continue,
+        }
+        if let Some(d) = track_duration(track, movie_timescale) {
+            duration = Some(duration.map_or(d, |longest| longest.max(d)));
+        }
+    }
+    if duration.is_none() {
+        // Fragmented files carry the overall duration in the movie extends header.
+        duration = context
+            .mvex
+            .as_ref()
+            .and_then(|m| m.fragment_duration)
+            .zip(movie_timescale)
+            .and_then(|(d, ts)| seconds(d.0, ts));
+    }
+
+    let format = match (sniffed, has_video, has_audio) {
+        (_, false, true) => MediaFormat::M4a,
+        (MediaFormat::M4a, true, _) => MediaFormat::Mp4,
+        (format, true, _) => format,
+        (_, false, false) => {
+            return Err(Error::unsupported(format!(
+                "{name} has no audio or video track"
+            )));
+        }
+    };
+    Ok(MediaProbe {
+        format,
+        width: size.map(|(w, _)| w),
+        height: size.map(|(_, h)| h),
+        duration_sec: duration,
+        has_video,
+        has_audio,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audio (symphonia)
+// ---------------------------------------------------------------------------------------------
+
+fn audio_error(format: &str, err: AudioError) -> Error {
+    match err {
+        AudioError::Unsupported(what) => {
+            Error::unsupported(format!("{format} uses an unsupported feature: {what}"))
+        }
+        AudioError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::corrupt(format!("{format} is truncated: the header ends early")).with_source(e)
+        }
+        other => {
+            Error::corrupt(format!("{format} header does not parse: {other}")).with_source(other)
+        }
+    }
+}
+
+fn media_stream(bytes: &[u8]) -> MediaSourceStream {
+    MediaSourceStream::new(
+        Box::new(Cursor::new(bytes.to_vec())),
+        MediaSourceStreamOptions::default(),
+    )
+}
+
+/// Walks the chunks of a WAVE file. Returns the offset of the `data` chunk header.
+fn check_wav_chunks(bytes: &[u8], end: usize) -> Result<usize> {
+    let mut pos = 12usize;
+    let mut fmt = None;
+    let mut data = None;
+    while pos.saturating_add(8) <= end {
+        let (Some(id), Some(size)) = (fourcc(bytes, pos), le_u32(bytes, pos + 4)) else {
+            break;
+        };
+        if !id.iter().all(|b| (0x20..=0x7E).contains(b)) {
+            return Err(Error::corrupt(format!(
+                "WAV has an invalid chunk id '{}' at byte {pos}",
+                show_fourcc(id)
+            )));
+        }
+        let body = pos + 8;
+        let chunk_end = body as u64 + u64::from(size);
+        if chunk_end > end as u64 {
+            return Err(Error::corrupt(format!(
+                "WAV is truncated or damaged: chunk '{}' at byte {pos} declares {size} bytes, only \
+                 {} remain",
+                show_fourcc(id),
+                end - body
+            )));
+        }
+        match &id {
+            b"fmt " if fmt.is_none() => fmt = Some(pos),
+            b"data" if data.is_none() => data = Some(pos),
+            _ => {}
+        }
+        // Chunks are padded to an even size; `chunk_end <= end` so this fits in usize.
+        pos = chunk_end as usize + (size & 1) as usize;
+    }
+    match (fmt, data) {
+        (Some(f), Some(d)) if f < d => Ok(d),
+        (None, _) => Err(Error::corrupt("WAV header is invalid: no 'fmt ' chunk")),
+        (_, None) => Err(Error::corrupt("WAV has no 'data' chunk")),
+        _ => Err(Error::corrupt(
+            "WAV header is invalid: the 'data' chunk comes before the 'fmt ' chunk",
+        )),
+    }
+}
+
+fn probe_wav(bytes: &[u8]) -> Result<MediaProbe> {
+    let end = riff_end(bytes, "WAV")?;
+    let data_at = check_wav_chunks(bytes, end)?;
+    // The reader stops at the data chunk header, so the samples need not be copied.
+    let header = bytes.get(..data_at + 8).unwrap_or(bytes);
+    let (frames, sample_rate) = guarded("WAV", || {
+        let reader = WavReader::try_new(media_stream(header), &FormatOptions::default())
+            .map_err(|e| audio_error("WAV", e))?;
+        let params = reader
+            .tracks()
+            .first()
+            .map(|t| &t.codec_params)
+            .ok_or_else(|| Error::corrupt("WAV has no audio track"))?;
+        Ok((params.n_frames, params.sample_rate))
+    })?;
+    let sample_rate = match sample_rate {
+        Some(rate) if rate > 0 => rate,
+        _ => return Err(Error::corrupt("WAV header is invalid: zero sample rate")),
+    };
+    let duration = frames.map(|n| n as f64 / f64::from(sample_rate));
+    Ok(MediaProbe::audio(MediaFormat::Wav, duration))
+}
+
+// ---------------------------------------------------------------------------------------------
+// MP3
+// ---------------------------------------------------------------------------------------------
+
+/// MPEG audio version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MpegVersion {
+    V1,
+    V2,
+    V2_5,
+}
+
+/// The fields of an MPEG audio frame header that the structural checks need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FrameHeader {
+    version: MpegVersion,
+    /// 1, 2 or 3.
+    layer: u8,
+    has_crc: bool,
+    sample_rate: u32,
+    mono: bool,
+    /// The whole frame, header included, in bytes.
+    frame_len: usize,
+}
+
+impl FrameHeader {
+    /// Bytes between the header (and CRC) and the Xing/Info tag of a layer III frame.
+    fn side_info_len(&self) -> usize {
+        match (self.version, self.mono) {
+            (MpegVersion::V1, true) => 17,
+            (MpegVersion::V1, false) => 32,
+            (_, true) => 9,
+            (_, false) => 17,
+        }
+    }
+
+    fn similar(&self, other: &FrameHeader) -> bool {
+        self.version == other.version
+            && self.layer == other.layer
+            && self.sample_rate == other.sample_rate
+            && self.mono == other.mono
+    }
+}
+
+const MP3_BITRATES_V1_L3: [u32; 15] = [
+    0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+];
+const MP3_BITRATES_V2_L3: [u32; 15] =
+    [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+
+/// Parses a frame header word. Layer I/II headers parse (so a following frame can be compared)
+/// but get `frame_len` 0; the caller rejects them.
+fn parse_frame_header(word: u32) -> std::result::Result<FrameHeader, &'static str> {
+    if word & 0xFFE0_0000 != 0xFFE0_0000 {
+        return Err("no frame sync");
+    }
+    let version = match (word >> 19) & 3 {
+        0 => MpegVersion::V2_5,
+        2 => MpegVersion::V2,
+        3 => MpegVersion::V1,
+        _ => return Err("reserved MPEG version"),
+    };
+    let layer = match (word >> 17) & 3 {
+        1 => 3,
+        2 => 2,
+        3 => 1,
+        _ => return Err("reserved layer"),
+    };
+    let bitrate_index = ((word >> 12) & 0xF) as usize;
+    if bitrate_index == 0 {
+        return Err("free-format bitrate");
+    }
+    if bitrate_index == 15 {
+        return Err("invalid bitrate index");
+    }
+    let sample_rate = match ((word >> 10) & 3, version) {
+        (3, _) => return Err("reserved sample rate"),
+        (0, MpegVersion::V1) => 44_100,
+        (1, MpegVersion::V1) => 48_000,
+        (_, MpegVersion::V1) => 32_000,
+        (0, MpegVersion::V2) => 22_050,
+        (1, MpegVersion::V2) => 24_000,
+        (_, MpegVersion::V2) => 16_000,
+        (0, MpegVersion::V2_5) => 11_025,
+        (1, MpegVersion::V2_5) => 12_000,
+        (_, MpegVersion::V2_5) => 8_000,
+    };
+    let padding = ((word >> 9) & 1) as usize;
+    let frame_len = if layer == 3 {
+        let (bitrate, coefficient) = match version {
+            MpegVersion::V1 => (MP3_BITRATES_V1_L3.get(bitrate_index), 144),
+            _ => (MP3_BITRATES_V2_L3.get(bitrate_index), 72),
+        };
+        let bitrate = bitrate.copied().ok_or("invalid bitrate index")?;
+        (coefficient * bitrate * 1000 / sample_rate) as usize + padding
+    } else {
+        0
+    };
+    Ok(FrameHeader {
+        version,
+        layer,
+        has_crc: (word >> 16) & 1 == 0,
+        sample_rate,
+        mono: (word >> 6) & 3 == 3,
+        frame_len,
+    })
+}
+
+/// Skips any ID3v2 tags at the start. Returns the offset just past them.
+fn skip_id3v2(bytes: &[u8]) -> Result<usize> {
+    let mut pos = 0usize;
+    while bytes.get(pos..pos + 3) == Some(b"ID3") {
+        let Some(&[_, _, _, major, revision, flags, s0, s1, s2, s3]) = bytes.get(pos..pos + 10)
+        else {
+            return Err(Error::corrupt(
+                "MP3 is truncated: incomplete ID3v2 tag header",
+            ));
+        };
+        let size = [s0, s1, s2, s3];
+        if !(2..=4).contains(&major) || revision == 0xFF || size.iter().any(|b| b & 0x80 != 0) {
+            return Err(Error::corrupt("MP3 ID3v2 tag header is invalid"));
+        }
+        // A 28-bit "synchsafe" integer: 7 bits per byte.
+        let size = size
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 7) | usize::from(b));
+        let footer = if flags & 0x10 != 0 { 10 } else { 0 };
+        let end = pos + 10 + size + footer;
+        if end > bytes.len() {
+            return Err(Error::corrupt(format!(
+                "MP3 is truncated: the ID3v2 tag declares {} bytes, only {} remain",
+                end - pos,
+                bytes.len() - pos
+            )));
+        }
+        pos = end;
+    }
+    Ok(pos)
+}
+
+/// The frame count of a Xing/Info tag in the first frame, if it has one.
+fn xing_frame_count(bytes: &[u8], frame_at: usize, header: &FrameHeader) -> Option<u32> {
+    let at = frame_at + 4 + if header.has_crc { 2 } else { 0 } + header.side_info_len();
+    let tag = fourcc(bytes, at)?;
+    if &tag != b"Xing" && &tag != b"Info" {
+        return None;
+    }
+    let flags = be_u32(bytes, at + 4)?;
+    if flags & 1 == 0 {
+        return None;
+    }
+    be_u32(bytes, at + 8)
+}
+
+/// Checks the first frame header and that another frame (or a trailing tag) follows it.
+fn check_first_frame(bytes: &[u8], at: usize) -> Result<FrameHeader> {
+    let word = be_u32(bytes, at)
+        .ok_or_else(|| Error::corrupt("MP3 is truncated: no complete frame header"))?;
+    let header = parse_frame_header(word).map_err(|why| {
+        Error::corrupt(format!("MP3 frame header at byte {at} is invalid: {why}"))
+    })?;
+    if header.layer != 3 {
+        return Err(Error::unsupported(format!(
+            "MPEG audio layer {} is not supported, only layer III (MP3)",
+            header.layer
+        )));
+    }
+    let next = at + header.frame_len;
+    if next > bytes.len() {
+        return Err(Error::corrupt(format!(
+            "MP3 is truncated: the first frame needs {} bytes, only {} remain",
+            header.frame_len,
+            bytes.len() - at
+        )));
+    }
+    let rest = bytes.get(next..).unwrap_or_default();
+    let trailing_tag = [&b"TAG"[..], b"APETAGEX", b"LYRICSBEGIN", b"ID3"]
+        .iter()
+        .any(|tag| rest.starts_with(tag));
+    if let Some(word) = be_u32(bytes, next)
+        && !trailing_tag
+    {
+        let follows = parse_frame_header(word).is_ok_and(|h| h.similar(&header));
+        if !follows {
+            return Err(Error::corrupt(format!(
+                "MP3 frame header at byte {at} is invalid: no matching frame follows it at byte \
+                 {next}"
+            )));
+        }
+    }
+    Ok(header)
+}
+
+/// How far past an ID3v2 tag the first frame is looked for (taggers sometimes leave padding or
+/// junk behind the tag).
+const MP3_MAX_GAP_AFTER_TAG: usize = 64 * 1024;
+
+/// The first frame after an ID3v2 tag ending at `start`: the first offset in the gap window that
+/// passes [`check_first_frame`], or `start` itself (whose check then reports the problem).
+fn first_frame_after_tag(bytes: &[u8], start: usize) -> usize {
+    let window = bytes
+        .get(start..start.saturating_add(MP3_MAX_GAP_AFTER_TAG).min(bytes.len()))
+        .unwrap_or_default();
+    window
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == 0xFF)
+        .map(|(i, _)| start + i)
+        .find(|&at| check_first_frame(bytes, at).is_ok())
+        .unwrap_or(start)
+}
+
+fn probe_mp3(bytes: &[u8]) -> Result<MediaProbe> {
+    // Without an ID3v2 tag the sniffed frame sync is at byte 0 and the first frame must be there.
+    let first = match skip_id3v2(bytes)? {
+        0 => 0,
+        end_of_tags => first_frame_after_tag(bytes, end_of_tags),
+    };
+    let header = check_first_frame(bytes, first)?;
+    let xing_frames = xing_frame_count(bytes, first, &header);
+    let stream = bytes.get(first..).unwrap_or_default();
+
+    let (params, packets, samples) = guarded("MP3", || {
+        let mut reader = MpaReader::try_new(media_stream(stream), &FormatOptions::default())
+            .map_err(|e| audio_error("MP3", e))?;
+        let params = reader
+            .tracks()
+            .first()
+            .map(|t| t.codec_params.clone())
+            .ok_or_else(|| Error::corrupt("MP3 has no audio track"))?;
+        // Count the frames without decoding them; the stream ends with an I/O error (EOF).
+        let (mut packets, mut samples) = (0u64, 0u64);
+        while let Ok(packet) = reader.next_packet() {
+            packets += 1;
+            samples = samples.saturating_add(packet.dur);
+        }
+        Ok((params, packets, samples))
+    })?;
+
+    let rate = f64::from(params.sample_rate.unwrap_or(header.sample_rate).max(1));
+    // Without a Xing/Info header the counted frames give the exact length.
+    let counted = (samples > 0).then(|| samples as f64 / rate);
+    let duration = match xing_frames {
+        Some(expected) => {
+            if packets.saturating_mul(100) < u64::from(expected).saturating_mul(95) {
+                return Err(Error::corrupt(format!(
+                    "MP3 is truncated: the Xing/Info header announces {expected} frames, only \
+                     {packets} are present"
+                )));
+            }
+            // Encoder delay and padding (from the LAME tag) are not part of the audio.
+            let trim =
+                u64::from(params.delay.unwrap_or(0)) + u64::from(params.padding.unwrap_or(0));
+            params
+                .n_frames
+                .map(|n| n.checked_sub(trim).unwrap_or(n) as f64 / rate)
+                .or(counted)
+        }
+        None => counted,
+    };
+    Ok(MediaProbe::audio(MediaFormat::Mp3, duration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/media/",
+                $name
+            ))
+            .as_slice()
+        };
+    }
+
+    /// A fixture and the format `probe` must report for it.
+    struct Fixture {
+        name: &'static str,
+        bytes: &'static [u8],
+        format: MediaFormat,
+        /// Length of the magic number that `sniff` keys on.
+        magic_len: usize,
+    }
+
+    impl Fixture {
+        fn has_size(&self) -> bool {
+            self.format.kind() != MediaKind::Audio
+        }
+        fn has_duration(&self) -> bool {
+            self.format.kind() != MediaKind::Image
+        }
+    }
+
+    macro_rules! fx {
+        ($name:literal, $format:ident, $magic_len:literal) => {
+            Fixture {
+                name: $name,
+                bytes: fixture!($name),
+                format: MediaFormat::$format,
+                magic_len: $magic_len,
+            }
+        };
+    }
+
+    fn fixtures() -> Vec<Fixture> {
+        vec![
+            fx!("image.png", Png, 8),
+            fx!("image.jpg", Jpeg, 3),
+            fx!("image.webp", Webp, 12),
+            fx!("video.mp4", Mp4, 12),
+            fx!("video.mov", Mov, 12),
+            fx!("audio.wav", Wav, 12),
+            fx!("audio.mp3", Mp3, 2),
+            fx!("audio.m4a", M4a, 12),
+        ]
+    }
+
+    /// Deterministic pseudo-random bytes (xorshift64*).
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut state = seed.max(1);
+        (0..len)
+            .map(|_| {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fixtures_probe_to_their_format_size_and_duration() {
+        for fx in fixtures() {
+            let p = probe(fx.bytes).unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+            assert_eq!(p.format, fx.format, "{}", fx.name);
+            assert_eq!(p.kind(), fx.format.kind(), "{}", fx.name);
+            let kind = fx.format.kind();
+            assert_eq!(p.has_video, kind == MediaKind::Video, "{}", fx.name);
+            assert_eq!(p.has_audio, kind != MediaKind::Image, "{}", fx.name);
+            if fx.has_size() {
+                assert_eq!((p.width, p.height), (Some(64), Some(48)), "{}", fx.name);
+            } else {
+                assert_eq!((p.width, p.height), (None, None), "{}", fx.name);
+            }
+            if fx.has_duration() {
+                let d = p
+                    .duration_sec
+                    .unwrap_or_else(|| panic!("{}: no duration", fx.name));
+                assert!((d - 2.0).abs() <= 0.2, "{}: duration {d}", fx.name);
+            } else {
+                assert_eq!(p.duration_sec, None, "{}", fx.name);
+            }
+        }
+    }
+
+    #[test]
+    fn fixture_sniffing_matches_the_probed_format() {
+        for fx in fixtures() {
+            assert_eq!(MediaFormat::sniff(fx.bytes), Some(fx.format), "{}", fx.name);
+        }
+    }
+
+    #[test]
+    fn probe_round_trips_through_json() {
+        let p = probe(fixture!("video.mp4")).unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.contains("\"format\":\"mp4\""), "{json}");
+        let back: MediaProbe = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn empty_input_is_invalid() {
+        for fx in fixtures() {
+            let err = probe(&fx.bytes[..0]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", fx.name);
+        }
+    }
+
+    #[test]
+    fn truncated_fixtures_are_corrupt() {
+        for fx in fixtures() {
+            let half = &fx.bytes[..fx.bytes.len() / 2];
+            let err = probe(half).expect_err(fx.name);
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{}: {err}", fx.name);
+            assert!(
+                err.message()
+                    .contains(&fx.format.extension().to_ascii_uppercase())
+                    || err.message().contains("JPEG"),
+                "{}: message should name the format: {err}",
+                fx.name
+            );
+        }
+    }
+
+    #[test]
+    fn fixtures_missing_their_last_bytes_are_corrupt() {
+        // Losing just the tail must still be noticed (the MP3 check allows 5% missing frames).
+        for fx in fixtures() {
+            let cut = if fx.format == MediaFormat::Mp3 {
+                fx.bytes.len() / 10
+            } else {
+                1
+            };
+            let short = &fx.bytes[..fx.bytes.len() - cut];
+            let err = probe(short).expect_err(fx.name);
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{}: {err}", fx.name);
+        }
+    }
+
+    #[test]
+    fn fixtures_with_overwritten_headers_are_corrupt() {
+        for fx in fixtures() {
+            for fill in [0x00, 0xFF, 0x5A] {
+                let mut bytes = fx.bytes.to_vec();
+                let end = (fx.magic_len + 32).min(bytes.len());
+                bytes[fx.magic_len..end].fill(fill);
+                let err = probe(&bytes).expect_err(fx.name);
+                assert_eq!(
+                    err.kind(),
+                    ErrorKind::Corrupt,
+                    "{} fill {fill:#04x}: {err}",
+                    fx.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_garbage_is_unsupported() {
+        for seed in 1..50 {
+            let bytes = noise(seed, 4096);
+            if MediaFormat::sniff(&bytes).is_some() {
+                continue;
+            }
+            let err = probe(&bytes).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unsupported, "seed {seed}");
+        }
+        assert_eq!(probe(b"x").unwrap_err().kind(), ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn damaged_fixtures_never_panic() {
+        for fx in fixtures() {
+            let len = fx.bytes.len();
+            // Every prefix of the first 256 bytes, and prefixes at a coarser step after that.
+            for cut in (0..len.min(256)).chain((256..len).step_by(97)) {
+                let _ = probe(&fx.bytes[..cut]);
+            }
+            // Random byte flips anywhere, and random bytes after the magic number.
+            for seed in 1..200u64 {
+                let r = noise(seed, 16);
+                let mut bytes = fx.bytes.to_vec();
+                for pair in r.chunks(4) {
+                    let at = u32::from_le_bytes([pair[0], pair[1], pair[2], 0]) as usize % len;
+                    bytes[at] = pair[3];
+                }
+                let _ = probe(&bytes);
+                let mut bytes = fx.bytes.to_vec();
+                let tail = noise(seed, len - fx.magic_len);
+                bytes[fx.magic_len..].copy_from_slice(&tail);
+                let _ = probe(&bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn magic_numbers_alone_are_corrupt() {
+        let cases: [&[u8]; 7] = [
+            b"\x89PNG\r\n\x1a\n",
+            b"\xFF\xD8\xFF",
+            b"RIFF\x04\0\0\0WEBP",
+            b"RIFF\x04\0\0\0WAVE",
+            b"\0\0\0\x10ftypisom\0\0\0\0",
+            b"\0\0\0\x10ftypM4A \0\0\0\0",
+            b"\xFF\xFB\x90\x64",
+        ];
+        for bytes in cases {
+            let err = probe(bytes).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{bytes:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn audio_only_mp4_container_is_reported_as_m4a() {
+        // Rebrand the M4A fixture as a plain MP4: the audio-only content still makes it M4A.
+        let mut bytes = fixture!("audio.m4a").to_vec();
+        bytes[8..12].copy_from_slice(b"isom");
+        assert_eq!(MediaFormat::sniff(&bytes), Some(MediaFormat::Mp4));
+        let p = probe(&bytes).unwrap();
+        assert_eq!(p.format, MediaFormat::M4a);
+        assert_eq!(p.kind(), MediaKind::Audio);
+
+        // And an M4A-branded file that carries video is a video.
+        let mut bytes = fixture!("video.mp4").to_vec();
+        bytes[8..12].copy_from_slice(b"M4A ");
+        assert_eq!(MediaFormat::sniff(&bytes), Some(MediaFormat::M4a));
+        let p = probe(&bytes).unwrap();
+        assert_eq!(p.format, MediaFormat::Mp4);
+        assert_eq!((p.width, p.height, p.has_video), (Some(64), Some(48), true));
+    }
+
+    #[test]
+    fn wav_data_chunk_must_fit() {
+        let wav = fixture!("audio.wav");
+        let data_at = wav.windows(4).position(|w| w == b"data").unwrap();
+        let mut bytes = wav.to_vec();
+        let size = u32::from_le_bytes(bytes[data_at + 4..data_at + 8].try_into().unwrap());
+        bytes[data_at + 4..data_at + 8].copy_from_slice(&(size + 2).to_le_bytes());
+        let err = probe(&bytes).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(err.message().contains("'data'"), "{err}");
+    }
+
+    #[test]
+    fn parser_panics_become_corrupt_errors() {
+        let err = guarded::<()>("TEST", || panic!("boom")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(err.message().contains("boom"), "{err}");
+    }
+
+    #[test]
+    fn mp4_with_trailing_junk_or_without_moov_is_corrupt() {
+        let mut bytes = fixture!("video.mp4").to_vec();
+        bytes.extend_from_slice(b"junk");
+        assert_eq!(probe(&bytes).unwrap_err().kind(), ErrorKind::Corrupt);
+
+        // ftyp + free only: tiles the file but has no movie header.
+        let no_moov = b"\0\0\0\x10ftypisom\0\0\0\0\0\0\0\x08free";
+        let err = probe(no_moov).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(err.message().contains("moov"), "{err}");
+    }
+
+    #[test]
+    fn mp3_with_id3v2_tag_probes() {
+        let mp3 = fixture!("audio.mp3");
+        let mut bytes = b"ID3\x04\0\0\0\0\0\x0A".to_vec();
+        bytes.extend_from_slice(&[0; 10]);
+        bytes.extend_from_slice(mp3);
+        let p = probe(&bytes).unwrap();
+        assert_eq!(p.format, MediaFormat::Mp3);
+        let d = p.duration_sec.unwrap();
+        assert!((d - 2.0).abs() <= 0.2, "{d}");
+
+        // Junk between the tag and the first frame is skipped, as players do.
+        let mut junk = b"ID3\x04\0\0\0\0\0\x0A".to_vec();
+        junk.extend_from_slice(b"0123456789 some junk \xFF\xFB\x00 more junk");
+        junk.extend_from_slice(mp3);
+        assert_eq!(probe(&junk).unwrap().duration_sec, p.duration_sec);
+
+        // A damaged tag header, or a tag that runs past the end, is corrupt.
+        bytes[3] = 0;
+        assert_eq!(probe(&bytes).unwrap_err().kind(), ErrorKind::Corrupt);
+        let err = probe(&b"ID3\x04\0\0\0\0\x7F\x7Fshort"[..]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(err.message().contains("ID3v2"), "{err}");
+    }
+
+    #[test]
+    fn mp3_without_xing_header_gets_duration_from_frames() {
+        // Drop the first (Info) frame: the remaining frames are a plain CBR stream.
+        let mp3 = fixture!("audio.mp3");
+        let header = parse_frame_header(be_u32(mp3, 0).unwrap()).unwrap();
+        assert!(xing_frame_count(mp3, 0, &header).is_some());
+        let bytes = &mp3[header.frame_len..];
+        assert_eq!(MediaFormat::sniff(bytes), Some(MediaFormat::Mp3));
+        assert_eq!(xing_frame_count(bytes, 0, &header), None);
+        let p = probe(bytes).unwrap();
+        let d = p.duration_sec.unwrap();
+        assert!((d - 2.0).abs() <= 0.2, "{d}");
+        // Without the Info header truncation is only detectable at frame granularity.
+        assert!(probe(&bytes[..bytes.len() / 2]).is_ok());
+    }
+
+    #[test]
+    fn png_ihdr_crc_is_checked() {
+        let mut bytes = fixture!("image.png").to_vec();
+        bytes[19] ^= 0x01; // low byte of the width
+        let err = probe(&bytes).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(err.message().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn crc32_matches_the_reference_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+}

@@ -1,0 +1,768 @@
+//! `CrossModalSearcher`: embed the query, run the routes, fuse, group by asset, rank.
+
+use bytes::Bytes;
+use futures::future::try_join_all;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::asset::AssetId;
+use crate::cache::EmbeddingCache;
+use crate::catalog::AssetCatalog;
+use crate::embedder::CachedEmbedder;
+use crate::embedding::{EmbeddingProvider, EmbeddingSpace, MediaInput, Segment};
+use crate::error::{Error, ErrorKind, Result};
+use crate::index::{Filter, MAX_K, RecordMeta, VectorIndex, VectorQuery};
+use crate::media::{MediaFormat, MediaKind, MediaLimits, validate_media};
+use crate::retry::RetryPolicy;
+use crate::routing::{QueryKind, Route, RoutingRules, SearchMode};
+use crate::store::{MediaRef, MediaStore};
+use crate::vector::normalized;
+
+/// What to search with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryInput {
+    /// A text description.
+    Text(String),
+    /// An uploaded reference file (validated like an ingest).
+    Media {
+        /// The file's bytes.
+        bytes: Bytes,
+        /// Its name, for error messages.
+        file_name: Option<String>,
+    },
+    /// An asset already in the library (its embeddings come from the cache when present).
+    Asset(AssetId),
+}
+
+/// How results of several routes are merged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum Fusion {
+    /// Rank by the best raw cosine across routes.
+    #[default]
+    Cosine,
+    /// Reciprocal-rank fusion: sum of `1 / (k0 + rank)` over routes. Raw cosines of different
+    /// spaces are not on one scale; RRF compares ranks instead.
+    ReciprocalRank {
+        /// The damping constant (60 in the original paper).
+        k0: f32,
+    },
+}
+
+/// How a media query with several segment vectors (a 30 s reference clip) is searched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuerySegments {
+    /// One search per query segment; an asset's score is its best match to any of them.
+    #[default]
+    Each,
+    /// One search with the mean of the (normalised) segment vectors.
+    Pooled,
+}
+
+/// A search request. Build with [`Query::text`], [`Query::media`] or [`Query::asset`].
+///
+/// ```
+/// use crossmodal_core::{MediaKind, Query, SearchMode};
+/// let q = Query::text("knights storming a castle")
+///     .k(10)
+///     .mode(SearchMode::Semantic)
+///     .kinds([MediaKind::Video])
+///     .min_score(0.1);
+/// assert_eq!(q.k, 10);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// What to search with.
+    pub input: QueryInput,
+    /// Which aspect to match.
+    pub mode: SearchMode,
+    /// Only return these kinds (empty: whatever the routes return).
+    pub kinds: Vec<MediaKind>,
+    /// How many assets to return (1..=1000).
+    pub k: usize,
+    /// Metadata conditions, pushed into every index query.
+    pub filter: Filter,
+    /// Drop assets whose best cosine is below this.
+    pub min_score: Option<f32>,
+    /// How routes are merged.
+    pub fusion: Fusion,
+    /// Each route asks the index for `k * oversample` vectors (several segments of one asset
+    /// compete for places before grouping).
+    pub oversample: usize,
+    /// How multi-segment media queries are searched.
+    pub segments: QuerySegments,
+    /// Whether a media query may return the query asset itself (default false).
+    pub include_self: bool,
+}
+
+impl Query {
+    fn new(input: QueryInput) -> Self {
+        Query {
+            input,
+            mode: SearchMode::Auto,
+            kinds: Vec::new(),
+            k: 10,
+            filter: Filter::default(),
+            min_score: None,
+            fusion: Fusion::Cosine,
+            oversample: 4,
+            segments: QuerySegments::Each,
+            include_self: false,
+        }
+    }
+
+    /// Search by a text description.
+    pub fn text(text: impl Into<String>) -> Self {
+        Query::new(QueryInput::Text(text.into()))
+    }
+
+    /// Search by an uploaded reference file.
+    pub fn media(bytes: impl Into<Bytes>) -> Self {
+        Query::new(QueryInput::Media {
+            bytes: bytes.into(),
+            file_name: None,
+        })
+    }
+
+    /// Search by an asset already in the library.
+    pub fn asset(asset: AssetId) -> Self {
+        Query::new(QueryInput::Asset(asset))
+    }
+
+    /// Sets the file name of a media query (for messages).
+    pub fn file_name(mut self, name: impl Into<String>) -> Self {
+        if let QueryInput::Media { file_name, .. } = &mut self.input {
+            *file_name = Some(name.into());
+        }
+        self
+    }
+
+    /// Sets the number of assets returned.
+    pub fn k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, mode: SearchMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Restricts the kinds returned.
+    pub fn kinds(mut self, kinds: impl IntoIterator<Item = MediaKind>) -> Self {
+        self.kinds = kinds.into_iter().collect();
+        self
+    }
+
+    /// Sets the metadata filter.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Drops results whose best cosine is below `min`.
+    pub fn min_score(mut self, min: f32) -> Self {
+        self.min_score = Some(min);
+        self
+    }
+
+    /// Sets the fusion method.
+    pub fn fusion(mut self, fusion: Fusion) -> Self {
+        self.fusion = fusion;
+        self
+    }
+
+    /// Sets the per-route oversampling factor (at least 1).
+    pub fn oversample(mut self, factor: usize) -> Self {
+        self.oversample = factor.max(1);
+        self
+    }
+
+    /// Sets how multi-segment media queries are searched.
+    pub fn segments(mut self, segments: QuerySegments) -> Self {
+        self.segments = segments;
+        self
+    }
+
+    /// Lets a media query return the query asset itself.
+    pub fn include_self(mut self, include: bool) -> Self {
+        self.include_self = include;
+        self
+    }
+}
+
+/// Largest `k` a search accepts.
+pub const MAX_RESULTS: usize = 1000;
+
+/// One route's match for an asset: which space and clip matched, how well, at which rank.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteMatch {
+    /// The index space searched.
+    pub space: EmbeddingSpace,
+    /// The best-matching clip of the asset in that space.
+    pub segment: Option<Segment>,
+    /// Cosine similarity of that clip.
+    pub cosine: f32,
+    /// The asset's rank within the route (0 = best).
+    pub rank: usize,
+}
+
+/// One result: an asset, why it matched, and where to get it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The asset.
+    pub asset_id: AssetId,
+    /// The ranking score: the best cosine ([`Fusion::Cosine`]) or the fused RRF score.
+    pub score: f32,
+    /// The best raw cosine similarity over all routes, in [-1, 1].
+    pub cosine: f32,
+    /// The space of the best match.
+    pub space: EmbeddingSpace,
+    /// The clip of the best match ("12 s to 18 s of castle.mp4"); `None` for images.
+    pub best_segment: Option<Segment>,
+    /// Every route that found the asset.
+    pub matches: Vec<RouteMatch>,
+    /// Kind, format, tags and time of the asset, from the index.
+    pub meta: RecordMeta,
+    /// Where the original is stored (when the searcher has a catalog).
+    pub media: Option<MediaRef>,
+    /// The name the asset was ingested under (when the searcher has a catalog).
+    pub display_name: Option<String>,
+}
+
+impl SearchHit {
+    /// The asset's kind.
+    pub fn kind(&self) -> MediaKind {
+        self.meta.kind
+    }
+
+    /// The asset's format.
+    pub fn format(&self) -> MediaFormat {
+        self.meta.format
+    }
+
+    /// The original's URI, if known.
+    pub fn uri(&self) -> Option<&url::Url> {
+        self.media.as_ref().map(|m| &m.uri)
+    }
+}
+
+/// What happened to one route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum RouteOutcome {
+    /// Searched; `assets` distinct assets came back.
+    Searched {
+        /// Distinct assets found.
+        assets: usize,
+    },
+    /// Skipped: the index holds no vectors in the route's space.
+    NoVectorsInIndex,
+    /// Skipped: the query yields no embedding of the route's query space (a silent video
+    /// searched in audio mode).
+    QueryHasNoVectors,
+    /// Skipped: the requested kinds and the route's targets do not overlap.
+    KindsExcluded,
+}
+
+/// A route and what happened to it, so a UI can explain empty results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteReport {
+    /// The route.
+    pub route: Route,
+    /// Its outcome.
+    pub outcome: RouteOutcome,
+}
+
+/// The answer to a [`Query`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Ranked hits, best first, at most `k`.
+    pub hits: Vec<SearchHit>,
+    /// The query's kind.
+    pub query_kind: QueryKind,
+    /// The mode used.
+    pub mode: SearchMode,
+    /// Every route of the rule and what happened to it.
+    pub routes: Vec<RouteReport>,
+}
+
+impl SearchResults {
+    /// Routes that could not run because the index has no vectors in their space.
+    pub fn missing_spaces(&self) -> Vec<EmbeddingSpace> {
+        self.routes
+            .iter()
+            .filter(|r| r.outcome == RouteOutcome::NoVectorsInIndex)
+            .map(|r| r.route.target_space)
+            .collect()
+    }
+}
+
+impl IntoIterator for SearchResults {
+    type Item = SearchHit;
+    type IntoIter = std::vec::IntoIter<SearchHit>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.hits.into_iter()
+    }
+}
+
+/// Query vectors: one per space for media; a single text vector that every space is searched
+/// with.
+enum QueryVectors {
+    Text(Vec<f32>),
+    Media {
+        asset_id: AssetId,
+        by_space: HashMap<EmbeddingSpace, Vec<Vec<f32>>>,
+    },
+}
+
+impl QueryVectors {
+    fn for_space(&self, space: EmbeddingSpace, segments: QuerySegments) -> Vec<Vec<f32>> {
+        match self {
+            QueryVectors::Text(v) => vec![v.clone()],
+            QueryVectors::Media { by_space, .. } => {
+                let Some(vectors) = by_space.get(&space) else {
+                    return Vec::new();
+                };
+                match segments {
+                    QuerySegments::Each => vectors.clone(),
+                    QuerySegments::Pooled => vec![mean_direction(vectors)],
+                }
+            }
+        }
+    }
+
+    fn self_asset(&self) -> Option<&AssetId> {
+        match self {
+            QueryVectors::Text(_) => None,
+            QueryVectors::Media { asset_id, .. } => Some(asset_id),
+        }
+    }
+}
+
+fn mean_direction(vectors: &[Vec<f32>]) -> Vec<f32> {
+    let dim = vectors.first().map_or(0, Vec::len);
+    let mut sum = vec![0f32; dim];
+    for v in vectors {
+        for (s, x) in sum.iter_mut().zip(normalized(v)) {
+            *s += x;
+        }
+    }
+    normalized(&sum)
+}
+
+/// The best match of one asset within one route.
+struct RouteBest {
+    cosine: f32,
+    segment: Option<Segment>,
+    meta: RecordMeta,
+}
+
+/// Runs cross-modal searches: embeds the query, applies the routing rules, searches each route's
+/// space with its kind filter pushed into the index, groups by asset, fuses and ranks.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use crossmodal_core::*;
+/// use std::sync::Arc;
+///
+/// // A toy provider for the example: a real one is `crossmodal_bedrock::MarengoProvider`.
+/// struct Toy(ModelInfo);
+/// #[async_trait::async_trait]
+/// impl EmbeddingProvider for Toy {
+///     fn model(&self) -> &ModelInfo { &self.0 }
+///     async fn embed_text(&self, _: &str) -> Result<Vec<f32>> { Ok(vec![1.0, 0.0]) }
+///     async fn embed_media(&self, _: &MediaInput) -> Result<Vec<Embedding>> { unreachable!() }
+/// }
+/// let model = ModelInfo { dimension: 2, ..ModelInfo::marengo_3_0() };
+/// let index = Arc::new(FlatIndex::new(IndexSpec::for_model(&model)));
+/// let meta = RecordMeta { kind: MediaKind::Image, format: MediaFormat::Png, tags: vec![], created_at_ms: 0 };
+/// index.upsert(vec![VectorRecord { asset_id: AssetId::from_content(b"img"), space: EmbeddingSpace::Visual,
+///     seq: 0, segment: None, vector: vec![0.9, 0.1], meta }]).await.unwrap();
+/// let searcher = CrossModalSearcher::new(Arc::new(Toy(model)), index);
+/// let results = searcher.search(&Query::text("a red square")).await.unwrap();
+/// assert_eq!(results.hits.len(), 1);
+/// assert_eq!(results.missing_spaces(), vec![EmbeddingSpace::Audio]); // no audio indexed yet
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct CrossModalSearcher {
+    embedder: CachedEmbedder,
+    index: Arc<dyn VectorIndex>,
+    catalog: Option<Arc<dyn AssetCatalog>>,
+    store: Option<Arc<dyn MediaStore>>,
+    rules: RoutingRules,
+    limits: MediaLimits,
+}
+
+impl std::fmt::Debug for CrossModalSearcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrossModalSearcher")
+            .field("embedder", &self.embedder)
+            .field("index", &self.index.spec())
+            .field("catalog", &self.catalog.is_some())
+            .field("store", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl CrossModalSearcher {
+    /// A searcher over `index` with `provider`, the model's default routing rules, no cache and
+    /// no catalog.
+    pub fn new(provider: Arc<dyn EmbeddingProvider>, index: Arc<dyn VectorIndex>) -> Self {
+        let rules = RoutingRules::for_model(provider.model());
+        CrossModalSearcher {
+            embedder: CachedEmbedder::new(provider, None, RetryPolicy::default()),
+            index,
+            catalog: None,
+            store: None,
+            rules,
+            limits: MediaLimits::default(),
+        }
+    }
+
+    /// A searcher that shares an embedder (cache and retry policy) with an ingestor.
+    pub fn with_embedder(embedder: CachedEmbedder, index: Arc<dyn VectorIndex>) -> Self {
+        let rules = RoutingRules::for_model(embedder.model());
+        CrossModalSearcher {
+            embedder,
+            index,
+            catalog: None,
+            store: None,
+            rules,
+            limits: MediaLimits::default(),
+        }
+    }
+
+    /// Adds an embedding cache (media queries of known content cost no provider call).
+    pub fn cache(mut self, cache: Arc<dyn EmbeddingCache>) -> Self {
+        self.embedder = self.embedder.with_cache(cache);
+        self
+    }
+
+    /// Adds a catalog (hits carry the media location and name) and a store (queries by asset).
+    pub fn catalog(mut self, catalog: Arc<dyn AssetCatalog>, store: Arc<dyn MediaStore>) -> Self {
+        self.catalog = Some(catalog);
+        self.store = Some(store);
+        self
+    }
+
+    /// Replaces the routing rules.
+    pub fn rules(mut self, rules: RoutingRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// Sets the limits applied to uploaded query files.
+    pub fn limits(mut self, limits: MediaLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The embedding model in use.
+    pub fn model(&self) -> &crate::ModelInfo {
+        self.embedder.model()
+    }
+
+    /// The routing rules in use.
+    pub fn routing_rules(&self) -> &RoutingRules {
+        &self.rules
+    }
+
+    /// Runs a query.
+    ///
+    /// Errors: `InvalidInput` (empty text, `k` out of range, bad media, no route left after the
+    /// kind restriction, a media query without embeddings for any route), `Unsupported` (a mode
+    /// the routing table lacks for the query kind), `NotFound` (query by an unknown asset), and
+    /// the provider's and index's errors.
+    pub async fn search(&self, query: &Query) -> Result<SearchResults> {
+        if query.k == 0 || query.k > MAX_RESULTS {
+            return Err(Error::invalid_input(format!(
+                "k must be between 1 and {MAX_RESULTS}, got {}",
+                query.k
+            )));
+        }
+        if let Some(min) = query.min_score
+            && !(-1.0..=1.0).contains(&min)
+        {
+            return Err(Error::invalid_input(format!(
+                "min_score must be a cosine in [-1, 1], got {min}"
+            )));
+        }
+        // Resolve the query (validation, catalog look-up) and check the routing table before
+        // any model call: an unsupported mode costs nothing.
+        let resolved = self.resolve_query(&query.input).await?;
+        let query_kind = resolved.kind();
+        let routes = self.rules.routes(query_kind, query.mode)?.to_vec();
+        let vectors = self.embed_query(resolved).await?;
+        let counts = self.index.space_counts().await?;
+        let per_route_k = (query.k * query.oversample).clamp(1, MAX_K);
+
+        let mut reports = Vec::with_capacity(routes.len());
+        let mut plans = Vec::new();
+        for route in routes {
+            match self.plan_route(&route, query, &vectors, &counts) {
+                Ok((filter, qvecs)) => {
+                    plans.push((reports.len(), route.clone(), filter, qvecs));
+                    reports.push(RouteReport {
+                        route,
+                        outcome: RouteOutcome::Searched { assets: 0 },
+                    });
+                }
+                Err(outcome) => reports.push(RouteReport { route, outcome }),
+            }
+        }
+        if plans.is_empty()
+            && reports
+                .iter()
+                .all(|r| r.outcome == RouteOutcome::QueryHasNoVectors)
+        {
+            return Err(Error::invalid_input(format!(
+                "the {query_kind} query yields no embedding for any route of {} mode",
+                query.mode
+            )));
+        }
+        if plans.is_empty()
+            && reports
+                .iter()
+                .all(|r| r.outcome == RouteOutcome::KindsExcluded)
+        {
+            return Err(Error::invalid_input(format!(
+                "no route of a {query_kind} query in {} mode returns kinds {:?}",
+                query.mode, query.kinds
+            )));
+        }
+
+        let route_results = try_join_all(plans.iter().map(|(_, route, filter, qvecs)| {
+            self.run_route(route.target_space, filter, qvecs, per_route_k)
+        }))
+        .await?;
+
+        let self_asset = (!query.include_self)
+            .then(|| vectors.self_asset())
+            .flatten();
+        let mut merged: HashMap<AssetId, (Vec<RouteMatch>, f32, RecordMeta)> = HashMap::new();
+        for ((report_idx, route, _, _), mut found) in plans.iter().zip(route_results) {
+            if let Some(me) = self_asset {
+                found.retain(|(id, _)| id != me);
+            }
+            if let Some(report) = reports.get_mut(*report_idx) {
+                report.outcome = RouteOutcome::Searched {
+                    assets: found.len(),
+                };
+            }
+            for (rank, (asset, best)) in found.into_iter().enumerate() {
+                let entry = merged
+                    .entry(asset)
+                    .or_insert_with(|| (Vec::new(), 0.0, best.meta.clone()));
+                entry.1 += match query.fusion {
+                    Fusion::Cosine => 0.0,
+                    Fusion::ReciprocalRank { k0 } => 1.0 / (k0 + rank as f32 + 1.0),
+                };
+                entry.0.push(RouteMatch {
+                    space: route.target_space,
+                    segment: best.segment,
+                    cosine: best.cosine,
+                    rank,
+                });
+            }
+        }
+
+        let mut hits: Vec<SearchHit> = merged
+            .into_iter()
+            .filter_map(|(asset_id, (matches, rrf, meta))| {
+                let best = matches
+                    .iter()
+                    .max_by(|a, b| a.cosine.total_cmp(&b.cosine))?
+                    .clone();
+                if query.min_score.is_some_and(|min| best.cosine < min) {
+                    return None;
+                }
+                let score = match query.fusion {
+                    Fusion::Cosine => best.cosine,
+                    Fusion::ReciprocalRank { .. } => rrf,
+                };
+                Some(SearchHit {
+                    asset_id,
+                    score,
+                    cosine: best.cosine,
+                    space: best.space,
+                    best_segment: best.segment,
+                    matches,
+                    meta,
+                    media: None,
+                    display_name: None,
+                })
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(b.cosine.total_cmp(&a.cosine))
+                .then(a.asset_id.cmp(&b.asset_id))
+        });
+        hits.truncate(query.k);
+        if let Some(catalog) = &self.catalog {
+            for hit in &mut hits {
+                if let Some(record) = catalog.get(&hit.asset_id).await? {
+                    hit.media = record.media;
+                    hit.display_name = record.display_name;
+                }
+            }
+        }
+        Ok(SearchResults {
+            hits,
+            query_kind,
+            mode: query.mode,
+            routes: reports,
+        })
+    }
+
+    /// Decides whether a route can run: its filter (user filter ∩ route kinds ∩ requested kinds)
+    /// and query vectors, or why it is skipped.
+    fn plan_route(
+        &self,
+        route: &Route,
+        query: &Query,
+        vectors: &QueryVectors,
+        counts: &BTreeMap<EmbeddingSpace, u64>,
+    ) -> std::result::Result<(Filter, Vec<Vec<f32>>), RouteOutcome> {
+        let mut filter = query
+            .filter
+            .restrict_kinds(&route.target_kinds)
+            .ok_or(RouteOutcome::KindsExcluded)?;
+        if !query.kinds.is_empty() {
+            filter = filter
+                .restrict_kinds(&query.kinds)
+                .ok_or(RouteOutcome::KindsExcluded)?;
+        }
+        if counts.get(&route.target_space).copied().unwrap_or(0) == 0 {
+            return Err(RouteOutcome::NoVectorsInIndex);
+        }
+        let qvecs = vectors.for_space(route.query_space, query.segments);
+        if qvecs.is_empty() {
+            return Err(RouteOutcome::QueryHasNoVectors);
+        }
+        Ok((filter, qvecs))
+    }
+
+    /// Searches one space with each query vector; the best clip per asset, best asset first.
+    async fn run_route(
+        &self,
+        space: EmbeddingSpace,
+        filter: &Filter,
+        qvecs: &[Vec<f32>],
+        k: usize,
+    ) -> Result<Vec<(AssetId, RouteBest)>> {
+        let queries: Vec<VectorQuery> = qvecs
+            .iter()
+            .map(|v| VectorQuery {
+                space,
+                vector: v.clone(),
+                k,
+                filter: filter.clone(),
+            })
+            .collect();
+        let searches = queries.iter().map(|q| self.index.search(q));
+        let mut best: HashMap<AssetId, RouteBest> = HashMap::new();
+        for hits in try_join_all(searches).await? {
+            for h in hits {
+                let better = best.get(&h.asset_id).is_none_or(|b| h.score > b.cosine);
+                if better {
+                    best.insert(
+                        h.asset_id,
+                        RouteBest {
+                            cosine: h.score,
+                            segment: h.segment,
+                            meta: h.meta,
+                        },
+                    );
+                }
+            }
+        }
+        let mut ranked: Vec<(AssetId, RouteBest)> = best.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cosine.total_cmp(&a.1.cosine).then(a.0.cmp(&b.0)));
+        Ok(ranked)
+    }
+
+    /// Validates the query input and loads what embedding it needs, without a model call.
+    async fn resolve_query(&self, input: &QueryInput) -> Result<ResolvedQuery> {
+        match input {
+            QueryInput::Text(text) => Ok(ResolvedQuery::Text(text.clone())),
+            QueryInput::Media { bytes, file_name } => {
+                let v = validate_media(bytes, file_name.as_deref(), &self.limits)?;
+                Ok(ResolvedQuery::Media(MediaInput {
+                    asset_id: v.asset_id,
+                    format: v.probe.format,
+                    bytes: bytes.clone(),
+                    stored: None,
+                    duration_sec: v.probe.duration_sec,
+                }))
+            }
+            QueryInput::Asset(asset) => {
+                let (Some(catalog), Some(store)) = (&self.catalog, &self.store) else {
+                    return Err(Error::unsupported(
+                        "a query by asset needs a searcher with a catalog and a store",
+                    ));
+                };
+                let record = catalog.get(asset).await?.ok_or_else(|| {
+                    Error::not_found("no such asset in the catalog").with_context("asset", asset)
+                })?;
+                let media = record.media.clone().ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, "the asset's original was never stored")
+                        .with_context("asset", asset)
+                })?;
+                let bytes = store.get(&media.key).await?;
+                Ok(ResolvedQuery::Media(MediaInput {
+                    asset_id: asset.clone(),
+                    format: record.format(),
+                    bytes,
+                    stored: Some(media),
+                    duration_sec: record.probe.duration_sec,
+                }))
+            }
+        }
+    }
+
+    /// Embeds a resolved query: the text vector, or the media's vectors grouped by space.
+    async fn embed_query(&self, resolved: ResolvedQuery) -> Result<QueryVectors> {
+        match resolved {
+            ResolvedQuery::Text(text) => {
+                Ok(QueryVectors::Text(self.embedder.embed_text(&text).await?))
+            }
+            ResolvedQuery::Media(input) => {
+                let embedded = self.embedder.embed_media(&input).await?;
+                let mut by_space: HashMap<EmbeddingSpace, Vec<Vec<f32>>> = HashMap::new();
+                for e in embedded.embeddings {
+                    by_space.entry(e.space).or_default().push(e.vector);
+                }
+                Ok(QueryVectors::Media {
+                    asset_id: input.asset_id,
+                    by_space,
+                })
+            }
+        }
+    }
+}
+
+/// A query ready to embed.
+enum ResolvedQuery {
+    Text(String),
+    Media(MediaInput),
+}
+
+impl ResolvedQuery {
+    fn kind(&self) -> QueryKind {
+        match self {
+            ResolvedQuery::Text(_) => QueryKind::Text,
+            ResolvedQuery::Media(m) => QueryKind::from(m.kind()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "search_tests.rs"]
+mod tests;
