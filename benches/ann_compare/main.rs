@@ -15,11 +15,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crossmodal::hnsw::{HnswConfig, HnswIndex, SearchOptions};
 use crossmodal::{
     AssetId, EmbeddingSpace, IndexSpec, MediaFormat, MediaKind, RecordMeta, VectorQuery,
     VectorRecord,
 };
+use crossmodal::{HnswConfig, HnswIndex, SearchOptions};
 use serde_json::{Value, json};
 
 /// Queries run untimed before each `ef` is timed (the peers do the same).
@@ -158,10 +158,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let library = format!(
-        "crossmodal-hnsw {} (hnsw_rs 0.3.5)",
-        env!("CARGO_PKG_VERSION")
-    );
+    let library = format!("crossmodal-hnsw {} (own insert)", env!("CARGO_PKG_VERSION"));
     let ids: Vec<AssetId> = (0..data.n).map(asset).collect();
     let row_of: HashMap<AssetId, u32> = ids
         .iter()
@@ -175,19 +172,18 @@ fn main() {
         created_at_ms: 0,
     };
 
-    let mut config = HnswConfig::default()
+    let config = HnswConfig::default()
         .m(args.m)
-        .ef_construction(args.ef_construction)
-        .max_elements(data.n)
-        .in_memory();
-    if let Some(dir) = &args.reuse {
-        config = config.dir(dir);
-    }
+        .ef_construction(args.ef_construction);
     // Baseline before the index exists (the peers measure the same way).
     let rss_before = rss_bytes();
     let started = Instant::now();
-    let index = HnswIndex::new(IndexSpec::new("ann-compare", data.dim), config)
-        .unwrap_or_else(|e| panic!("index: {e}"));
+    let spec = IndexSpec::new("ann-compare", data.dim);
+    let index = match &args.reuse {
+        Some(dir) => HnswIndex::open(dir, spec, config),
+        None => HnswIndex::new(spec, config),
+    }
+    .unwrap_or_else(|e| panic!("index: {e}"));
     let reused = index.stats_sync().vectors() as usize == data.n;
     for (chunk, rows) in data
         .base
@@ -211,9 +207,13 @@ fn main() {
             .upsert_sync(records)
             .unwrap_or_else(|e| panic!("upsert: {e}"));
     }
+    // Built means linked into the graph (upserts return before that).
+    index.wait_linked();
     let build_s = started.elapsed().as_secs_f64();
     if args.reuse.is_some() && !reused {
-        index.flush_sync().unwrap_or_else(|e| panic!("flush: {e}"));
+        index
+            .checkpoint()
+            .unwrap_or_else(|e| panic!("checkpoint: {e}"));
     }
     let rss_after = rss_bytes();
     let stats = index.stats_sync();

@@ -81,6 +81,30 @@ impl CachedEmbedder {
         }
     }
 
+    /// The cached embeddings of content `asset` (of `kind`) under this provider, without
+    /// reading the content (what re-indexing and searching by a stored asset need); `None` on
+    /// a miss or a cache that fails (logged).
+    pub async fn cached(
+        &self,
+        asset: &crate::AssetId,
+        kind: crate::MediaKind,
+    ) -> Option<Vec<Embedding>> {
+        let cache = self.cache.as_ref()?;
+        let key = CacheKey {
+            content: asset.clone(),
+            model_id: self.provider.model().id.clone(),
+            options: self.provider.options_fingerprint(),
+        };
+        match cache.get(&key).await {
+            Ok(Some(e)) if self.provider.model().check_embeddings(kind, &e).is_ok() => Some(e),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "embedding cache read failed");
+                None
+            }
+        }
+    }
+
     /// Embeds a text query (validated: not empty, within the model's length), retrying
     /// temporary errors, and checks the vector's dimension and values.
     pub async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {

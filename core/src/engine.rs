@@ -11,13 +11,17 @@ use crate::catalog::{
 use crate::embedder::CachedEmbedder;
 use crate::embedding::EmbeddingProvider;
 use crate::error::Result;
-use crate::index::{FlatIndex, IndexSpec, IndexStats, VectorIndex};
+use crate::index::{
+    FlatIndex, HnswConfig, HnswIndex, IndexSpec, IndexStats, OpenReport, VectorIndex,
+};
 use crate::ingest::{
     BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestReport, Ingestor,
+    ReconcileReport,
 };
 use crate::retry::RetryPolicy;
 use crate::routing::RoutingRules;
 use crate::search::{CrossModalSearcher, Query, SearchResults};
+use crate::storage::DirLock;
 use crate::store::{LocalDirStore, MediaStore};
 
 /// The parts of a local data directory (see [`Engine::open_local`]).
@@ -43,11 +47,51 @@ impl LocalLayout {
     }
 }
 
+/// Which vector index [`Engine::open_local_with`] opens in `<dir>/index`.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum LocalIndex {
+    /// [`HnswIndex`] with this configuration (the default, with `HnswConfig::default()`).
+    Hnsw(HnswConfig),
+    /// [`FlatIndex`]: exact, fine up to ~100k vectors.
+    Flat,
+    /// An index the caller opened (it manages its own files and locks).
+    Custom(Arc<dyn VectorIndex>),
+}
+
+impl Default for LocalIndex {
+    fn default() -> Self {
+        LocalIndex::Hnsw(HnswConfig::default())
+    }
+}
+
+impl std::fmt::Debug for LocalIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LocalIndex::Hnsw(c) => f.debug_tuple("Hnsw").field(c).finish(),
+            LocalIndex::Flat => f.write_str("Flat"),
+            LocalIndex::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// What [`Engine::open_local`] found: the index's open report and what reconciling the catalog
+/// with the index did.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct LocalOpenReport {
+    /// The index's report (`None` for a custom index).
+    pub index: Option<OpenReport>,
+    /// Assets the catalog called `Indexed` whose vectors the index lacked, and what was done.
+    pub reconciled: ReconcileReport,
+}
+
 /// Options of [`Engine::open_local_with`].
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
+#[non_exhaustive]
 pub struct LocalOptions {
-    /// The vector index (default: a persistent [`FlatIndex`] in `index/flat.idx`).
-    pub index: Option<Arc<dyn VectorIndex>>,
+    /// The vector index (default: [`HnswIndex`] in `<dir>/index`).
+    pub index: LocalIndex,
     /// Ingest settings.
     pub ingest: IngestConfig,
     /// Expire cached embeddings after this long (default: never; a model's vectors for the same
@@ -56,9 +100,21 @@ pub struct LocalOptions {
 }
 
 impl LocalOptions {
-    /// Uses `index` instead of the default flat index.
+    /// Uses `index` (opened by the caller) instead of the default HNSW index.
     pub fn index(mut self, index: Arc<dyn VectorIndex>) -> Self {
-        self.index = Some(index);
+        self.index = LocalIndex::Custom(index);
+        self
+    }
+
+    /// Uses [`HnswIndex`] with `config`.
+    pub fn hnsw(mut self, config: HnswConfig) -> Self {
+        self.index = LocalIndex::Hnsw(config);
+        self
+    }
+
+    /// Uses the exact [`FlatIndex`].
+    pub fn flat(mut self) -> Self {
+        self.index = LocalIndex::Flat;
         self
     }
 
@@ -146,6 +202,9 @@ pub struct Engine {
     index: Arc<dyn VectorIndex>,
     catalog: Arc<dyn AssetCatalog>,
     store: Arc<dyn MediaStore>,
+    /// The data directory's lock (embedded default), held as long as any clone lives.
+    lock: Option<Arc<DirLock>>,
+    open_report: Arc<LocalOpenReport>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -192,16 +251,22 @@ impl Engine {
             index: parts.index,
             catalog: parts.catalog,
             store: parts.store,
+            lock: None,
+            open_report: Arc::default(),
         })
     }
 
     /// The embedded default in one directory, no server and no cloud account: originals in
-    /// `media/` ([`LocalDirStore`]), a persistent exact [`FlatIndex`] in `index/`, asset status
-    /// and the embedding cache in `catalog.db` (SQLite). Survives restarts: reopening the
-    /// directory finds everything ingested before.
+    /// `media/` ([`LocalDirStore`]), an [`HnswIndex`] in `index/`, asset status and the
+    /// embedding cache in `catalog.db` (SQLite). Survives restarts and crashes: reopening the
+    /// directory finds everything made durable before.
     ///
-    /// For large libraries pass an approximate index such as `crossmodal_hnsw::HnswIndex`
-    /// (opened on [`LocalLayout::index`]) through [`open_local_with`](Self::open_local_with).
+    /// One process owns a data directory at a time: the directory is locked while the engine
+    /// (or any clone) lives, and a second open gets `ErrorKind::Conflict` naming the holder's
+    /// pid (add files to a directory a server holds through the server's upload API). At open
+    /// the catalog and the index are reconciled ([`Ingestor::reconcile`]): assets marked
+    /// `Indexed` whose vectors the index lacks are re-indexed from the embedding cache
+    /// ([`open_report`](Self::open_report) says how many).
     pub async fn open_local(
         dir: impl AsRef<Path>,
         provider: Arc<dyn EmbeddingProvider>,
@@ -217,29 +282,55 @@ impl Engine {
         options: LocalOptions,
     ) -> Result<Self> {
         let layout = LocalLayout::new(&dir);
-        tokio::fs::create_dir_all(dir.as_ref()).await?;
-        let index = match options.index {
-            Some(index) => index,
-            None => {
-                let spec = IndexSpec::for_model(provider.model());
-                let index_file = layout.index.join("flat.idx");
-                let index_dir = layout.index.clone();
-                let flat = tokio::task::spawn_blocking(move || {
-                    std::fs::create_dir_all(&index_dir)?;
-                    FlatIndex::open(index_file, spec)
-                })
-                .await??;
-                Arc::new(flat) as Arc<dyn VectorIndex>
-            }
-        };
+        let data_dir = dir.as_ref().to_path_buf();
+        let spec = IndexSpec::for_model(provider.model());
+        let index_choice = options.index.clone();
+        let index_dir = layout.index.clone();
+        let (lock, index, index_report) = crate::index::run_blocking(move || {
+            let lock = DirLock::acquire(&data_dir)?;
+            Ok(match index_choice {
+                LocalIndex::Hnsw(config) => {
+                    let index = HnswIndex::open(&index_dir, spec, config)?;
+                    let report = index.open_report().clone();
+                    (lock, Arc::new(index) as Arc<dyn VectorIndex>, Some(report))
+                }
+                LocalIndex::Flat => {
+                    let index = FlatIndex::open(&index_dir, spec)?;
+                    let report = index.open_report().clone();
+                    (lock, Arc::new(index) as Arc<dyn VectorIndex>, Some(report))
+                }
+                LocalIndex::Custom(index) => (lock, index, None),
+            })
+        })
+        .await?;
         let store = LocalDirStore::open(&layout.media)?;
         let catalog = SqliteCatalog::open(&layout.catalog)?;
         let cache = SqliteEmbeddingCache::open(&layout.catalog, options.cache_ttl)?;
-        Self::from_parts(
+        let mut engine = Self::from_parts(
             EngineParts::new(provider, Arc::new(store), index, Arc::new(catalog))
                 .cache(Arc::new(cache))
                 .ingest_config(options.ingest),
-        )
+        )?;
+        let reconciled = engine.ingestor.reconcile().await?;
+        if reconciled.missing > 0 {
+            tracing::warn!(
+                missing = reconciled.missing,
+                reindexed = reconciled.reindexed,
+                requeued = reconciled.requeued,
+                "the index lacked vectors of assets the catalog calls indexed"
+            );
+        }
+        engine.lock = Some(Arc::new(lock));
+        engine.open_report = Arc::new(LocalOpenReport {
+            index: index_report,
+            reconciled,
+        });
+        Ok(engine)
+    }
+
+    /// What [`open_local`](Self::open_local) found (empty for engines made from parts).
+    pub fn open_report(&self) -> &LocalOpenReport {
+        &self.open_report
     }
 
     /// Ingests one file.

@@ -240,42 +240,39 @@ impl From<std::io::Error> for Error {
     }
 }
 
-impl From<serde_json::Error> for Error {
-    fn from(err: serde_json::Error) -> Self {
-        Error::new(ErrorKind::Corrupt, format!("invalid JSON: {err}")).with_source(err)
-    }
+/// A JSON error as a crate error (kept out of the public API: no `From` impl).
+pub(crate) fn json_error(err: serde_json::Error) -> Error {
+    Error::new(ErrorKind::Corrupt, format!("invalid JSON: {err}")).with_source(err)
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(err: rusqlite::Error) -> Self {
-        let kind = match &err {
-            rusqlite::Error::QueryReturnedNoRows => ErrorKind::NotFound,
-            rusqlite::Error::SqliteFailure(e, _)
-                if matches!(
-                    e.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
-                ErrorKind::Unavailable
-            }
-            rusqlite::Error::SqliteFailure(e, _)
-                if matches!(
-                    e.code,
-                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
-                ) =>
-            {
-                ErrorKind::Corrupt
-            }
-            _ => ErrorKind::Backend,
-        };
-        Error::new(kind, format!("catalog database: {err}")).with_source(err)
-    }
+/// A SQLite error as a crate error (kept out of the public API: no `From` impl).
+pub(crate) fn sqlite_error(err: rusqlite::Error) -> Error {
+    let kind = match &err {
+        rusqlite::Error::QueryReturnedNoRows => ErrorKind::NotFound,
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            ErrorKind::Unavailable
+        }
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) =>
+        {
+            ErrorKind::Corrupt
+        }
+        _ => ErrorKind::Backend,
+    };
+    Error::new(kind, format!("catalog database: {err}")).with_source(err)
 }
 
-impl From<tokio::task::JoinError> for Error {
-    fn from(err: tokio::task::JoinError) -> Self {
-        Error::backend(format!("background task failed: {err}")).with_source(err)
-    }
+/// A failed background task as a crate error (kept out of the public API).
+pub(crate) fn join_error(err: tokio::task::JoinError) -> Error {
+    Error::backend(format!("background task failed: {err}")).with_source(err)
 }
 
 #[cfg(test)]

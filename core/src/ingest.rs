@@ -459,6 +459,80 @@ impl Ingestor {
         Ok(self.ingest_batch(items, progress).await)
     }
 
+    /// Finds the assets the catalog calls `Indexed` whose vectors the index lacks (an index
+    /// directory replaced or restored from an older copy, a lost log tail) and re-indexes them
+    /// from the embedding cache without calling the provider; those the cache does not hold
+    /// are marked `Failed` at the index stage so [`retry_failed`](Self::retry_failed) re-embeds
+    /// them. [`Engine::open_local`](crate::Engine::open_local) runs this at every open.
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        let mut missing = Vec::new();
+        let mut query = AssetQuery::new().state(AssetState::Indexed).limit(1000);
+        loop {
+            let page = self.catalog.list(&query).await?;
+            for record in page.assets {
+                report.checked += 1;
+                match self.index.asset_vectors(&record.asset_id).await? {
+                    None => {
+                        report.skipped = true;
+                        return Ok(report);
+                    }
+                    Some(0) => missing.push(record),
+                    Some(_) => {}
+                }
+            }
+            match page.next_cursor {
+                Some(c) => query = query.cursor(c),
+                None => break,
+            }
+        }
+        report.missing = missing.len();
+        for record in missing {
+            let _guard = self.locks.lock(&record.asset_id).await;
+            let cached = self.embedder.cached(&record.asset_id, record.kind()).await;
+            let Some(embeddings) = cached else {
+                let err = Error::not_found(
+                    "the index lacks this asset's vectors and the embedding cache does not hold them; \
+                     retry_failed re-embeds it",
+                );
+                self.fail(&record.asset_id, IngestStage::Index, err).await;
+                report.requeued += 1;
+                continue;
+            };
+            let meta = RecordMeta {
+                kind: record.kind(),
+                format: record.format(),
+                tags: record.tags.clone(),
+                created_at_ms: record.created_at_ms,
+            };
+            // `Indexed` again only once durable: the checkpoint below marks it.
+            self.catalog
+                .set_status(&record.asset_id, &AssetStatus::Embedding)
+                .await?;
+            let records = vector_records(&record.asset_id, &meta, embeddings);
+            if let Err(e) = self.upsert_in_batches(&records).await {
+                self.fail(&record.asset_id, IngestStage::Index, e).await;
+                report.requeued += 1;
+                continue;
+            }
+            self.unflushed.lock().insert(record.asset_id.clone());
+            report.reindexed += 1;
+        }
+        if report.reindexed > 0 {
+            self.checkpoint().await?;
+        }
+        Ok(report)
+    }
+
+    /// Upserts records in batches the index accepts.
+    async fn upsert_in_batches(&self, records: &[VectorRecord]) -> Result<()> {
+        let max = self.index.capabilities().max_batch.max(1);
+        for chunk in records.chunks(max) {
+            self.index.upsert(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+
     /// Removes an asset everywhere: its vectors, its stored original and its catalog record.
     /// Returns `false` if the catalog did not know it.
     pub async fn delete(&self, asset: &AssetId) -> Result<bool> {
@@ -584,24 +658,7 @@ impl Ingestor {
             tags: record.tags.clone(),
             created_at_ms: record.created_at_ms,
         };
-        let mut seqs: HashMap<EmbeddingSpace, u32> = HashMap::new();
-        let records: Vec<VectorRecord> = embedded
-            .embeddings
-            .into_iter()
-            .map(|e| {
-                let seq = seqs.entry(e.space).or_insert(0);
-                let r = VectorRecord {
-                    asset_id: asset_id.clone(),
-                    space: e.space,
-                    seq: *seq,
-                    segment: e.segment,
-                    vector: e.vector,
-                    meta: meta.clone(),
-                };
-                *seq += 1;
-                r
-            })
-            .collect();
+        let records = vector_records(&asset_id, &meta, embedded.embeddings);
         let vectors = records.len();
         let indexed = self
             .config
@@ -611,11 +668,7 @@ impl Ingestor {
                     // A resumed asset may have stale vectors from an earlier attempt.
                     self.index.delete_asset(&asset_id).await?;
                 }
-                let max = self.index.capabilities().max_batch.max(1);
-                for chunk in records.chunks(max) {
-                    self.index.upsert(chunk.to_vec()).await?;
-                }
-                Ok(())
+                self.upsert_in_batches(&records).await
             })
             .await;
         if let Err(e) = indexed {
@@ -642,6 +695,47 @@ impl Ingestor {
             err.with_context("asset", asset.short())
         }
     }
+}
+
+/// One index record per embedding, numbered per space in the order the embeddings come.
+fn vector_records(
+    asset_id: &AssetId,
+    meta: &RecordMeta,
+    embeddings: Vec<crate::embedding::Embedding>,
+) -> Vec<VectorRecord> {
+    let mut seqs: HashMap<EmbeddingSpace, u32> = HashMap::new();
+    embeddings
+        .into_iter()
+        .map(|e| {
+            let seq = seqs.entry(e.space).or_insert(0);
+            let r = VectorRecord {
+                asset_id: asset_id.clone(),
+                space: e.space,
+                seq: *seq,
+                segment: e.segment,
+                vector: e.vector,
+                meta: meta.clone(),
+            };
+            *seq += 1;
+            r
+        })
+        .collect()
+}
+
+/// What [`Ingestor::reconcile`] found and did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ReconcileReport {
+    /// Assets the catalog calls `Indexed` that were checked.
+    pub checked: usize,
+    /// Of those, assets whose vectors the index lacked.
+    pub missing: usize,
+    /// Re-indexed from the embedding cache (no provider call).
+    pub reindexed: usize,
+    /// Not in the cache: marked `Failed` at the index stage for `retry_failed` to re-embed.
+    pub requeued: usize,
+    /// The index cannot count an asset's vectors cheaply, so nothing was checked.
+    pub skipped: bool,
 }
 
 /// Reads a file whole, after refusing it by its header and size if it is empty, of an unknown

@@ -497,13 +497,16 @@ async fn a_failed_flush_fails_the_batch_items_and_retry_reindexes_from_the_cache
 }
 
 #[tokio::test]
-async fn a_crash_before_the_flush_leaves_the_asset_to_be_resumed_from_the_cache() {
+async fn an_asset_closed_before_its_flush_stays_unindexed_and_resumes_from_the_cache() {
+    // (A process killed before the flush loses the unflushed log tail instead; the process-level
+    // kill tests in tests/ cover that. Either way the asset is never marked Indexed without
+    // durable vectors, and resuming it adds no vector twice.)
     use crate::cache::SqliteEmbeddingCache;
     let dir = tempfile::tempdir().unwrap();
     let provider = TestProvider::new();
     let open = || {
         let spec = crate::index::IndexSpec::for_model(&provider.model);
-        let index = Arc::new(FlatIndex::open(dir.path().join("flat.idx"), spec).unwrap());
+        let index = Arc::new(FlatIndex::open(dir.path().join("index"), spec).unwrap());
         let catalog = Arc::new(SqliteCatalog::open(dir.path().join("catalog.db")).unwrap());
         let cache = SqliteEmbeddingCache::open(dir.path().join("catalog.db"), None).unwrap();
         let ingestor = Ingestor::new(
@@ -524,11 +527,14 @@ async fn a_crash_before_the_flush_leaves_the_asset_to_be_resumed_from_the_cache(
         .await
         .unwrap();
     assert_eq!(index.stats().await.unwrap().vectors(), 6);
-    // The process dies here: no flush, nothing persisted in the index.
+    // Closed here without a flush (or checkpoint): the catalog never heard the asset was durable.
     drop((ingestor, index));
 
     let (ingestor, index, catalog) = open();
-    assert_eq!(index.stats().await.unwrap().vectors(), 0);
+    assert!(
+        [0, 6].contains(&index.stats().await.unwrap().vectors()),
+        "the log tail is kept whole or dropped whole"
+    );
     assert_eq!(
         catalog.get(&r.asset_id).await.unwrap().unwrap().status,
         AssetStatus::Embedding,

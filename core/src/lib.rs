@@ -65,6 +65,7 @@ pub mod media;
 pub mod retry;
 pub mod routing;
 pub mod search;
+pub mod storage;
 pub mod store;
 pub mod vector;
 
@@ -83,15 +84,16 @@ pub use embedder::{CachedEmbedder, MediaEmbeddings};
 pub use embedding::{
     Embedding, EmbeddingProvider, EmbeddingSpace, MediaInput, ModelInfo, Segment, check_text,
 };
-pub use engine::{Engine, EngineParts, LocalLayout, LocalOptions};
+pub use engine::{Engine, EngineParts, LocalIndex, LocalLayout, LocalOpenReport, LocalOptions};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use index::{
-    Filter, FlatIndex, Hit, IndexCapabilities, IndexSpec, IndexStats, KindCounts, RecordKey,
-    RecordMeta, VectorIndex, VectorQuery, VectorRecord,
+    Filter, FlatIndex, Hit, HnswConfig, HnswIndex, IndexCapabilities, IndexSpec, IndexStats,
+    KindCounts, OpenReport, Quantization, RecordKey, RecordMeta, SearchOptions, SearchTrace,
+    VectorIndex, VectorQuery, VectorRecord,
 };
 pub use ingest::{
     BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestOutcome,
-    IngestReport, IngestSource, Ingestor,
+    IngestReport, IngestSource, Ingestor, ReconcileReport,
 };
 pub use media::{MediaFormat, MediaKind, MediaLimits, MediaProbe, ValidatedMedia, validate_media};
 pub use retry::RetryPolicy;

@@ -135,6 +135,92 @@ mod x86 {
                 .map(|(x, y)| x * y)
                 .sum::<f32>()
     }
+
+    /// `a · b` of i8 codes over `min(a.len(), b.len())` components: 32 per step, widened to
+    /// i16 and multiplied-added in pairs into i32 lanes (127 * 127 * 2 fits in an i32 lane with
+    /// room to spare), then a scalar tail.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm256_setzero_si256();
+        let mut acc1 = _mm256_setzero_si256();
+        let mut i = 0;
+        // SAFETY (all loads): `i + 32 <= n`, and both slices hold at least `n` codes.
+        unsafe {
+            while i + 32 <= n {
+                let va = _mm256_loadu_si256(pa.add(i).cast());
+                let vb = _mm256_loadu_si256(pb.add(i).cast());
+                let a_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(va));
+                let a_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(va));
+                let b_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(vb));
+                let b_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(vb));
+                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(a_lo, b_lo));
+                acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(a_hi, b_hi));
+                i += 32;
+            }
+        }
+        let sum = _mm256_add_epi32(acc0, acc1);
+        let quad = _mm_add_epi32(
+            _mm256_castsi256_si128(sum),
+            _mm256_extracti128_si256::<1>(sum),
+        );
+        let pair = _mm_add_epi32(quad, _mm_shuffle_epi32::<0b01_00_11_10>(quad));
+        let single = _mm_add_epi32(pair, _mm_shuffle_epi32::<0b10_11_00_01>(pair));
+        let total = _mm_cvtsi128_si32(single);
+        total
+            + a.iter()
+                .zip(b)
+                .take(n)
+                .skip(i)
+                .map(|(x, y)| i32::from(*x) * i32::from(*y))
+                .sum::<i32>()
+    }
+}
+
+/// Quantises a vector to signed 8-bit codes with one scale per vector (`x ≈ scale * code`,
+/// codes in `-127..=127`); returns the scale. Symmetric per-vector scaling needs no training
+/// data and clips nothing: the largest component maps to ±127.
+///
+/// ```
+/// use crossmodal_core::vector::{dot_i8, quantize_i8};
+/// let a = crossmodal_core::normalized(&[0.1, -0.7, 0.2, 0.4]);
+/// let mut code = Vec::new();
+/// let scale = quantize_i8(&a, &mut code);
+/// assert_eq!(code.iter().map(|c| c.unsigned_abs()).max(), Some(127));
+/// let approx = scale * scale * dot_i8(&code, &code) as f32;
+/// assert!((approx - 1.0).abs() < 0.01);
+/// ```
+pub fn quantize_i8(v: &[f32], out: &mut Vec<i8>) -> f32 {
+    out.clear();
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 || !max.is_finite() {
+        out.resize(v.len(), 0);
+        return 0.0;
+    }
+    let scale = max / 127.0;
+    out.extend(
+        v.iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+    );
+    scale
+}
+
+/// Integer inner product of two equal-length code vectors (AVX2 where the CPU has it).
+#[inline]
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { x86::dot_i8_avx2(a, b) };
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum()
 }
 
 /// Cosine similarity of two unit vectors, clamped to [-1, 1] against rounding.
@@ -168,6 +254,28 @@ mod tests {
                 .sum();
             assert!((f64::from(dot(&a, &b)) - exact).abs() < 1e-3, "n={n}");
         }
+    }
+
+    #[test]
+    fn dot_i8_matches_scalar_on_every_tail() {
+        for n in [0usize, 1, 31, 32, 33, 64, 100, 384, 512, 1024] {
+            let a: Vec<i8> = (0..n)
+                .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
+                .collect();
+            let b: Vec<i8> = (0..n)
+                .map(|i| ((i * 11 % 255) as i32 - 127) as i8)
+                .collect();
+            let exact: i32 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| i32::from(*x) * i32::from(*y))
+                .sum();
+            assert_eq!(dot_i8(&a, &b), exact, "n={n}");
+        }
+        let full = vec![127i8; 1024];
+        assert_eq!(dot_i8(&full, &full), 127 * 127 * 1024);
+        let neg = vec![-127i8; 1024];
+        assert_eq!(dot_i8(&full, &neg), -127 * 127 * 1024);
     }
 
     #[test]

@@ -8,8 +8,7 @@
 //!   or `2.7`).
 //! - Otherwise the offline demo embedder, announced in one line.
 
-use crossmodal::hnsw::{HnswConfig, HnswIndex};
-use crossmodal::{EmbeddingProvider, Engine, IndexSpec, IngestConfig, LocalLayout, LocalOptions};
+use crossmodal::{EmbeddingProvider, Engine, IngestConfig, LocalOptions};
 use crossmodal_testkit::demo_embedder::CaptionHashEmbedder;
 use std::path::Path;
 use std::sync::Arc;
@@ -69,23 +68,14 @@ async fn marengo(_bucket: &str) -> Result<Arc<dyn EmbeddingProvider>, Box<dyn st
     )
 }
 
-/// Opens the embedded default in `data_dir` with `provider`: originals in `media/`, an
-/// [`HnswIndex`] persisted in `index/`, status and the embedding cache in `catalog.db`;
-/// `concurrency` files are ingested at once.
+/// Opens the embedded default in `data_dir` with `provider` (originals in `media/`, an
+/// `HnswIndex` in `index/`, status and the embedding cache in `catalog.db`); `concurrency`
+/// files are ingested at once.
 pub async fn open_engine(
     data_dir: &Path,
     provider: Arc<dyn EmbeddingProvider>,
     concurrency: usize,
 ) -> crossmodal::Result<Engine> {
-    let layout = LocalLayout::new(data_dir);
-    let spec = IndexSpec::for_model(provider.model());
-    let index_dir = layout.index.clone();
-    let index = tokio::task::spawn_blocking(move || {
-        HnswIndex::open(&index_dir, spec, HnswConfig::default())
-    })
-    .await??;
-    let options = LocalOptions::default()
-        .index(Arc::new(index))
-        .ingest(IngestConfig::default().concurrency(concurrency));
+    let options = LocalOptions::default().ingest(IngestConfig::default().concurrency(concurrency));
     Engine::open_local_with(data_dir, provider, options).await
 }

@@ -321,7 +321,7 @@ impl MarengoProvider {
 
     /// `InvokeModel` with retries; returns the response body.
     async fn invoke_model(&self, body: &Value) -> Result<Bytes> {
-        let payload = serde_json::to_vec(body)?;
+        let payload = serde_json::to_vec(body).map_err(crate::error::json_error)?;
         if payload.len() > MarengoConfig::MAX_REQUEST_BYTES {
             return Err(Error::invalid_input(format!(
                 "the request is {} bytes, over Bedrock's {} byte quota",
@@ -427,7 +427,10 @@ impl MarengoProvider {
             asset_embeddings: self.config.asset_embeddings,
         });
         if matches!(source, MediaSource::Base64(_)) {
-            let size = serde_json::to_vec(&body)?.len() + REQUEST_ENVELOPE_BYTES;
+            let size = serde_json::to_vec(&body)
+                .map_err(crate::error::json_error)?
+                .len()
+                + REQUEST_ENVELOPE_BYTES;
             if size > MarengoConfig::MAX_REQUEST_BYTES {
                 return Err(Error::invalid_input(format!(
                     "the request would be about {size} bytes, over Bedrock's {} byte quota",

@@ -118,9 +118,10 @@ pub(crate) struct BulkDoc {
 impl BulkDoc {
     pub(crate) fn new(key: RecordKey, source: &impl serde::Serialize) -> Result<BulkDoc> {
         let doc_id = key.doc_id();
-        let mut lines = serde_json::to_vec(&serde_json::json!({"index": {"_id": doc_id}}))?;
+        let mut lines = serde_json::to_vec(&serde_json::json!({"index": {"_id": doc_id}}))
+            .map_err(crate::error::json_error)?;
         lines.push(b'\n');
-        serde_json::to_writer(&mut lines, source)?;
+        serde_json::to_writer(&mut lines, source).map_err(crate::error::json_error)?;
         lines.push(b'\n');
         Ok(BulkDoc { doc_id, key, lines })
     }

@@ -67,7 +67,7 @@ fn document(record: &AssetRecord) -> Result<Value> {
         "tags": record.tags,
         "created_at": record.created_at_ms,
         "updated_at": record.updated_at_ms,
-        "record": serde_json::to_value(record)?,
+        "record": serde_json::to_value(record).map_err(crate::error::json_error)?,
     }))
 }
 

@@ -225,3 +225,15 @@ mod tests {
         }
     }
 }
+
+/// A JSON encoding or decoding error (no `From` impl: serde_json stays out of the public API).
+#[allow(dead_code)]
+pub(crate) fn json_error(err: serde_json::Error) -> crossmodal_core::Error {
+    crossmodal_core::Error::backend(format!("JSON: {err}")).with_source(err)
+}
+
+/// A failed background task.
+#[allow(dead_code)]
+pub(crate) fn join_error(err: tokio::task::JoinError) -> crossmodal_core::Error {
+    crossmodal_core::Error::backend(format!("background task failed: {err}")).with_source(err)
+}

@@ -77,7 +77,8 @@ impl PartSource {
                         Err(e) => Err(Error::from(e).with_context("path", &shown)),
                     }
                 })
-                .await??;
+                .await
+                .map_err(crate::error::join_error)??;
                 *file = Some(f);
                 *hasher = Some(h);
                 Ok(Bytes::from(buf))
@@ -237,7 +238,7 @@ async fn send_parts(upload: &Upload<'_>, upload_id: &str, mut source: PartSource
         part_number += 1;
         while tasks.len() >= upload.concurrency {
             if let Some(joined) = tasks.join_next().await {
-                done.push(joined??);
+                done.push(joined.map_err(crate::error::join_error)??);
             }
         }
         tasks.spawn(upload_part(
@@ -251,7 +252,7 @@ async fn send_parts(upload: &Upload<'_>, upload_id: &str, mut source: PartSource
         ));
     }
     while let Some(joined) = tasks.join_next().await {
-        done.push(joined??);
+        done.push(joined.map_err(crate::error::join_error)??);
     }
 
     if let (Some(read), Some(expected)) = (source.finish(), upload.expected_sha256)

@@ -65,21 +65,29 @@ impl SqliteEmbeddingCache {
     pub fn open(path: impl AsRef<Path>, ttl: Option<Duration>) -> Result<Self> {
         let path = path.as_ref();
         let ctx = |e: Error| e.with_context("path", path.display());
-        let conn = Connection::open(path).map_err(|e| ctx(e.into()))?;
+        let conn = Connection::open(path).map_err(|e| ctx(crate::error::sqlite_error(e)))?;
         Self::init(conn, ttl, Some(path.to_path_buf())).map_err(ctx)
     }
 
     /// A cache in a private in-memory database (gone when the value is dropped).
     pub fn open_in_memory(ttl: Option<Duration>) -> Result<Self> {
-        Self::init(Connection::open_in_memory()?, ttl, None)
+        Self::init(
+            Connection::open_in_memory().map_err(crate::error::sqlite_error)?,
+            ttl,
+            None,
+        )
     }
 
     fn init(conn: Connection, ttl: Option<Duration>, path: Option<PathBuf>) -> Result<Self> {
-        conn.busy_timeout(Duration::from_secs(5))?;
-        let _mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(SCHEMA)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(crate::error::sqlite_error)?;
+        let _mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(crate::error::sqlite_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(crate::error::sqlite_error)?;
+        conn.execute_batch(SCHEMA)
+            .map_err(crate::error::sqlite_error)?;
         Ok(SqliteEmbeddingCache {
             conn: Arc::new(Mutex::new(conn)),
             ttl,
@@ -94,10 +102,11 @@ impl SqliteEmbeddingCache {
 
     /// Number of rows stored, expired ones included until they are read. Blocking.
     pub fn len(&self) -> Result<u64> {
-        let n: i64 =
-            self.conn
-                .lock()
-                .query_row("SELECT COUNT(*) FROM embedding_cache", [], |row| row.get(0))?;
+        let n: i64 = self
+            .conn
+            .lock()
+            .query_row("SELECT COUNT(*) FROM embedding_cache", [], |row| row.get(0))
+            .map_err(crate::error::sqlite_error)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -113,7 +122,9 @@ impl SqliteEmbeddingCache {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || f(&mut conn.lock())).await?
+        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
+            .await
+            .map_err(crate::error::join_error)?
     }
 }
 
@@ -257,12 +268,14 @@ impl EmbeddingCache for SqliteEmbeddingCache {
                 .prepare_cached(
                     "SELECT created_at_ms, payload FROM embedding_cache
                      WHERE content = ?1 AND model_id = ?2 AND options = ?3",
-                )?
+                )
+                .map_err(crate::error::sqlite_error)?
                 .query_row(
                     params![key.content.as_str(), key.model_id, key.options],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
-                .optional()?;
+                .optional()
+                .map_err(crate::error::sqlite_error)?;
             let Some((created, payload)) = row else {
                 return Ok(None);
             };
@@ -272,13 +285,15 @@ impl EmbeddingCache for SqliteEmbeddingCache {
                 conn.prepare_cached(
                     "DELETE FROM embedding_cache
                      WHERE content = ?1 AND model_id = ?2 AND options = ?3 AND created_at_ms = ?4",
-                )?
+                )
+                .map_err(crate::error::sqlite_error)?
                 .execute(params![
                     key.content.as_str(),
                     key.model_id,
                     key.options,
                     created
-                ])?;
+                ])
+                .map_err(crate::error::sqlite_error)?;
                 return Ok(None);
             }
             decode(&payload).map(Some).map_err(|why| {
@@ -300,14 +315,16 @@ impl EmbeddingCache for SqliteEmbeddingCache {
                  ON CONFLICT (content, model_id, options) DO UPDATE SET
                      created_at_ms = excluded.created_at_ms,
                      payload = excluded.payload",
-            )?
+            )
+            .map_err(crate::error::sqlite_error)?
             .execute(params![
                 key.content.as_str(),
                 key.model_id,
                 key.options,
                 now_ms(),
                 payload
-            ])?;
+            ])
+            .map_err(crate::error::sqlite_error)?;
             Ok(())
         })
         .await
@@ -320,8 +337,10 @@ impl EmbeddingCache for SqliteEmbeddingCache {
                 .prepare_cached(
                     "DELETE FROM embedding_cache
                      WHERE content = ?1 AND model_id = ?2 AND options = ?3",
-                )?
-                .execute(params![key.content.as_str(), key.model_id, key.options])?;
+                )
+                .map_err(crate::error::sqlite_error)?
+                .execute(params![key.content.as_str(), key.model_id, key.options])
+                .map_err(crate::error::sqlite_error)?;
             Ok(n > 0)
         })
         .await

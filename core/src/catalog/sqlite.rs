@@ -103,13 +103,16 @@ impl SqliteCatalog {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let ctx = |e: Error| e.with_context("path", path.display());
-        let conn = Connection::open(path).map_err(|e| ctx(e.into()))?;
+        let conn = Connection::open(path).map_err(|e| ctx(crate::error::sqlite_error(e)))?;
         Self::init(conn, Some(path.to_path_buf())).map_err(ctx)
     }
 
     /// A catalog in a private in-memory database (gone when the value is dropped).
     pub fn open_in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?, None)
+        Self::init(
+            Connection::open_in_memory().map_err(crate::error::sqlite_error)?,
+            None,
+        )
     }
 
     /// The database file, `None` in memory.
@@ -133,24 +136,33 @@ impl SqliteCatalog {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || f(&mut conn.lock())).await?
+        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
+            .await
+            .map_err(crate::error::join_error)?
     }
 }
 
 /// WAL journal, `synchronous=NORMAL`, 5 s busy timeout.
 fn configure(conn: &Connection) -> Result<()> {
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(crate::error::sqlite_error)?;
     // In-memory databases answer "memory"; either is fine.
-    let _mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let _mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(crate::error::sqlite_error)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(crate::error::sqlite_error)?;
     Ok(())
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`].
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(crate::error::sqlite_error)?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(crate::error::sqlite_error)?;
     if version > SCHEMA_VERSION {
         return Err(Error::new(
             ErrorKind::Unsupported,
@@ -161,12 +173,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         ));
     }
     if version < 1 {
-        tx.execute_batch(SCHEMA_V1)?;
+        tx.execute_batch(SCHEMA_V1)
+            .map_err(crate::error::sqlite_error)?;
     }
     if version < SCHEMA_VERSION {
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(crate::error::sqlite_error)?;
     }
-    tx.commit()?;
+    tx.commit().map_err(crate::error::sqlite_error)?;
     Ok(())
 }
 
@@ -258,7 +272,7 @@ fn or_all<T: Ord + Copy>(items: &[T], all: &[T]) -> Vec<T> {
 #[async_trait]
 impl AssetCatalog for SqliteCatalog {
     async fn upsert(&self, record: &AssetRecord) -> Result<()> {
-        let json = serde_json::to_string(record)?;
+        let json = serde_json::to_string(record).map_err(crate::error::json_error)?;
         let id = record.asset_id.as_str().to_string();
         let kind = record.kind().as_str();
         let state = record.status.state().as_str();
@@ -273,9 +287,10 @@ impl AssetCatalog for SqliteCatalog {
                      created_at_ms = excluded.created_at_ms,
                      updated_at_ms = excluded.updated_at_ms,
                      record = excluded.record",
-            )?
+            )
+            .map_err(crate::error::sqlite_error)?
             .execute(params![id, kind, state, created, updated, json])
-            .map_err(|e| Error::from(e).with_context("asset", &id))?;
+            .map_err(|e| crate::error::sqlite_error(e).with_context("asset", &id))?;
             Ok(())
         })
         .await
@@ -285,9 +300,11 @@ impl AssetCatalog for SqliteCatalog {
         let id = asset.as_str().to_string();
         self.with_conn(move |conn| {
             let json: Option<String> = conn
-                .prepare_cached("SELECT record FROM assets WHERE asset_id = ?1")?
+                .prepare_cached("SELECT record FROM assets WHERE asset_id = ?1")
+                .map_err(crate::error::sqlite_error)?
                 .query_row([&id], |row| row.get(0))
-                .optional()?;
+                .optional()
+                .map_err(crate::error::sqlite_error)?;
             json.map(|j| decode_record(&id, &j)).transpose()
         })
         .await
@@ -297,11 +314,15 @@ impl AssetCatalog for SqliteCatalog {
         let id = asset.as_str().to_string();
         let status = status.clone();
         self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(crate::error::sqlite_error)?;
             let json: Option<String> = tx
-                .prepare_cached("SELECT record FROM assets WHERE asset_id = ?1")?
+                .prepare_cached("SELECT record FROM assets WHERE asset_id = ?1")
+                .map_err(crate::error::sqlite_error)?
                 .query_row([&id], |row| row.get(0))
-                .optional()?;
+                .optional()
+                .map_err(crate::error::sqlite_error)?;
             let Some(json) = json else {
                 return Err(
                     Error::not_found("no such asset in the catalog").with_context("asset", &id)
@@ -310,17 +331,19 @@ impl AssetCatalog for SqliteCatalog {
             let mut record = decode_record(&id, &json)?;
             record.status = status;
             record.updated_at_ms = now_ms();
-            let json = serde_json::to_string(&record)?;
+            let json = serde_json::to_string(&record).map_err(crate::error::json_error)?;
             tx.prepare_cached(
                 "UPDATE assets SET state = ?2, updated_at_ms = ?3, record = ?4 WHERE asset_id = ?1",
-            )?
+            )
+            .map_err(crate::error::sqlite_error)?
             .execute(params![
                 id,
                 record.status.state().as_str(),
                 record.updated_at_ms,
                 json
-            ])?;
-            tx.commit()?;
+            ])
+            .map_err(crate::error::sqlite_error)?;
+            tx.commit().map_err(crate::error::sqlite_error)?;
             Ok(())
         })
         .await
@@ -333,11 +356,19 @@ impl AssetCatalog for SqliteCatalog {
         let states = or_all(&query.states, &AssetState::ALL);
         let (sql, params) = list_sql(&kinds, &states, cursor.as_ref(), limit + 1);
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params_from_iter(params))?;
+            let mut stmt = conn
+                .prepare_cached(&sql)
+                .map_err(crate::error::sqlite_error)?;
+            let mut rows = stmt
+                .query(params_from_iter(params))
+                .map_err(crate::error::sqlite_error)?;
             let mut page: Vec<(i64, String, String)> = Vec::with_capacity(limit + 1);
-            while let Some(row) = rows.next()? {
-                page.push((row.get(0)?, row.get(1)?, row.get(2)?));
+            while let Some(row) = rows.next().map_err(crate::error::sqlite_error)? {
+                page.push((
+                    row.get(0).map_err(crate::error::sqlite_error)?,
+                    row.get(1).map_err(crate::error::sqlite_error)?,
+                    row.get(2).map_err(crate::error::sqlite_error)?,
+                ));
             }
             let next_cursor = if page.len() > limit {
                 page.truncate(limit);
@@ -361,8 +392,10 @@ impl AssetCatalog for SqliteCatalog {
         let id = asset.as_str().to_string();
         self.with_conn(move |conn| {
             let n = conn
-                .prepare_cached("DELETE FROM assets WHERE asset_id = ?1")?
-                .execute([&id])?;
+                .prepare_cached("DELETE FROM assets WHERE asset_id = ?1")
+                .map_err(crate::error::sqlite_error)?
+                .execute([&id])
+                .map_err(crate::error::sqlite_error)?;
             Ok(n > 0)
         })
         .await
@@ -370,13 +403,14 @@ impl AssetCatalog for SqliteCatalog {
 
     async fn counts(&self) -> Result<StatusCounts> {
         self.with_conn(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT state, COUNT(*) FROM assets GROUP BY state")?;
-            let mut rows = stmt.query([])?;
+            let mut stmt = conn
+                .prepare_cached("SELECT state, COUNT(*) FROM assets GROUP BY state")
+                .map_err(crate::error::sqlite_error)?;
+            let mut rows = stmt.query([]).map_err(crate::error::sqlite_error)?;
             let mut counts = StatusCounts::default();
-            while let Some(row) = rows.next()? {
-                let state: String = row.get(0)?;
-                let n: i64 = row.get(1)?;
+            while let Some(row) = rows.next().map_err(crate::error::sqlite_error)? {
+                let state: String = row.get(0).map_err(crate::error::sqlite_error)?;
+                let n: i64 = row.get(1).map_err(crate::error::sqlite_error)?;
                 let n = u64::try_from(n).unwrap_or(0);
                 match parse_state(&state) {
                     Some(AssetState::Pending) => counts.pending += n,

@@ -1,16 +1,26 @@
 //! Vector indexes: the [`VectorIndex`] trait, records, filters, hits, and [`FlatIndex`], the exact
 //! reference every approximate index is checked against.
 //!
-//! Implementations: [`FlatIndex`] (exact, in memory), `crossmodal_hnsw::HnswIndex` (embedded
-//! default, persisted), `crossmodal_opensearch::OpenSearchIndex` (distributed).
+//! Implementations: [`FlatIndex`] (exact), [`HnswIndex`] (the embedded default: HNSW graphs,
+//! optionally int8), both in memory or durable in a directory over one storage engine (a
+//! write-ahead log, background checkpoints and compactions, one writer per directory), and
+//! `crossmodal_opensearch::OpenSearchIndex` (distributed).
 //!
 //! **`Hit::score` is cosine similarity in [-1, 1] in every backend.**
 
 mod filter;
 mod flat;
+mod hnsw;
+pub(crate) mod tables;
+#[cfg(test)]
+mod tests;
 
 pub use filter::{Filter, KindCounts};
 pub use flat::FlatIndex;
+pub(crate) use flat::run_blocking;
+pub use hnsw::{HnswConfig, HnswIndex, MAX_EF, Quantization, SearchOptions};
+pub use tables::OpenReport;
+pub use tables::search::SearchTrace;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -245,7 +255,13 @@ pub trait VectorIndex: Send + Sync {
         Ok(self.stats().await?.vectors_per_space)
     }
 
-    /// Makes everything written so far durable and visible to searches (a snapshot for a
+    /// Live vectors of `asset` in every space, if the index can tell cheaply (`None`: it
+    /// cannot; the engine's reconciliation at open then skips this index).
+    async fn asset_vectors(&self, _asset: &AssetId) -> Result<Option<usize>> {
+        Ok(None)
+    }
+
+    /// Makes everything written so far durable and visible to searches (a log fsync for a
     /// persisted index, a refresh for a remote one, a no-op for an in-memory one).
     async fn flush(&self) -> Result<()> {
         Ok(())

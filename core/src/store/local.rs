@@ -98,7 +98,9 @@ impl LocalDirStore {
     {
         let root = Arc::clone(&self.root);
         let key = key.clone();
-        tokio::task::spawn_blocking(move || f(&root, &key)).await?
+        tokio::task::spawn_blocking(move || f(&root, &key))
+            .await
+            .map_err(crate::error::join_error)?
     }
 }
 
@@ -302,7 +304,8 @@ impl MediaStore for LocalDirStore {
                 .map_err(|e| Error::from(e).with_context("root", root.display()))?;
             Ok::<_, Error>(out)
         })
-        .await??;
+        .await
+        .map_err(crate::error::join_error)??;
         let next_after = if keys.len() > limit {
             keys.truncate(limit);
             keys.last().cloned()
