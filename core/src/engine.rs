@@ -97,9 +97,17 @@ pub struct LocalOptions {
     /// Expire cached embeddings after this long (default: never; a model's vectors for the same
     /// bytes and options do not change).
     pub cache_ttl: Option<std::time::Duration>,
+    /// Routing rules (default: the model's).
+    pub rules: Option<RoutingRules>,
 }
 
 impl LocalOptions {
+    /// Sets the routing rules.
+    pub fn rules(mut self, rules: RoutingRules) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
     /// Uses `index` (opened by the caller) instead of the default HNSW index.
     pub fn index(mut self, index: Arc<dyn VectorIndex>) -> Self {
         self.index = LocalIndex::Custom(index);
@@ -306,11 +314,13 @@ impl Engine {
         let store = LocalDirStore::open(&layout.media)?;
         let catalog = SqliteCatalog::open(&layout.catalog)?;
         let cache = SqliteEmbeddingCache::open(&layout.catalog, options.cache_ttl)?;
-        let mut engine = Self::from_parts(
-            EngineParts::new(provider, Arc::new(store), index, Arc::new(catalog))
-                .cache(Arc::new(cache))
-                .ingest_config(options.ingest),
-        )?;
+        let mut parts = EngineParts::new(provider, Arc::new(store), index, Arc::new(catalog))
+            .cache(Arc::new(cache))
+            .ingest_config(options.ingest);
+        if let Some(rules) = options.rules {
+            parts = parts.rules(rules);
+        }
+        let mut engine = Self::from_parts(parts)?;
         let reconciled = engine.ingestor.reconcile().await?;
         if reconciled.missing > 0 {
             tracing::warn!(
@@ -409,6 +419,11 @@ impl Engine {
     /// The searcher.
     pub fn searcher(&self) -> &CrossModalSearcher {
         &self.searcher
+    }
+
+    /// The vector index.
+    pub fn index(&self) -> &Arc<dyn VectorIndex> {
+        &self.index
     }
 
     /// The media store.

@@ -422,6 +422,8 @@ impl Ingestor {
         &self,
         progress: impl FnMut(&BatchProgress, &BatchItemResult) + Send,
     ) -> Result<BatchReport> {
+        // An interrupted deletion is finished, not re-ingested.
+        self.finish_interrupted_deletes().await?;
         let mut items = Vec::new();
         let mut query = AssetQuery::new()
             .state(AssetState::Failed)
@@ -465,7 +467,10 @@ impl Ingestor {
     /// are marked `Failed` at the index stage so [`retry_failed`](Self::retry_failed) re-embeds
     /// them. [`Engine::open_local`](crate::Engine::open_local) runs this at every open.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
-        let mut report = ReconcileReport::default();
+        let mut report = ReconcileReport {
+            deletes_finished: self.finish_interrupted_deletes().await?,
+            ..ReconcileReport::default()
+        };
         let mut missing = Vec::new();
         let mut query = AssetQuery::new().state(AssetState::Indexed).limit(1000);
         loop {
@@ -524,6 +529,33 @@ impl Ingestor {
         Ok(report)
     }
 
+    /// Finishes every deletion a crash interrupted; returns how many.
+    async fn finish_interrupted_deletes(&self) -> Result<usize> {
+        let mut interrupted = Vec::new();
+        let mut query = AssetQuery::new().state(AssetState::Failed).limit(1000);
+        loop {
+            let page = self.catalog.list(&query).await?;
+            interrupted.extend(page.assets.into_iter().filter(|r| {
+                matches!(
+                    r.status,
+                    AssetStatus::Failed {
+                        stage: IngestStage::Delete,
+                        ..
+                    }
+                )
+            }));
+            match page.next_cursor {
+                Some(c) => query = query.cursor(c),
+                None => break,
+            }
+        }
+        for record in &interrupted {
+            let _guard = self.locks.lock(&record.asset_id).await;
+            self.finish_delete(record).await?;
+        }
+        Ok(interrupted.len())
+    }
+
     /// Upserts records in batches the index accepts.
     async fn upsert_in_batches(&self, records: &[VectorRecord]) -> Result<()> {
         let max = self.index.capabilities().max_batch.max(1);
@@ -535,21 +567,37 @@ impl Ingestor {
 
     /// Removes an asset everywhere: its vectors, its stored original and its catalog record.
     /// Returns `false` if the catalog did not know it.
+    ///
+    /// The catalog records the intent first (`Failed` at [`IngestStage::Delete`]), so a crash
+    /// part-way is finished by the next [`reconcile`](Self::reconcile) (at every open of the
+    /// embedded default) instead of leaving an asset without vectors marked `Indexed`.
     pub async fn delete(&self, asset: &AssetId) -> Result<bool> {
         let _guard = self.locks.lock(asset).await;
         self.unflushed.lock().remove(asset);
         let Some(record) = self.catalog.get(asset).await? else {
             // Vectors without a record (an interrupted ingest) are removed all the same.
             self.index.delete_asset(asset).await?;
+            self.index.flush().await?;
             return Ok(false);
         };
-        self.index.delete_asset(asset).await?;
+        let deleting = AssetStatus::Failed {
+            stage: IngestStage::Delete,
+            message: "deletion started".into(),
+        };
+        self.catalog.set_status(asset, &deleting).await?;
+        self.finish_delete(&record).await?;
+        Ok(true)
+    }
+
+    /// The deletion's remaining steps: vectors (made durable), original, record.
+    async fn finish_delete(&self, record: &AssetRecord) -> Result<()> {
+        self.index.delete_asset(&record.asset_id).await?;
         self.index.flush().await?;
         if let Some(media) = &record.media {
             self.store.delete(&media.key).await?;
         }
-        self.catalog.remove(asset).await?;
-        Ok(true)
+        self.catalog.remove(&record.asset_id).await?;
+        Ok(())
     }
 
     async fn ingest_one(&self, item: IngestItem) -> Result<IngestReport> {
@@ -734,6 +782,8 @@ pub struct ReconcileReport {
     pub reindexed: usize,
     /// Not in the cache: marked `Failed` at the index stage for `retry_failed` to re-embed.
     pub requeued: usize,
+    /// Deletions a crash interrupted, finished.
+    pub deletes_finished: usize,
     /// The index cannot count an asset's vectors cheaply, so nothing was checked.
     pub skipped: bool,
 }

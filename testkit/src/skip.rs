@@ -8,7 +8,7 @@
 //!   `CROSSMODAL_SKIP_LOG`, which `scripts/test.sh` sets and reads to print its summary
 //!   (`N passed, M skipped: ...`), subtracting the skips from the passes.
 //!
-//! ```
+//! ```no_run
 //! if let Some(url) = std::env::var("SOME_SERVER_URL").ok() {
 //!     // ... run the test against `url`
 //! #   let _ = url;
@@ -16,7 +16,7 @@
 //!     crossmodal_testkit::skip::skip("my_test", "SOME_SERVER_URL is not set");
 //! #   let _ = ();
 //! }
-//! ```
+//! ```no_run
 
 use std::io::Write;
 

@@ -149,6 +149,18 @@ fn describe_chain(err: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// A JSON encoding or decoding error (no `From` impl: serde_json stays out of the public API).
+#[allow(dead_code)]
+pub(crate) fn json_error(err: serde_json::Error) -> crossmodal_core::Error {
+    crossmodal_core::Error::backend(format!("JSON: {err}")).with_source(err)
+}
+
+/// A failed background task.
+#[allow(dead_code)]
+pub(crate) fn join_error(err: tokio::task::JoinError) -> crossmodal_core::Error {
+    crossmodal_core::Error::backend(format!("background task failed: {err}")).with_source(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,16 +205,4 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.message().contains("bad gateway"));
     }
-}
-
-/// A JSON encoding or decoding error (no `From` impl: serde_json stays out of the public API).
-#[allow(dead_code)]
-pub(crate) fn json_error(err: serde_json::Error) -> crossmodal_core::Error {
-    crossmodal_core::Error::backend(format!("JSON: {err}")).with_source(err)
-}
-
-/// A failed background task.
-#[allow(dead_code)]
-pub(crate) fn join_error(err: tokio::task::JoinError) -> crossmodal_core::Error {
-    crossmodal_core::Error::backend(format!("background task failed: {err}")).with_source(err)
 }

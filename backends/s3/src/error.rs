@@ -193,6 +193,18 @@ pub(crate) fn body_error(err: ByteStreamError, target: Target<'_>) -> Error {
     error.with_source(err)
 }
 
+/// A JSON encoding or decoding error (no `From` impl: serde_json stays out of the public API).
+#[allow(dead_code)]
+pub(crate) fn json_error(err: serde_json::Error) -> crossmodal_core::Error {
+    crossmodal_core::Error::backend(format!("JSON: {err}")).with_source(err)
+}
+
+/// A failed background task.
+#[allow(dead_code)]
+pub(crate) fn join_error(err: tokio::task::JoinError) -> crossmodal_core::Error {
+    crossmodal_core::Error::backend(format!("background task failed: {err}")).with_source(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,16 +236,4 @@ mod tests {
             assert!(k.is_temporary());
         }
     }
-}
-
-/// A JSON encoding or decoding error (no `From` impl: serde_json stays out of the public API).
-#[allow(dead_code)]
-pub(crate) fn json_error(err: serde_json::Error) -> crossmodal_core::Error {
-    crossmodal_core::Error::backend(format!("JSON: {err}")).with_source(err)
-}
-
-/// A failed background task.
-#[allow(dead_code)]
-pub(crate) fn join_error(err: tokio::task::JoinError) -> crossmodal_core::Error {
-    crossmodal_core::Error::backend(format!("background task failed: {err}")).with_source(err)
 }

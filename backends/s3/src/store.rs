@@ -399,11 +399,9 @@ async fn sha256_of(bytes: Bytes) -> Result<[u8; 32]> {
     if bytes.len() < HASH_INLINE_MAX {
         return Ok(Sha256::digest(&bytes).into());
     }
-    Ok(
-        tokio::task::spawn_blocking(move || Sha256::digest(&bytes).into())
-            .await
-            .map_err(crate::error::join_error)?,
-    )
+    tokio::task::spawn_blocking(move || Sha256::digest(&bytes).into())
+        .await
+        .map_err(crate::error::join_error)
 }
 
 /// SHA-256 of the first `len` bytes of a file, read in 1 MiB blocks on the blocking pool.

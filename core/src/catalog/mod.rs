@@ -25,6 +25,9 @@ pub enum IngestStage {
     Embed,
     /// Writing vectors to the index.
     Index,
+    /// Being deleted: the deletion started and is finished by the next
+    /// [`reconcile`](crate::Ingestor::reconcile) or `retry_failed` if it was interrupted.
+    Delete,
 }
 
 impl IngestStage {
@@ -35,6 +38,7 @@ impl IngestStage {
             IngestStage::Store => "store",
             IngestStage::Embed => "embed",
             IngestStage::Index => "index",
+            IngestStage::Delete => "delete",
         }
     }
 }

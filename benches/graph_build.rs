@@ -1,0 +1,144 @@
+//! Graph construction, the crate's own insert against hnsw_rs's, on the same vectors (a program,
+//! not a criterion bench): build time, distance evaluations are not counted here but recall@10
+//! at a fixed `ef` and the process's RSS growth are, in alternating rounds.
+//!
+//! ```text
+//! cargo bench -p crossmodal-benches --bench graph_build                 # 100k x 512, 3 rounds
+//! GRAPH_N=20000 GRAPH_DIM=384 GRAPH_ROUNDS=1 cargo bench -p crossmodal-benches --bench graph_build
+//! ```
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::time::Instant;
+
+use crossmodal::hnsw::{Graph, GraphConfig, QueryDistance, SearchScratch, Vectors};
+use crossmodal::vector::dot;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Rows {
+    dim: usize,
+    data: Vec<f32>,
+}
+
+impl Rows {
+    fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+impl Vectors for Rows {
+    fn distance(&self, a: u32, b: u32) -> f32 {
+        1.0 - dot(self.row(a as usize), self.row(b as usize))
+    }
+    fn prefetch(&self, _id: u32) {}
+}
+
+struct Q<'a>(&'a Rows, &'a [f32]);
+impl QueryDistance for Q<'_> {
+    fn distance(&self, id: u32) -> f32 {
+        1.0 - dot(self.0.row(id as usize), self.1)
+    }
+}
+
+/// 500 Gaussian clusters, sigma 2, L2-normalised (the ann_compare synthetic set's recipe).
+fn clustered(n: usize, dim: usize, seed: u64) -> Rows {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut gauss = move || (0..4).map(|_| next()).sum::<f32>() * 1.732 - 3.464;
+    let centres: Vec<f32> = (0..500 * dim).map(|_| gauss()).collect();
+    let mut data = Vec::with_capacity(n * dim);
+    for i in 0..n {
+        let c = &centres[(i * 7919 % 500) * dim..][..dim];
+        let v: Vec<f32> = c.iter().map(|x| x + 2.0 * gauss()).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        data.extend(v.iter().map(|x| x / norm));
+    }
+    Rows { dim, data }
+}
+
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+fn recall(graph: &Graph, rows: &Rows, queries: &Rows, ef: usize) -> f64 {
+    let mut scratch = SearchScratch::new();
+    let (mut hit, mut total) = (0, 0);
+    for qi in 0..queries.data.len() / queries.dim {
+        let q = queries.row(qi);
+        let mut exact: Vec<(f32, u32)> = (0..rows.data.len() / rows.dim)
+            .map(|i| (1.0 - dot(rows.row(i), q), i as u32))
+            .collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let truth: std::collections::HashSet<u32> = exact.iter().take(10).map(|e| e.1).collect();
+        let found = graph.search(&mut scratch, ef, &Q(rows, q), |_| true);
+        hit += found
+            .iter()
+            .take(10)
+            .filter(|n| truth.contains(&n.id))
+            .count();
+        total += 10;
+    }
+    hit as f64 / total as f64
+}
+
+fn main() {
+    let n = env_usize("GRAPH_N", 100_000);
+    let dim = env_usize("GRAPH_DIM", 512);
+    let rounds = env_usize("GRAPH_ROUNDS", 3);
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let rows = clustered(n, dim, 7);
+    let queries = clustered(200, dim, 8);
+    let config = GraphConfig::default();
+    println!(
+        "# graph build: {n} x {dim}, m {}, ef_construction {}, {threads} threads",
+        config.m, config.ef_construction
+    );
+    for round in 1..=rounds {
+        for builder in ["own", "hnsw_rs"] {
+            let before = rss();
+            let started = Instant::now();
+            let graph = match builder {
+                "own" => {
+                    let mut g = Graph::new(config).unwrap();
+                    g.push_nodes(n).unwrap();
+                    g.insert_range(0, n as u32, threads, &rows);
+                    g
+                }
+                _ => crossmodal::hnsw::build_with_hnsw_rs(
+                    config,
+                    n,
+                    |i| rows.row(i),
+                    |a, b| (1.0 - dot(a, b)).max(0.0),
+                )
+                .unwrap(),
+            };
+            let secs = started.elapsed().as_secs_f64();
+            let peak = rss().saturating_sub(before);
+            let r = recall(&graph, &rows, &queries, 32);
+            println!(
+                "round {round} {builder:8} build {secs:7.2} s ({:6.0} vectors/s)  links {:5.1} MB  rss growth {:7.1} MB  recall@10 at ef 32: {r:.3}",
+                n as f64 / secs,
+                graph.memory_bytes() as f64 / 1e6,
+                peak as f64 / 1e6
+            );
+        }
+    }
+}
