@@ -83,7 +83,8 @@ pub fn fast_config(model: MarengoModel) -> MarengoConfigBuilder {
 }
 
 /// Deterministic pseudo-random bytes (xorshift), `len` of them, starting with a magic number of
-/// `format` so they look like the format to a sniffer.
+/// `format` so they look like the format to a sniffer. Seeds `2n` and `2n + 1` give the same
+/// bytes.
 pub fn fake_media(format: MediaFormat, len: usize, seed: u64) -> Bytes {
     let magic: &[u8] = match format {
         MediaFormat::Png => b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
