@@ -143,7 +143,7 @@ impl Query {
 
     /// Search by a reference image modified by a text ("this character, but at night"): the
     /// provider embeds both into one vector
-    /// ([`EmbeddingProvider::embed_text_image`](crate::EmbeddingProvider::embed_text_image),
+    /// ([`EmbeddingProvider::embed_text_image`],
     /// Marengo 3.0's `text_image`), searched like an image query (same routes, same modes).
     ///
     /// ```
