@@ -143,6 +143,17 @@ where
     out.with_source(err)
 }
 
+/// A JSON encoding or decoding error (no `From` impl: serde_json stays out of the public API).
+pub(crate) fn json_error(err: serde_json::Error) -> crossmodal_core::Error {
+    crossmodal_core::Error::backend(format!("JSON: {err}")).with_source(err)
+}
+
+/// A failed background task.
+#[allow(dead_code)]
+pub(crate) fn join_error(err: tokio::task::JoinError) -> crossmodal_core::Error {
+    crossmodal_core::Error::backend(format!("background task failed: {err}")).with_source(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,16 +180,4 @@ mod tests {
         assert!(error_kind_for(Some("ThrottlingException"), None).is_temporary());
         assert!(!error_kind_for(Some("ValidationException"), None).is_temporary());
     }
-}
-
-/// A JSON encoding or decoding error (no `From` impl: serde_json stays out of the public API).
-#[allow(dead_code)]
-pub(crate) fn json_error(err: serde_json::Error) -> crossmodal_core::Error {
-    crossmodal_core::Error::backend(format!("JSON: {err}")).with_source(err)
-}
-
-/// A failed background task.
-#[allow(dead_code)]
-pub(crate) fn join_error(err: tokio::task::JoinError) -> crossmodal_core::Error {
-    crossmodal_core::Error::backend(format!("background task failed: {err}")).with_source(err)
 }
