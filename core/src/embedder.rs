@@ -127,6 +127,38 @@ impl CachedEmbedder {
         Ok(vector)
     }
 
+    /// Embeds a composed query (an image and a text that modifies it): the text is validated
+    /// like a text query, the image must be an image; temporary errors are retried and the
+    /// vector checked. Not cached (a query, not an asset).
+    pub async fn embed_text_image(&self, text: &str, image: &MediaInput) -> Result<Vec<f32>> {
+        let model = self.provider.model();
+        let text = check_text(text, model.max_text_chars)?;
+        if image.kind() != crate::MediaKind::Image {
+            return Err(Error::invalid_input(format!(
+                "a composed text+image query takes an image, not {} ({})",
+                image.kind(),
+                image.format
+            )));
+        }
+        let vector = self
+            .retry
+            .run("embed_text_image", || {
+                self.provider.embed_text_image(text, image)
+            })
+            .await?;
+        check_vector(&vector, model.dimension).map_err(|e| {
+            Error::new(
+                ErrorKind::ModelFailed,
+                format!(
+                    "model {} returned a bad text+image vector: {}",
+                    model.id,
+                    e.message()
+                ),
+            )
+        })?;
+        Ok(vector)
+    }
+
     /// Embeds media, from the cache when it holds this content for this model and options.
     /// A cache that fails to read or write is logged and bypassed, never fatal.
     pub async fn embed_media(&self, media: &MediaInput) -> Result<MediaEmbeddings> {

@@ -297,6 +297,21 @@ pub trait EmbeddingProvider: Send + Sync {
 
     /// Embeds a media file: one [`Embedding`] per space per segment.
     async fn embed_media(&self, media: &MediaInput) -> Result<Vec<Embedding>>;
+
+    /// Embeds a composed query, an image and a text that modifies it ("this character, but at
+    /// night"), into one vector of the space image queries search (Marengo 3.0's `text_image`
+    /// input). [`Query::text_image`](crate::Query::text_image) calls it.
+    ///
+    /// The default returns [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported): a model
+    /// without composed inputs says so instead of guessing.
+    async fn embed_text_image(&self, text: &str, image: &MediaInput) -> Result<Vec<f32>> {
+        let _ = (text, image);
+        Err(Error::unsupported(format!(
+            "model {} cannot embed a text and an image together (composed queries need a model \
+             with a text+image input, such as Marengo Embed 3.0's text_image)",
+            self.model().id
+        )))
+    }
 }
 
 /// Validates a text query against the generic rules (not empty, not only white space, at most

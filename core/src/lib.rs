@@ -61,6 +61,7 @@ pub mod engine;
 pub mod error;
 pub mod index;
 pub mod ingest;
+pub mod jobs;
 pub mod media;
 pub mod retry;
 pub mod routing;
@@ -95,6 +96,7 @@ pub use ingest::{
     BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestOutcome,
     IngestReport, IngestSource, Ingestor, ReconcileReport,
 };
+pub use jobs::{JobKey, JobLedger, JobRecord, MemoryJobLedger, SqliteJobLedger};
 pub use media::{MediaFormat, MediaKind, MediaLimits, MediaProbe, ValidatedMedia, validate_media};
 pub use retry::RetryPolicy;
 pub use routing::{QueryKind, Route, RoutingRule, RoutingRules, SearchMode};

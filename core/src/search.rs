@@ -33,6 +33,16 @@ pub enum QueryInput {
     },
     /// An asset already in the library (its embeddings come from the cache when present).
     Asset(AssetId),
+    /// A composed query: a reference image and a text that modifies it ("this character, but
+    /// at night"), embedded together into one vector and routed like an image query.
+    TextImage {
+        /// The text.
+        text: String,
+        /// The image's bytes (validated like an ingest; must be an image).
+        image: Bytes,
+        /// The image's name, for error messages.
+        file_name: Option<String>,
+    },
 }
 
 /// How results of several routes are merged.
@@ -131,9 +141,29 @@ impl Query {
         Query::new(QueryInput::Asset(asset))
     }
 
-    /// Sets the file name of a media query (for messages).
+    /// Search by a reference image modified by a text ("this character, but at night"): the
+    /// provider embeds both into one vector
+    /// ([`EmbeddingProvider::embed_text_image`],
+    /// Marengo 3.0's `text_image`), searched like an image query (same routes, same modes).
+    ///
+    /// ```
+    /// use crossmodal_core::{Query, QueryInput};
+    /// let q = Query::text_image("the same knight, but at night", vec![0x89, b'P', b'N', b'G']).k(5);
+    /// assert!(matches!(q.input, QueryInput::TextImage { .. }));
+    /// ```
+    pub fn text_image(text: impl Into<String>, image: impl Into<Bytes>) -> Self {
+        Query::new(QueryInput::TextImage {
+            text: text.into(),
+            image: image.into(),
+            file_name: None,
+        })
+    }
+
+    /// Sets the file name of a media (or composed) query's file (for messages).
     pub fn file_name(mut self, name: impl Into<String>) -> Self {
-        if let QueryInput::Media { file_name, .. } = &mut self.input {
+        if let QueryInput::Media { file_name, .. } | QueryInput::TextImage { file_name, .. } =
+            &mut self.input
+        {
             *file_name = Some(name.into());
         }
         self
@@ -702,6 +732,30 @@ impl CrossModalSearcher {
                     duration_sec: v.probe.duration_sec,
                 }))
             }
+            QueryInput::TextImage {
+                text,
+                image,
+                file_name,
+            } => {
+                let v = validate_media(image, file_name.as_deref(), &self.limits)?;
+                if v.probe.format.kind() != MediaKind::Image {
+                    return Err(Error::invalid_input(format!(
+                        "a text+image query takes an image, not {} ({})",
+                        v.probe.format.kind(),
+                        v.probe.format
+                    )));
+                }
+                Ok(ResolvedQuery::TextImage(
+                    text.clone(),
+                    MediaInput {
+                        asset_id: v.asset_id,
+                        format: v.probe.format,
+                        bytes: image.clone(),
+                        stored: None,
+                        duration_sec: None,
+                    },
+                ))
+            }
             QueryInput::Asset(asset) => {
                 let (Some(catalog), Some(store)) = (&self.catalog, &self.store) else {
                     return Err(Error::unsupported(
@@ -744,6 +798,21 @@ impl CrossModalSearcher {
                     by_space,
                 })
             }
+            ResolvedQuery::TextImage(text, image) => {
+                let vector = self.embedder.embed_text_image(&text, &image).await?;
+                // The space an image query searches with: the model's image space.
+                let space = self
+                    .embedder
+                    .model()
+                    .image_spaces
+                    .first()
+                    .copied()
+                    .unwrap_or(EmbeddingSpace::Visual);
+                Ok(QueryVectors::Media {
+                    asset_id: image.asset_id,
+                    by_space: HashMap::from([(space, vec![vector])]),
+                })
+            }
         }
     }
 }
@@ -752,6 +821,8 @@ impl CrossModalSearcher {
 enum ResolvedQuery {
     Text(String),
     Media(MediaInput),
+    /// A composed query: the text and the image.
+    TextImage(String, MediaInput),
 }
 
 impl ResolvedQuery {
@@ -759,6 +830,8 @@ impl ResolvedQuery {
         match self {
             ResolvedQuery::Text(_) => QueryKind::Text,
             ResolvedQuery::Media(m) => QueryKind::from(m.kind()),
+            // Routed like an image query.
+            ResolvedQuery::TextImage(..) => QueryKind::Image,
         }
     }
 }

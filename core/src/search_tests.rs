@@ -408,3 +408,83 @@ async fn a_query_without_embeddings_for_any_route_is_an_error() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.message().contains("no embedding"), "{err}");
 }
+
+#[tokio::test]
+async fn a_text_image_query_is_routed_like_an_image_query() {
+    let rig = rig().await;
+    // The test provider embeds a composed query as its text's vector: aim it at the first
+    // visual clip of the video.
+    let target = &rig.ids["video.mp4"];
+    let text = format!("{target}:visual:0");
+    let results = rig
+        .searcher
+        .search(&Query::text_image(text, fixture("image.png")).k(3))
+        .await
+        .unwrap();
+    assert_eq!(results.query_kind, QueryKind::Image);
+    let image_routes = rig
+        .searcher
+        .routing_rules()
+        .routes(QueryKind::Image, SearchMode::Auto)
+        .unwrap()
+        .to_vec();
+    let routes: Vec<Route> = results.routes.iter().map(|r| r.route.clone()).collect();
+    assert_eq!(routes, image_routes);
+    let top = &results.hits[0];
+    assert_eq!(&top.asset_id, target);
+    assert_eq!(top.space, EmbeddingSpace::Visual);
+    assert!((top.cosine - 1.0).abs() < 1e-5, "{}", top.cosine);
+    // The reference image itself is left out, as for an image query.
+    assert!(
+        results
+            .hits
+            .iter()
+            .all(|h| h.asset_id != rig.ids["image.png"])
+    );
+    // No media embedding call: one composed call.
+    assert_eq!(rig.provider.text_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_text_image_query_needs_an_image_text_and_a_capable_model() {
+    let rig = rig().await;
+    let calls = rig.provider.text_calls.load(Ordering::SeqCst);
+    let err = rig
+        .searcher
+        .search(&Query::text_image("at night", fixture("video.mp4")).file_name("clip.mp4"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("takes an image"), "{err}");
+    let err = rig
+        .searcher
+        .search(&Query::text_image("  ", fixture("image.png")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(rig.provider.text_calls.load(Ordering::SeqCst), calls);
+
+    // A provider without composed inputs: a clear Unsupported error.
+    struct TextOnly(crate::ModelInfo);
+    #[async_trait::async_trait]
+    impl EmbeddingProvider for TextOnly {
+        fn model(&self) -> &crate::ModelInfo {
+            &self.0
+        }
+        async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
+            Ok(vec_for(text))
+        }
+        async fn embed_media(&self, _: &MediaInput) -> Result<Vec<crate::Embedding>> {
+            Err(Error::unsupported("text only"))
+        }
+    }
+    let model = tiny_model();
+    let index: Arc<dyn VectorIndex> = Arc::new(FlatIndex::new(IndexSpec::for_model(&model)));
+    let searcher = CrossModalSearcher::new(Arc::new(TextOnly(model)), index);
+    let err = searcher
+        .search(&Query::text_image("at night", fixture("image.png")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("text_image"), "{err}");
+}

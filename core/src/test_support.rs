@@ -109,6 +109,12 @@ impl crate::EmbeddingProvider for TestProvider {
         }
         Ok(embeddings_for(&self.model, media))
     }
+
+    /// The text's vector (so a test can aim a composed query at a known record).
+    async fn embed_text_image(&self, text: &str, _image: &MediaInput) -> Result<Vec<f32>> {
+        self.text_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(vec_for(text))
+    }
 }
 
 /// A `MemoryStore` whose writes can be made to fail.

@@ -27,15 +27,35 @@ pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// A Bedrock Runtime client for the test server.
+/// A Bedrock Runtime client for the test server, signing for us-east-1.
 pub fn bedrock_client(url: &str) -> aws_sdk_bedrockruntime::Client {
+    bedrock_client_in(url, "us-east-1")
+}
+
+/// A Bedrock Runtime client for the test server, signing for `region` (the test server takes
+/// the signing region as the region of the request, as Bedrock's regional endpoints do).
+pub fn bedrock_client_in(url: &str, region: &str) -> aws_sdk_bedrockruntime::Client {
     let config = aws_sdk_bedrockruntime::Config::builder()
         .behavior_version(aws_sdk_bedrockruntime::config::BehaviorVersion::latest())
-        .region(aws_sdk_bedrockruntime::config::Region::new("us-east-1"))
+        .region(aws_sdk_bedrockruntime::config::Region::new(
+            region.to_string(),
+        ))
         .credentials_provider(credentials())
         .endpoint_url(url)
         .build();
     aws_sdk_bedrockruntime::Client::from_conf(config)
+}
+
+/// An STS client for the S3-compatible server (moto answers `GetCallerIdentity` with its
+/// account, 123456789012).
+pub fn sts_client(endpoint: &str) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new("us-east-1"))
+        .credentials_provider(credentials())
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
 }
 
 /// A bucket name no other test (or run) uses.
@@ -67,6 +87,27 @@ pub async fn create_bucket(client: &aws_sdk_s3::Client, hint: &str) -> String {
                 aws_sdk_s3::error::DisplayErrorContext(e)
             )
         });
+    bucket
+}
+
+/// Creates a fresh bucket in `region` (`LocationConstraint`).
+pub async fn create_bucket_in(client: &aws_sdk_s3::Client, hint: &str, region: &str) -> String {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let bucket = unique_bucket(hint);
+    let mut req = client.create_bucket().bucket(&bucket);
+    if region != "us-east-1" {
+        req = req.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    req.send().await.unwrap_or_else(|e| {
+        panic!(
+            "could not create bucket {bucket} in {region}: {}",
+            aws_sdk_s3::error::DisplayErrorContext(e)
+        )
+    });
     bucket
 }
 

@@ -6,10 +6,13 @@
 use crossmodal_core::{EmbeddingSpace, Error, MediaKind, ModelInfo, Result};
 use serde_json::{Map, Value, json};
 
-use crate::config::{MarengoModel, Segmentation, TextTruncate};
+use crate::config::TextTruncate;
+use crate::model::MarengoModel;
+use crate::options::ProcessingWindow;
+use crate::segmentation::{AudioSegmentation, VideoSegmentation};
 
 /// Where the model reads a piece of media from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) enum MediaSource {
     /// Inline, base64-encoded bytes.
     Base64(String),
@@ -18,6 +21,19 @@ pub(crate) enum MediaSource {
         uri: String,
         bucket_owner: Option<String>,
     },
+}
+
+impl std::fmt::Debug for MediaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaSource::Base64(b) => write!(f, "Base64({} characters)", b.len()),
+            MediaSource::S3 { uri, bucket_owner } => f
+                .debug_struct("S3")
+                .field("uri", uri)
+                .field("bucket_owner", bucket_owner)
+                .finish(),
+        }
+    }
 }
 
 impl MediaSource {
@@ -52,8 +68,21 @@ pub(crate) struct MediaRequest<'a> {
     pub source: &'a MediaSource,
     /// Spaces asked for (video and audio; ignored for images).
     pub spaces: &'a [EmbeddingSpace],
-    pub segmentation: Segmentation,
+    pub video_segmentation: VideoSegmentation,
+    pub audio_segmentation: AudioSegmentation,
     pub asset_embeddings: bool,
+    /// Only this part of the file (video and audio).
+    pub window: Option<ProcessingWindow>,
+}
+
+/// A number of seconds as JSON: an integer when it is whole (`6`, never `6.0`), else a
+/// decimal.
+pub(crate) fn seconds(value: f64) -> Value {
+    if value.fract() == 0.0 && (0.0..9.0e15).contains(&value) {
+        json!(value as u64)
+    } else {
+        json!(value)
+    }
 }
 
 /// What differs between Marengo versions.
@@ -70,10 +99,16 @@ pub(crate) trait MarengoAdapter: Send + Sync + 'static {
     fn max_media_duration_sec(&self) -> f64;
     /// Whether `embeddingScope` `asset` exists.
     fn supports_asset_scope(&self) -> bool;
-    /// Checks segmentation values against the version's ranges.
-    fn check_segmentation(&self, segmentation: Segmentation) -> Result<()>;
+    /// Whether an S3 media source must name its bucket owner (`s3Location.bucketOwner`).
+    fn requires_bucket_owner(&self) -> bool;
+    /// Checks video segmentation values against the version's ranges.
+    fn check_video_segmentation(&self, segmentation: VideoSegmentation) -> Result<()>;
+    /// Checks audio segmentation values against the version's ranges.
+    fn check_audio_segmentation(&self, segmentation: AudioSegmentation) -> Result<()>;
     /// The body of a text request.
     fn text_body(&self, text: &str, truncate: TextTruncate) -> Value;
+    /// The body of a composed text + image request (`Unsupported` where the version has none).
+    fn text_image_body(&self, text: &str, image: &MediaSource) -> Result<Value>;
     /// The body of an image, video or audio request.
     fn media_body(&self, req: &MediaRequest<'_>) -> Value;
     /// Marengo's option name for a space, if the version has it.
@@ -94,10 +129,10 @@ pub(crate) trait MarengoAdapter: Send + Sync + 'static {
     }
 }
 
-fn check_range(what: &str, value: f64, min: f64, max: f64, model: MarengoModel) -> Result<()> {
-    if !value.is_finite() || value < min || value > max {
+fn check_range(what: &str, value: u32, min: u32, max: u32, model: MarengoModel) -> Result<()> {
+    if value < min || value > max {
         return Err(Error::invalid_input(format!(
-            "{model}: {what} must be between {min} and {max} seconds, not {value}"
+            "{model}: {what} must be between {min} and {max} whole seconds, not {value}"
         )));
     }
     Ok(())
@@ -107,10 +142,16 @@ fn kind_name(kind: MediaKind) -> &'static str {
     kind.as_str()
 }
 
-/// Marengo Embed 2.7: flat body (`inputType`, `inputText`, `mediaSource`, `useFixedLengthSec`,
-/// `minClipSec`, `embeddingOption`).
+/// Marengo Embed 2.7: flat body (`inputType`, `inputText`, `mediaSource`, `startSec`,
+/// `lengthSec`, `useFixedLengthSec`, `minClipSec`, `embeddingOption`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Marengo27;
+
+impl Marengo27 {
+    /// `minClipSec`'s default: a fixed length below it must be sent with a `minClipSec` of its
+    /// own (`useFixedLengthSec` >= `minClipSec`).
+    const DEFAULT_MIN_CLIP_SEC: u32 = 4;
+}
 
 impl MarengoAdapter for Marengo27 {
     fn model(&self) -> MarengoModel {
@@ -137,32 +178,40 @@ impl MarengoAdapter for Marengo27 {
         false
     }
 
-    fn check_segmentation(&self, segmentation: Segmentation) -> Result<()> {
+    fn requires_bucket_owner(&self) -> bool {
+        false
+    }
+
+    fn check_video_segmentation(&self, segmentation: VideoSegmentation) -> Result<()> {
         match segmentation {
-            Segmentation::ModelDefault => Ok(()),
-            Segmentation::Fixed { duration_sec } => check_range(
-                "fixed segment length (useFixedLengthSec)",
+            VideoSegmentation::Fixed { duration_sec } => check_range(
+                "fixed video segment length (useFixedLengthSec)",
                 duration_sec,
-                2.0,
-                10.0,
+                2,
+                10,
                 self.model(),
             ),
-            Segmentation::Dynamic { min_duration_sec } => {
-                check_range(
-                    "minimum clip length (minClipSec)",
-                    min_duration_sec,
-                    1.0,
-                    5.0,
-                    self.model(),
-                )?;
-                if min_duration_sec.fract() != 0.0 {
-                    return Err(Error::invalid_input(format!(
-                        "{}: minimum clip length (minClipSec) is a whole number of seconds, not {min_duration_sec}",
-                        self.model()
-                    )));
-                }
-                Ok(())
-            }
+            VideoSegmentation::Dynamic { min_duration_sec } => check_range(
+                "minimum clip length (minClipSec)",
+                min_duration_sec,
+                1,
+                5,
+                self.model(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_audio_segmentation(&self, segmentation: AudioSegmentation) -> Result<()> {
+        match segmentation {
+            AudioSegmentation::Fixed { duration_sec } => check_range(
+                "fixed audio segment length (useFixedLengthSec)",
+                duration_sec,
+                2,
+                10,
+                self.model(),
+            ),
+            _ => Ok(()),
         }
     }
 
@@ -174,21 +223,37 @@ impl MarengoAdapter for Marengo27 {
         })
     }
 
+    fn text_image_body(&self, _text: &str, _image: &MediaSource) -> Result<Value> {
+        Err(Error::unsupported(
+            "Marengo Embed 2.7 has no composed text+image input (text_image is Marengo 3.0's)",
+        ))
+    }
+
     fn media_body(&self, req: &MediaRequest<'_>) -> Value {
         let mut body = Map::new();
         body.insert("inputType".into(), json!(kind_name(req.kind)));
         body.insert("mediaSource".into(), req.source.to_json());
+        if req.kind != MediaKind::Image
+            && let Some(w) = req.window
+        {
+            body.insert("startSec".into(), seconds(w.start_sec()));
+            body.insert("lengthSec".into(), seconds(w.length_sec()));
+        }
         match req.kind {
             MediaKind::Image => {}
             MediaKind::Video => {
-                match req.segmentation {
-                    Segmentation::ModelDefault => {}
-                    Segmentation::Fixed { duration_sec } => {
+                match req.video_segmentation {
+                    VideoSegmentation::Fixed { duration_sec } => {
                         body.insert("useFixedLengthSec".into(), json!(duration_sec));
+                        // useFixedLengthSec must be >= minClipSec, whose default is 4.
+                        if duration_sec < Self::DEFAULT_MIN_CLIP_SEC {
+                            body.insert("minClipSec".into(), json!(duration_sec));
+                        }
                     }
-                    Segmentation::Dynamic { min_duration_sec } => {
-                        body.insert("minClipSec".into(), json!(min_duration_sec as u64));
+                    VideoSegmentation::Dynamic { min_duration_sec } => {
+                        body.insert("minClipSec".into(), json!(min_duration_sec));
                     }
+                    _ => {}
                 }
                 body.insert(
                     "embeddingOption".into(),
@@ -198,7 +263,7 @@ impl MarengoAdapter for Marengo27 {
             MediaKind::Audio => {
                 // 2.7 audio has no embeddingOption (it only yields `audio`) and no minClipSec:
                 // without a fixed length it is split evenly into segments near 10 s.
-                if let Segmentation::Fixed { duration_sec } = req.segmentation {
+                if let AudioSegmentation::Fixed { duration_sec } = req.audio_segmentation {
                     body.insert("useFixedLengthSec".into(), json!(duration_sec));
                 }
             }
@@ -263,23 +328,40 @@ impl MarengoAdapter for Marengo30 {
         true
     }
 
-    fn check_segmentation(&self, segmentation: Segmentation) -> Result<()> {
+    fn requires_bucket_owner(&self) -> bool {
+        true
+    }
+
+    fn check_video_segmentation(&self, segmentation: VideoSegmentation) -> Result<()> {
         match segmentation {
-            Segmentation::ModelDefault => Ok(()),
-            Segmentation::Fixed { duration_sec } => check_range(
-                "fixed segment duration (durationSec)",
+            VideoSegmentation::Fixed { duration_sec } => check_range(
+                "fixed video segment duration (durationSec)",
                 duration_sec,
-                1.0,
-                10.0,
+                1,
+                10,
                 self.model(),
             ),
-            Segmentation::Dynamic { min_duration_sec } => check_range(
+            VideoSegmentation::Dynamic { min_duration_sec } => check_range(
                 "dynamic minimum duration (minDurationSec)",
                 min_duration_sec,
-                1.0,
-                5.0,
+                1,
+                5,
                 self.model(),
             ),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_audio_segmentation(&self, segmentation: AudioSegmentation) -> Result<()> {
+        match segmentation {
+            AudioSegmentation::Fixed { duration_sec } => check_range(
+                "fixed audio segment duration (durationSec)",
+                duration_sec,
+                1,
+                10,
+                self.model(),
+            ),
+            _ => Ok(()),
         }
     }
 
@@ -287,25 +369,38 @@ impl MarengoAdapter for Marengo30 {
         json!({ "inputType": "text", "text": { "inputText": text } })
     }
 
+    fn text_image_body(&self, text: &str, image: &MediaSource) -> Result<Value> {
+        Ok(json!({
+            "inputType": "text_image",
+            "text_image": { "inputText": text, "mediaSource": image.to_json() },
+        }))
+    }
+
     fn media_body(&self, req: &MediaRequest<'_>) -> Value {
         let name = kind_name(req.kind);
         let mut inner = Map::new();
         inner.insert("mediaSource".into(), req.source.to_json());
         if req.kind != MediaKind::Image {
-            match req.segmentation {
-                Segmentation::ModelDefault => {}
-                Segmentation::Fixed { duration_sec } => {
-                    inner.insert(
-                        "segmentation".into(),
-                        json!({ "method": "fixed", "fixed": { "durationSec": duration_sec } }),
-                    );
+            if let Some(w) = req.window {
+                inner.insert("startSec".into(), seconds(w.start_sec()));
+                inner.insert("endSec".into(), seconds(w.end_sec()));
+            }
+            let fixed = |d: u32| json!({ "method": "fixed", "fixed": { "durationSec": d } });
+            // Dynamic (shot-boundary) segmentation exists for video only.
+            let segmentation = match (req.kind, req.video_segmentation, req.audio_segmentation) {
+                (MediaKind::Video, VideoSegmentation::Fixed { duration_sec }, _) => {
+                    Some(fixed(duration_sec))
                 }
-                Segmentation::Dynamic { min_duration_sec } => {
-                    inner.insert(
-                        "segmentation".into(),
-                        json!({ "method": "dynamic", "dynamic": { "minDurationSec": min_duration_sec } }),
-                    );
+                (MediaKind::Video, VideoSegmentation::Dynamic { min_duration_sec }, _) => Some(
+                    json!({ "method": "dynamic", "dynamic": { "minDurationSec": min_duration_sec } }),
+                ),
+                (MediaKind::Audio, _, AudioSegmentation::Fixed { duration_sec }) => {
+                    Some(fixed(duration_sec))
                 }
+                _ => None,
+            };
+            if let Some(s) = segmentation {
+                inner.insert("segmentation".into(), s);
             }
             inner.insert(
                 "embeddingOption".into(),
@@ -362,6 +457,24 @@ mod tests {
         }
     }
 
+    fn req<'a>(
+        kind: MediaKind,
+        source: &'a MediaSource,
+        spaces: &'a [EmbeddingSpace],
+        video: VideoSegmentation,
+        audio: AudioSegmentation,
+    ) -> MediaRequest<'a> {
+        MediaRequest {
+            kind,
+            source,
+            spaces,
+            video_segmentation: video,
+            audio_segmentation: audio,
+            asset_embeddings: false,
+            window: None,
+        }
+    }
+
     #[test]
     fn v27_bodies_are_flat() {
         let a = Marengo27;
@@ -370,30 +483,30 @@ mod tests {
             json!({"inputType":"text","inputText":"a castle","textTruncate":"none"})
         );
         let src = s3();
-        let body = a.media_body(&MediaRequest {
-            kind: MediaKind::Video,
-            source: &src,
-            spaces: &[VisualText, Visual, Audio],
-            segmentation: Segmentation::Fixed { duration_sec: 6.0 },
-            asset_embeddings: false,
-        });
+        let body = a.media_body(&req(
+            MediaKind::Video,
+            &src,
+            &[VisualText, Visual, Audio],
+            VideoSegmentation::Fixed { duration_sec: 6 },
+            AudioSegmentation::ModelDefault,
+        ));
         assert_eq!(
             body,
             json!({"inputType":"video",
                    "mediaSource":{"s3Location":{"uri":"s3://b/k.mp4","bucketOwner":"123456789012"}},
-                   "useFixedLengthSec":6.0,
+                   "useFixedLengthSec":6,
                    "embeddingOption":["visual-text","visual-image","audio"]})
         );
         let src = MediaSource::Base64("AAAA".into());
-        let body = a.media_body(&MediaRequest {
-            kind: MediaKind::Audio,
-            source: &src,
-            spaces: &[Audio],
-            segmentation: Segmentation::Dynamic {
-                min_duration_sec: 4.0,
+        let body = a.media_body(&req(
+            MediaKind::Audio,
+            &src,
+            &[Audio],
+            VideoSegmentation::Dynamic {
+                min_duration_sec: 4,
             },
-            asset_embeddings: false,
-        });
+            AudioSegmentation::ModelDefault,
+        ));
         assert_eq!(
             body,
             json!({"inputType":"audio","mediaSource":{"base64String":"AAAA"}})
@@ -401,7 +514,23 @@ mod tests {
     }
 
     #[test]
-    fn v30_bodies_are_nested() {
+    fn v27_short_fixed_lengths_carry_their_own_min_clip() {
+        let src = s3();
+        for (d, min_clip) in [(2, Some(2)), (3, Some(3)), (4, None), (10, None)] {
+            let body = Marengo27.media_body(&req(
+                MediaKind::Video,
+                &src,
+                &[Visual],
+                VideoSegmentation::Fixed { duration_sec: d },
+                AudioSegmentation::ModelDefault,
+            ));
+            assert_eq!(body["useFixedLengthSec"], json!(d));
+            assert_eq!(body.get("minClipSec").cloned(), min_clip.map(|m| json!(m)));
+        }
+    }
+
+    #[test]
+    fn v30_bodies_are_nested_with_integer_durations() {
         let a = Marengo30;
         assert_eq!(
             a.text_body("a castle", TextTruncate::End),
@@ -409,34 +538,108 @@ mod tests {
         );
         let src = s3();
         let body = a.media_body(&MediaRequest {
-            kind: MediaKind::Video,
-            source: &src,
-            spaces: &[Visual, Audio, Transcription],
-            segmentation: Segmentation::Dynamic {
-                min_duration_sec: 2.0,
-            },
             asset_embeddings: true,
+            ..req(
+                MediaKind::Video,
+                &src,
+                &[Visual, Audio, Transcription],
+                VideoSegmentation::Dynamic {
+                    min_duration_sec: 2,
+                },
+                AudioSegmentation::ModelDefault,
+            )
         });
         assert_eq!(
             body,
             json!({"inputType":"video","video":{
                 "mediaSource":{"s3Location":{"uri":"s3://b/k.mp4","bucketOwner":"123456789012"}},
-                "segmentation":{"method":"dynamic","dynamic":{"minDurationSec":2.0}},
+                "segmentation":{"method":"dynamic","dynamic":{"minDurationSec":2}},
                 "embeddingOption":["visual","audio","transcription"],
                 "embeddingScope":["clip","asset"]}})
         );
+        // `2`, never `2.0`: the wire text has no decimal point.
+        assert!(body.to_string().contains("\"minDurationSec\":2}"), "{body}");
         let img = MediaSource::Base64("AAAA".into());
-        let body = a.media_body(&MediaRequest {
-            kind: MediaKind::Image,
-            source: &img,
-            spaces: &[Visual],
-            segmentation: Segmentation::Fixed { duration_sec: 3.0 },
-            asset_embeddings: false,
-        });
+        let body = a.media_body(&req(
+            MediaKind::Image,
+            &img,
+            &[Visual],
+            VideoSegmentation::Fixed { duration_sec: 3 },
+            AudioSegmentation::Fixed { duration_sec: 3 },
+        ));
         assert_eq!(
             body,
             json!({"inputType":"image","image":{"mediaSource":{"base64String":"AAAA"}}})
         );
+    }
+
+    #[test]
+    fn v30_audio_never_gets_dynamic_segmentation() {
+        let src = s3();
+        let dynamic = VideoSegmentation::Dynamic {
+            min_duration_sec: 4,
+        };
+        let body = Marengo30.media_body(&req(
+            MediaKind::Audio,
+            &src,
+            &[Audio],
+            dynamic,
+            AudioSegmentation::ModelDefault,
+        ));
+        assert!(body["audio"].get("segmentation").is_none(), "{body}");
+        let body = Marengo30.media_body(&req(
+            MediaKind::Audio,
+            &src,
+            &[Audio],
+            dynamic,
+            AudioSegmentation::Fixed { duration_sec: 6 },
+        ));
+        assert_eq!(
+            body["audio"]["segmentation"],
+            json!({"method":"fixed","fixed":{"durationSec":6}})
+        );
+        // ...while the video of the same configuration is dynamic.
+        let body = Marengo30.media_body(&req(
+            MediaKind::Video,
+            &src,
+            &[Audio],
+            dynamic,
+            AudioSegmentation::Fixed { duration_sec: 6 },
+        ));
+        assert_eq!(body["video"]["segmentation"]["method"], json!("dynamic"));
+    }
+
+    #[test]
+    fn windows_are_sent_per_version() {
+        let src = s3();
+        let w = ProcessingWindow::new(30.0, 42.5).unwrap();
+        let r = MediaRequest {
+            window: Some(w),
+            ..req(
+                MediaKind::Video,
+                &src,
+                &[Visual],
+                VideoSegmentation::ModelDefault,
+                AudioSegmentation::ModelDefault,
+            )
+        };
+        let v3 = Marengo30.media_body(&r);
+        assert_eq!(v3["video"]["startSec"], json!(30));
+        assert_eq!(v3["video"]["endSec"], json!(42.5));
+        let v2 = Marengo27.media_body(&r);
+        assert_eq!(v2["startSec"], json!(30));
+        assert_eq!(v2["lengthSec"], json!(12.5));
+    }
+
+    #[test]
+    fn text_image_is_a_3_0_input() {
+        let img = MediaSource::Base64("AAAA".into());
+        assert_eq!(
+            Marengo30.text_image_body("at night", &img).unwrap(),
+            json!({"inputType":"text_image","text_image":{"inputText":"at night","mediaSource":{"base64String":"AAAA"}}})
+        );
+        let err = Marengo27.text_image_body("at night", &img).unwrap_err();
+        assert_eq!(err.kind(), crossmodal_core::ErrorKind::Unsupported);
     }
 
     #[test]

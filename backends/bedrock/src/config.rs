@@ -1,225 +1,12 @@
 //! [`MarengoConfig`]: which Marengo model to run, where, and how to wait for it.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
-use crossmodal_core::{EmbeddingSpace, Error, ModelInfo, Result, RetryPolicy};
+use crossmodal_core::{EmbeddingSpace, Error, MediaKind, Result, RetryPolicy};
 
-use crate::adapter::{self, MarengoAdapter};
-
-/// The Marengo model versions this crate speaks.
-///
-/// Marengo Embed 2.7 reaches end of life on 2026-11-30; 3.0 is the default. Vectors of the two
-/// never mix (2.7 has 1024 dimensions, 3.0 has 512), so an index built with 2.7 keeps using 2.7
-/// until it is rebuilt.
-///
-/// ```
-/// use crossmodal_bedrock::MarengoModel;
-/// let m: MarengoModel = "us.twelvelabs.marengo-embed-2-7-v1:0".parse().unwrap();
-/// assert_eq!(m, MarengoModel::V2_7);
-/// assert_eq!(MarengoModel::default().base_id(), "twelvelabs.marengo-embed-3-0-v1:0");
-/// assert_eq!(MarengoModel::V3_0.dimension(), 512);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum MarengoModel {
-    /// TwelveLabs Marengo Embed 3.0 (`twelvelabs.marengo-embed-3-0-v1:0`, 512 dimensions,
-    /// nested request body, spaces `visual`, `audio`, `transcription`).
-    #[default]
-    V3_0,
-    /// TwelveLabs Marengo Embed 2.7 (`twelvelabs.marengo-embed-2-7-v1:0`, 1024 dimensions, flat
-    /// request body, spaces `visual-image`, `visual-text`, `audio`). End of life 2026-11-30.
-    V2_7,
-}
-
-impl MarengoModel {
-    /// The base model id (what `StartAsyncInvoke` takes).
-    pub fn base_id(self) -> &'static str {
-        match self {
-            MarengoModel::V3_0 => ModelInfo::MARENGO_3_0_ID,
-            MarengoModel::V2_7 => ModelInfo::MARENGO_2_7_ID,
-        }
-    }
-
-    /// Vector dimension of the model.
-    pub fn dimension(self) -> usize {
-        self.adapter().model_info().dimension
-    }
-
-    /// The model's description as the core sees it (all spaces it can yield).
-    pub fn model_info(self) -> ModelInfo {
-        self.adapter().model_info()
-    }
-
-    /// The model id `InvokeModel` takes in `region` when none is configured:
-    ///
-    /// - 3.0: the base id in `us-east-1` and `ap-northeast-2` (in-region), the `eu.` inference
-    ///   profile in `eu-*` regions;
-    /// - 2.7: inference profiles only (`us.` in `us-*`, `eu.` in `eu-*`).
-    ///
-    /// `None` where no default is known: configure
-    /// [`invoke_model_id`](MarengoConfigBuilder::invoke_model_id) explicitly.
-    pub fn default_invoke_id(self, region: &str) -> Option<String> {
-        let base = self.base_id();
-        match self {
-            MarengoModel::V3_0 => match region {
-                "us-east-1" | "ap-northeast-2" => Some(base.to_string()),
-                r if r.starts_with("eu-") => Some(format!("eu.{base}")),
-                r if r.starts_with("us-") => Some(format!("us.{base}")),
-                _ => None,
-            },
-            MarengoModel::V2_7 => match region {
-                r if r.starts_with("us-") => Some(format!("us.{base}")),
-                r if r.starts_with("eu-") => Some(format!("eu.{base}")),
-                _ => None,
-            },
-        }
-    }
-
-    /// Short version name (`3.0`, `2.7`).
-    pub fn version(self) -> &'static str {
-        match self {
-            MarengoModel::V3_0 => "3.0",
-            MarengoModel::V2_7 => "2.7",
-        }
-    }
-
-    pub(crate) fn adapter(self) -> &'static dyn MarengoAdapter {
-        match self {
-            MarengoModel::V3_0 => &adapter::Marengo30,
-            MarengoModel::V2_7 => &adapter::Marengo27,
-        }
-    }
-}
-
-impl fmt::Display for MarengoModel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Marengo Embed {}", self.version())
-    }
-}
-
-impl FromStr for MarengoModel {
-    type Err = Error;
-
-    /// Accepts `3.0`/`2.7`, a base model id, an inference profile id (`us.…`, `eu.…`) or an ARN
-    /// that names one of them.
-    fn from_str(s: &str) -> Result<Self> {
-        let s = s.trim();
-        match s {
-            "3.0" | "3" | "v3" | "marengo-3.0" => return Ok(MarengoModel::V3_0),
-            "2.7" | "v2.7" | "marengo-2.7" => return Ok(MarengoModel::V2_7),
-            _ => {}
-        }
-        if s.contains("twelvelabs.marengo-embed-3-0-") {
-            Ok(MarengoModel::V3_0)
-        } else if s.contains("twelvelabs.marengo-embed-2-7-") {
-            Ok(MarengoModel::V2_7)
-        } else {
-            Err(Error::invalid_input(format!(
-                "{s:?} names no Marengo model this crate knows (expected 3.0, 2.7, \
-                 twelvelabs.marengo-embed-3-0-v1:0, twelvelabs.marengo-embed-2-7-v1:0 or an \
-                 inference profile of them)"
-            )))
-        }
-    }
-}
-
-/// A bucket and key prefix in S3 (`s3://bucket/prefix`).
-///
-/// ```
-/// use crossmodal_bedrock::S3Prefix;
-/// let p = S3Prefix::parse("s3://my-bucket/marengo/out/").unwrap();
-/// assert_eq!(p.bucket(), "my-bucket");
-/// assert_eq!(p.prefix(), "marengo/out");
-/// assert_eq!(p.uri(), "s3://my-bucket/marengo/out");
-/// assert_eq!(p.key("x.json"), "marengo/out/x.json");
-/// assert!(S3Prefix::parse("https://example.com/b").is_err());
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct S3Prefix {
-    bucket: String,
-    prefix: String,
-}
-
-impl S3Prefix {
-    /// A prefix in `bucket` (leading and trailing `/` are dropped; empty for the bucket root).
-    pub fn new(bucket: impl Into<String>, prefix: impl Into<String>) -> Result<Self> {
-        let bucket = bucket.into();
-        let prefix = prefix.into().trim_matches('/').to_string();
-        check_bucket(&bucket)?;
-        if prefix.contains("//") {
-            return Err(Error::invalid_input(format!(
-                "S3 prefix {prefix:?} has an empty path segment"
-            )));
-        }
-        Ok(S3Prefix { bucket, prefix })
-    }
-
-    /// Parses `s3://bucket` or `s3://bucket/prefix`.
-    pub fn parse(uri: &str) -> Result<Self> {
-        let rest = uri
-            .strip_prefix("s3://")
-            .ok_or_else(|| Error::invalid_input(format!("{uri:?} is not an s3:// URI")))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        S3Prefix::new(bucket, prefix)
-    }
-
-    /// The bucket.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    /// The key prefix, without leading or trailing `/` (may be empty).
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// `s3://bucket/prefix` (no trailing `/`).
-    pub fn uri(&self) -> String {
-        if self.prefix.is_empty() {
-            format!("s3://{}", self.bucket)
-        } else {
-            format!("s3://{}/{}", self.bucket, self.prefix)
-        }
-    }
-
-    /// The key of `name` under the prefix.
-    pub fn key(&self, name: &str) -> String {
-        if self.prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}/{}", self.prefix, name)
-        }
-    }
-}
-
-impl fmt::Display for S3Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.uri())
-    }
-}
-
-fn check_bucket(bucket: &str) -> Result<()> {
-    let ok = (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && bucket
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && bucket
-            .bytes()
-            .last()
-            .is_some_and(|b| b.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(format!(
-            "{bucket:?} is not a valid S3 bucket name (3-63 of a-z, 0-9, '-', '.')"
-        )))
-    }
-}
+use crate::model::MarengoModel;
+use crate::s3_prefix::S3Prefix;
+use crate::segmentation::{self, AudioSegmentation, VideoSegmentation};
 
 /// How to wait for an asynchronous job: exponential intervals between `GetAsyncInvoke` calls and
 /// an overall time-out.
@@ -282,39 +69,6 @@ impl PollPolicy {
     }
 }
 
-/// How video and audio are cut into segments (one vector per segment per space).
-///
-/// The values are in seconds and checked against the model's ranges when the configuration is
-/// built: Marengo 3.0 takes fixed segments of 1-10 s and a dynamic minimum of 1-5 s; Marengo 2.7
-/// takes fixed segments of 2-10 s (`useFixedLengthSec`) and a dynamic minimum clip of 1-5 whole
-/// seconds (`minClipSec`, video only; 2.7 splits audio evenly into segments near 10 s).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Segmentation {
-    /// Leave segmentation to the model (shot boundaries for video).
-    #[default]
-    ModelDefault,
-    /// Segments of a fixed duration.
-    Fixed {
-        /// Segment length, seconds.
-        duration_sec: f64,
-    },
-    /// Segments cut at shot boundaries, each at least this long.
-    Dynamic {
-        /// Shortest segment, seconds.
-        min_duration_sec: f64,
-    },
-}
-
-impl fmt::Display for Segmentation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Segmentation::ModelDefault => f.write_str("default"),
-            Segmentation::Fixed { duration_sec } => write!(f, "fixed:{duration_sec}"),
-            Segmentation::Dynamic { min_duration_sec } => write!(f, "dynamic:{min_duration_sec}"),
-        }
-    }
-}
-
 /// What Marengo 2.7 does with text over its 77-token limit (`textTruncate`). Marengo 3.0 has no
 /// such option and always rejects over-long text.
 ///
@@ -364,7 +118,7 @@ pub enum MediaSourcePolicy {
 /// ```
 /// use std::time::Duration;
 /// use crossmodal_core::EmbeddingSpace;
-/// use crossmodal_bedrock::{MarengoConfig, MarengoModel, Segmentation};
+/// use crossmodal_bedrock::{AudioSegmentation, MarengoConfig, MarengoModel, VideoSegmentation};
 ///
 /// let config = MarengoConfig::builder()
 ///     .model(MarengoModel::V3_0)
@@ -372,29 +126,41 @@ pub enum MediaSourcePolicy {
 ///     .output_s3_uri("s3://my-bucket/marengo-out/")
 ///     .bucket_owner("123456789012")
 ///     .staging_s3_uri("s3://my-bucket/marengo-staging/")
-///     .segmentation(Segmentation::Fixed { duration_sec: 6.0 })
+///     .video_segmentation(VideoSegmentation::Dynamic { min_duration_sec: 4 })
+///     .audio_segmentation(AudioSegmentation::Fixed { duration_sec: 6 })
 ///     .spaces([EmbeddingSpace::Visual, EmbeddingSpace::Audio])
 ///     .max_concurrent_jobs(8)
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(config.invoke_model_id(), "twelvelabs.marengo-embed-3-0-v1:0");
 /// assert_eq!(config.async_model_id(), "twelvelabs.marengo-embed-3-0-v1:0");
+///
+/// // A region Marengo does not run in is refused, naming the ones it does.
+/// let err = MarengoConfig::builder().region("us-west-2").build().unwrap_err();
+/// assert!(err.to_string().contains("us-east-1, eu-west-1, ap-northeast-2"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct MarengoConfig {
     /// The model version.
     pub model: MarengoModel,
-    /// Model or inference profile id for `InvokeModel` (text and image); `None` derives it from
-    /// the model and region ([`MarengoModel::default_invoke_id`]).
+    /// Model or inference profile id for `InvokeModel` (text and image); `None` takes the
+    /// region's default from [`MARENGO_REGIONS`](crate::MARENGO_REGIONS).
     pub invoke_model_id: Option<String>,
     /// Model id for `StartAsyncInvoke` (video, audio); `None` is the base model id.
     pub async_model_id: Option<String>,
-    /// AWS region of the model, the input media and the output bucket (`us-east-1`).
+    /// AWS region of the model, the input media and the output bucket (`us-east-1`). Marengo
+    /// 3.0 runs in us-east-1, eu-west-1 and ap-northeast-2, Marengo 2.7 in us-east-1 and
+    /// eu-west-1; another region needs an explicit [`invoke_model_id`](Self::invoke_model_id).
     pub region: String,
     /// Where asynchronous jobs write their output (`outputDataConfig.s3OutputDataConfig.s3Uri`);
     /// required for video and audio.
     pub output: Option<S3Prefix>,
     /// Account id (12 digits) owning the input and output buckets, sent as `bucketOwner`.
+    /// Marengo 3.0 requires it for media in S3; without it the provider resolves the caller's
+    /// account with STS `GetCallerIdentity` when it has an STS client
+    /// ([`MarengoProvider::from_env`](crate::MarengoProvider::from_env) has one), and otherwise
+    /// refuses S3 media with a clear error before any call.
     pub bucket_owner: Option<String>,
     /// KMS key for the job output (`kmsKeyId`).
     pub output_kms_key_id: Option<String>,
@@ -403,6 +169,9 @@ pub struct MarengoConfig {
     /// Delete a staged upload once its job has finished (true). A job abandoned by dropping its
     /// future leaves its staged object: give the staging prefix an S3 lifecycle rule.
     pub delete_staged: bool,
+    /// Delete a job's `output.json` and `manifest.json` once its output has been read and
+    /// parsed (false: keep them, for audits or re-reads).
+    pub delete_output_after_read: bool,
     /// Where the model reads media from.
     pub media_source: MediaSourcePolicy,
     /// Embed images with the synchronous `InvokeModel` (true); false sends them as asynchronous
@@ -418,8 +187,10 @@ pub struct MarengoConfig {
     /// Retries of throttled and temporarily failing calls (the SDK's own retries are turned off
     /// so this is the only policy).
     pub retry: RetryPolicy,
-    /// How video and audio are segmented.
-    pub segmentation: Segmentation,
+    /// How video is segmented.
+    pub video_segmentation: VideoSegmentation,
+    /// How audio is segmented (fixed or the model's default; never dynamic).
+    pub audio_segmentation: AudioSegmentation,
     /// Spaces to ask for from video and audio (`embeddingOption`); `None` asks for every space
     /// the model yields.
     pub spaces: Option<Vec<EmbeddingSpace>>,
@@ -442,13 +213,15 @@ impl Default for MarengoConfig {
             output_kms_key_id: None,
             staging: None,
             delete_staged: true,
+            delete_output_after_read: false,
             media_source: MediaSourcePolicy::Auto,
             sync_images: true,
             max_inline_request_bytes: MarengoConfig::MAX_REQUEST_BYTES,
             poll: PollPolicy::default(),
             max_concurrent_jobs: MarengoConfig::DEFAULT_MAX_CONCURRENT_JOBS,
             retry: RetryPolicy::default(),
-            segmentation: Segmentation::ModelDefault,
+            video_segmentation: VideoSegmentation::ModelDefault,
+            audio_segmentation: AudioSegmentation::ModelDefault,
             spaces: None,
             asset_embeddings: false,
             text_truncate: TextTruncate::Error,
@@ -474,27 +247,30 @@ impl MarengoConfig {
         }
     }
 
-    /// The id `InvokeModel` is called with.
-    ///
-    /// # Panics
-    /// Never for a configuration that passed [`validate`](Self::validate).
+    /// The id `InvokeModel` is called with: the configured one, else the region's default
+    /// (empty for a configuration that did not pass [`validate`](Self::validate)).
     pub fn invoke_model_id(&self) -> String {
         self.invoke_model_id
             .clone()
             .or_else(|| self.model.default_invoke_id(&self.region))
-            .expect("validated configuration has an invoke model id")
+            .unwrap_or_default()
     }
 
     /// The id `StartAsyncInvoke` is called with.
     pub fn async_model_id(&self) -> String {
         self.async_model_id
             .clone()
+            .or_else(|| {
+                self.model
+                    .in_region(&self.region)
+                    .map(|r| r.async_id.to_string())
+            })
             .unwrap_or_else(|| self.model.base_id().to_string())
     }
 
     /// The spaces requested from media of `kind` (what the model yields for it, narrowed by
     /// [`spaces`](Self::spaces)).
-    pub fn spaces_for(&self, kind: crossmodal_core::MediaKind) -> Vec<EmbeddingSpace> {
+    pub fn spaces_for(&self, kind: MediaKind) -> Vec<EmbeddingSpace> {
         let all = self.model.adapter().model_info().spaces_for(kind).to_vec();
         match &self.spaces {
             None => all,
@@ -508,26 +284,28 @@ impl MarengoConfig {
         if self.region.trim().is_empty() {
             return Err(Error::invalid_input("region is empty"));
         }
-        if self.invoke_model_id.is_none() && self.model.default_invoke_id(&self.region).is_none() {
-            return Err(Error::invalid_input(format!(
-                "no default InvokeModel id for {} in {}: set invoke_model_id to a model or \
-                 inference profile id available there",
-                self.model, self.region
-            )));
-        }
-        for (what, id) in [
-            ("invoke_model_id", &self.invoke_model_id),
-            ("async_model_id", &self.async_model_id),
-        ] {
-            if let Some(id) = id {
-                let named: MarengoModel = id.parse()?;
-                if named != self.model {
-                    return Err(Error::invalid_input(format!(
-                        "{what} {id:?} names {named}, but the configured model is {}",
-                        self.model
-                    )));
-                }
+        match &self.invoke_model_id {
+            None if self.model.in_region(&self.region).is_none() => {
+                return Err(Error::invalid_input(format!(
+                    "{} is not offered in {}: it runs in {} (set region to one of them, or set \
+                     invoke_model_id and async_model_id to ids you know work in {})",
+                    self.model,
+                    self.region,
+                    self.model.region_list(),
+                    self.region
+                )));
             }
+            None => {}
+            Some(id) => {
+                self.check_names_model("invoke_model_id", id)?;
+                self.model
+                    .check_id_in_region("invoke_model_id", id, &self.region, true)?;
+            }
+        }
+        if let Some(id) = &self.async_model_id {
+            self.check_names_model("async_model_id", id)?;
+            self.model
+                .check_id_in_region("async_model_id", id, &self.region, false)?;
         }
         if let Some(owner) = &self.bucket_owner
             && !(owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()))
@@ -555,8 +333,7 @@ impl MarengoConfig {
                     "spaces is empty: ask for at least one",
                 ));
             }
-            let info = adapter.model_info();
-            let all = info.all_spaces();
+            let all = adapter.model_info().all_spaces();
             for s in spaces {
                 if !all.contains(s) {
                     return Err(Error::unsupported(format!(
@@ -569,10 +346,7 @@ impl MarengoConfig {
                     )));
                 }
             }
-            if self
-                .spaces_for(crossmodal_core::MediaKind::Video)
-                .is_empty()
-            {
+            if self.spaces_for(MediaKind::Video).is_empty() {
                 return Err(Error::invalid_input(
                     "spaces leaves nothing to ask for from video",
                 ));
@@ -584,7 +358,19 @@ impl MarengoConfig {
                 self.model
             )));
         }
-        adapter.check_segmentation(self.segmentation)?;
+        adapter.check_video_segmentation(self.video_segmentation)?;
+        adapter.check_audio_segmentation(self.audio_segmentation)?;
+        Ok(())
+    }
+
+    fn check_names_model(&self, what: &str, id: &str) -> Result<()> {
+        let named: MarengoModel = id.parse()?;
+        if named != self.model {
+            return Err(Error::invalid_input(format!(
+                "{what} {id:?} names {named}, but the configured model is {}",
+                self.model
+            )));
+        }
         Ok(())
     }
 
@@ -601,9 +387,9 @@ impl MarengoConfig {
         let mut f = format!(
             "model={};seg={};video={};audio={}",
             self.model.base_id(),
-            self.segmentation,
-            spaces(crossmodal_core::MediaKind::Video),
-            spaces(crossmodal_core::MediaKind::Audio),
+            segmentation::fingerprint(self.video_segmentation, self.audio_segmentation),
+            spaces(MediaKind::Video),
+            spaces(MediaKind::Audio),
         );
         if self.asset_embeddings {
             f.push_str(";scope=clip+asset");
@@ -687,6 +473,12 @@ impl MarengoConfigBuilder {
         self
     }
 
+    /// Whether a job's `output.json` and `manifest.json` are deleted once read (default false).
+    pub fn delete_output_after_read(mut self, delete: bool) -> Self {
+        self.config.delete_output_after_read = delete;
+        self
+    }
+
     /// Where the model reads media from (default [`MediaSourcePolicy::Auto`]).
     pub fn media_source(mut self, policy: MediaSourcePolicy) -> Self {
         self.config.media_source = policy;
@@ -729,9 +521,15 @@ impl MarengoConfigBuilder {
         self
     }
 
-    /// Segmentation of video and audio.
-    pub fn segmentation(mut self, segmentation: Segmentation) -> Self {
-        self.config.segmentation = segmentation;
+    /// Segmentation of video.
+    pub fn video_segmentation(mut self, segmentation: VideoSegmentation) -> Self {
+        self.config.video_segmentation = segmentation;
+        self
+    }
+
+    /// Segmentation of audio.
+    pub fn audio_segmentation(mut self, segmentation: AudioSegmentation) -> Self {
+        self.config.audio_segmentation = segmentation;
         self
     }
 
@@ -776,47 +574,57 @@ impl MarengoConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossmodal_core::{ErrorKind, MediaKind};
+    use crossmodal_core::ErrorKind;
 
     #[test]
-    fn default_invoke_ids_follow_the_documented_regions() {
-        let m3 = MarengoModel::V3_0;
-        assert_eq!(m3.default_invoke_id("us-east-1").unwrap(), m3.base_id());
-        assert_eq!(
-            m3.default_invoke_id("eu-west-1").unwrap(),
-            "eu.twelvelabs.marengo-embed-3-0-v1:0"
-        );
-        assert_eq!(
-            m3.default_invoke_id("ap-northeast-2").unwrap(),
-            m3.base_id()
-        );
-        assert!(m3.default_invoke_id("sa-east-1").is_none());
-        let m2 = MarengoModel::V2_7;
-        assert_eq!(
-            m2.default_invoke_id("us-east-1").unwrap(),
-            "us.twelvelabs.marengo-embed-2-7-v1:0"
-        );
-        assert!(m2.default_invoke_id("ap-northeast-2").is_none());
-    }
-
-    #[test]
-    fn model_ids_parse() {
-        for (s, m) in [
-            ("twelvelabs.marengo-embed-3-0-v1:0", MarengoModel::V3_0),
-            ("eu.twelvelabs.marengo-embed-3-0-v1:0", MarengoModel::V3_0),
+    fn regions_outside_the_table_are_refused_naming_the_supported_ones() {
+        for (model, region, listed) in [
             (
-                "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.twelvelabs.marengo-embed-2-7-v1:0",
-                MarengoModel::V2_7,
+                MarengoModel::V3_0,
+                "us-west-2",
+                "us-east-1, eu-west-1, ap-northeast-2",
             ),
-            ("2.7", MarengoModel::V2_7),
+            (
+                MarengoModel::V3_0,
+                "eu-central-1",
+                "us-east-1, eu-west-1, ap-northeast-2",
+            ),
+            (MarengoModel::V2_7, "ap-northeast-2", "us-east-1, eu-west-1"),
         ] {
-            assert_eq!(s.parse::<MarengoModel>().unwrap(), m, "{s}");
+            let err = MarengoConfig::builder()
+                .model(model)
+                .region(region)
+                .build()
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(err.to_string().contains(listed), "{err}");
+            assert!(err.to_string().contains(region), "{err}");
         }
+        // Every region of the table builds, with the table's ids.
+        for row in crate::MARENGO_REGIONS {
+            let c = MarengoConfig::builder()
+                .model(row.model)
+                .region(row.region)
+                .build()
+                .unwrap();
+            assert_eq!(c.invoke_model_id(), row.invoke_ids[0]);
+            assert_eq!(c.async_model_id(), row.async_id);
+        }
+        // An explicit id stays possible outside the table.
         assert!(
-            "amazon.titan-embed-text-v2:0"
-                .parse::<MarengoModel>()
-                .is_err()
+            MarengoConfig::builder()
+                .region("sa-east-1")
+                .invoke_model_id("arn:aws:bedrock:sa-east-1:123456789012:inference-profile/global.twelvelabs.marengo-embed-3-0-v1:0")
+                .build()
+                .is_ok()
         );
+        // A profile that cannot be called from the configured region is refused.
+        let err = MarengoConfig::builder()
+            .region("eu-west-1")
+            .invoke_model_id("us.twelvelabs.marengo-embed-3-0-v1:0")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("eu.twelvelabs"), "{err}");
     }
 
     #[test]
@@ -826,19 +634,6 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(
-            MarengoConfig::builder()
-                .region("sa-east-1")
-                .build()
-                .is_err()
-        );
-        assert!(
-            MarengoConfig::builder()
-                .region("sa-east-1")
-                .invoke_model_id("arn:aws:bedrock:sa-east-1:123456789012:inference-profile/global.twelvelabs.marengo-embed-3-0-v1:0")
-                .build()
-                .is_ok()
-        );
         // The profile of another version.
         assert!(
             MarengoConfig::builder()
@@ -880,49 +675,57 @@ mod tests {
     }
 
     #[test]
-    fn segmentation_ranges_per_model() {
-        let b = |m, s| MarengoConfig::builder().model(m).segmentation(s).build();
+    fn segmentation_ranges_per_model_and_kind() {
+        use AudioSegmentation as A;
         use MarengoModel::*;
-        assert!(b(V3_0, Segmentation::Fixed { duration_sec: 1.0 }).is_ok());
-        assert!(b(V3_0, Segmentation::Fixed { duration_sec: 10.5 }).is_err());
-        assert!(b(V2_7, Segmentation::Fixed { duration_sec: 1.0 }).is_err());
-        assert!(b(V2_7, Segmentation::Fixed { duration_sec: 2.0 }).is_ok());
+        use VideoSegmentation as V;
+        let video = |m, s| {
+            MarengoConfig::builder()
+                .model(m)
+                .video_segmentation(s)
+                .build()
+        };
+        let audio = |m, s| {
+            MarengoConfig::builder()
+                .model(m)
+                .audio_segmentation(s)
+                .build()
+        };
+        assert!(video(V3_0, V::Fixed { duration_sec: 1 }).is_ok());
+        assert!(video(V3_0, V::Fixed { duration_sec: 11 }).is_err());
+        assert!(video(V2_7, V::Fixed { duration_sec: 1 }).is_err());
+        assert!(video(V2_7, V::Fixed { duration_sec: 2 }).is_ok());
         assert!(
-            b(
+            video(
                 V3_0,
-                Segmentation::Dynamic {
-                    min_duration_sec: 5.0
+                V::Dynamic {
+                    min_duration_sec: 5
                 }
             )
             .is_ok()
         );
         assert!(
-            b(
+            video(
                 V3_0,
-                Segmentation::Dynamic {
-                    min_duration_sec: 0.5
+                V::Dynamic {
+                    min_duration_sec: 0
                 }
             )
             .is_err()
         );
         assert!(
-            b(
+            video(
                 V2_7,
-                Segmentation::Dynamic {
-                    min_duration_sec: 2.5
+                V::Dynamic {
+                    min_duration_sec: 6
                 }
             )
             .is_err()
         );
-        assert!(
-            b(
-                V2_7,
-                Segmentation::Dynamic {
-                    min_duration_sec: 3.0
-                }
-            )
-            .is_ok()
-        );
+        assert!(audio(V3_0, A::Fixed { duration_sec: 1 }).is_ok());
+        assert!(audio(V3_0, A::Fixed { duration_sec: 0 }).is_err());
+        assert!(audio(V2_7, A::Fixed { duration_sec: 1 }).is_err());
+        assert!(audio(V2_7, A::Fixed { duration_sec: 10 }).is_ok());
     }
 
     #[test]
@@ -940,7 +743,8 @@ mod tests {
     fn fingerprint_changes_with_vector_options() {
         let a = MarengoConfig::default();
         let b = MarengoConfig::builder()
-            .segmentation(Segmentation::Fixed { duration_sec: 6.0 })
+            .video_segmentation(VideoSegmentation::Fixed { duration_sec: 6 })
+            .audio_segmentation(AudioSegmentation::Fixed { duration_sec: 6 })
             .build()
             .unwrap();
         let c = MarengoConfig::builder()
@@ -951,13 +755,25 @@ mod tests {
             .max_concurrent_jobs(3)
             .build()
             .unwrap();
+        let e = MarengoConfig::builder()
+            .audio_segmentation(AudioSegmentation::Fixed { duration_sec: 6 })
+            .build()
+            .unwrap();
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
+        assert_ne!(a.fingerprint(), e.fingerprint());
+        assert_ne!(b.fingerprint(), e.fingerprint());
         assert_eq!(a.fingerprint(), d.fingerprint());
         assert_eq!(c.spaces_for(MediaKind::Audio), Vec::<EmbeddingSpace>::new());
+        // The keys a single `Segmentation` setting produced are kept (no re-embedding).
+        assert_eq!(
+            a.fingerprint(),
+            "model=twelvelabs.marengo-embed-3-0-v1:0;seg=default;video=visual+audio+transcription;audio=audio+transcription"
+        );
         assert!(
-            a.fingerprint()
-                .contains("twelvelabs.marengo-embed-3-0-v1:0")
+            b.fingerprint().contains(";seg=fixed:6;"),
+            "{}",
+            b.fingerprint()
         );
     }
 }

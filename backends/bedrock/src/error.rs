@@ -60,6 +60,19 @@ pub fn error_kind_for(code: Option<&str>, status: Option<u16>) -> ErrorKind {
     }
 }
 
+/// Whether a service error code is a model failure worth retrying: `ModelErrorException`
+/// (HTTP 424), which TwelveLabs' own Bedrock client retries for Marengo like
+/// `InternalServerException`. It stays [`ErrorKind::ModelFailed`] but is temporary, so the
+/// retry policy tries again.
+///
+/// ```
+/// assert!(crossmodal_bedrock::is_transient_model_error(Some("ModelErrorException")));
+/// assert!(!crossmodal_bedrock::is_transient_model_error(Some("ValidationException")));
+/// ```
+pub fn is_transient_model_error(code: Option<&str>) -> bool {
+    code == Some("ModelErrorException")
+}
+
 /// Maps an SDK error of operation `op` onto a [`crossmodal_core::Error`]: kind from the error code or
 /// status, the service's message in the text, the request id as context, the SDK error as
 /// source.
@@ -74,11 +87,15 @@ where
             .or_else(|| r.headers().get("x-amz-request-id"))
             .map(str::to_owned)
     });
+    let mut temporary = None;
     let (kind, message) = match &err {
         SdkError::ServiceError(ctx) => {
             let e = ctx.err();
             let code = e.code();
             let kind = error_kind_for(code, status);
+            if is_transient_model_error(code) {
+                temporary = Some(true);
+            }
             let text = e
                 .message()
                 .filter(|m| !m.is_empty())
@@ -117,6 +134,9 @@ where
         ),
     };
     let mut out = Error::new(kind, message).with_context("operation", op);
+    if let Some(t) = temporary {
+        out = out.set_temporary(t);
+    }
     if let Some(id) = request_id {
         out = out.with_context("request_id", id);
     }
@@ -124,7 +144,6 @@ where
 }
 
 /// A JSON encoding or decoding error (no `From` impl: serde_json stays out of the public API).
-#[allow(dead_code)]
 pub(crate) fn json_error(err: serde_json::Error) -> crossmodal_core::Error {
     crossmodal_core::Error::backend(format!("JSON: {err}")).with_source(err)
 }

@@ -17,20 +17,28 @@
 //!   other media goes inline (base64) when the request fits Bedrock's 25 MB quota, or is
 //!   uploaded to a configured staging prefix ([`MediaSourcePolicy`]).
 //! - Limits are checked before any call, temporary errors retried with jittered backoff,
-//!   concurrent jobs bounded, output parsed strictly; see [`MarengoProvider`].
+//!   concurrent jobs bounded and recorded in a [`JobLedger`](crossmodal_core::JobLedger) (a
+//!   job that outlives the poll time-out is picked up later, not paid for twice), output
+//!   parsed leniently where the documentation differs and strictly where it matters; see
+//!   [`MarengoProvider`].
+//! - Composed queries (`text_image`) and processing windows ([`ProcessingWindow`]) are
+//!   Marengo 3.0 inputs the provider sends.
 //!
 //! ```no_run
 //! # async fn demo() -> crossmodal_core::Result<()> {
 //! use crossmodal_core::EmbeddingProvider;
-//! use crossmodal_bedrock::{MarengoConfig, MarengoModel, MarengoProvider, Segmentation};
+//! use crossmodal_bedrock::{
+//!     AudioSegmentation, MarengoConfig, MarengoModel, MarengoProvider, VideoSegmentation,
+//! };
 //!
 //! let config = MarengoConfig::builder()
 //!     .model(MarengoModel::V3_0)
-//!     .region("us-east-1")
+//!     .region("us-east-1") // 3.0: us-east-1, eu-west-1, ap-northeast-2
 //!     .output_s3_uri("s3://my-media-bucket/marengo-output/")
-//!     .bucket_owner("123456789012")
+//!     .bucket_owner("123456789012") // or resolved with STS by from_env
 //!     .staging_s3_uri("s3://my-media-bucket/marengo-staging/")
-//!     .segmentation(Segmentation::Fixed { duration_sec: 6.0 })
+//!     .video_segmentation(VideoSegmentation::Dynamic { min_duration_sec: 4 })
+//!     .audio_segmentation(AudioSegmentation::Fixed { duration_sec: 6 })
 //!     .build()?;
 //! let provider = MarengoProvider::from_env(config).await?;
 //! let query = provider.embed_text("a castle at sunset").await?;
@@ -45,16 +53,25 @@ mod adapter;
 mod config;
 mod document;
 mod error;
+mod job;
+mod model;
+mod options;
 mod output;
 mod provider;
+mod s3_prefix;
+mod segmentation;
+mod source;
 mod tokens;
 
 pub use config::{
-    MarengoConfig, MarengoConfigBuilder, MarengoModel, MediaSourcePolicy, PollPolicy, S3Prefix,
-    Segmentation, TextTruncate,
+    MarengoConfig, MarengoConfigBuilder, MediaSourcePolicy, PollPolicy, TextTruncate,
 };
-pub use error::error_kind_for;
-pub use provider::MarengoProvider;
+pub use error::{error_kind_for, is_transient_model_error};
+pub use model::{MARENGO_REGIONS, MarengoModel, RegionSupport};
+pub use options::{MediaEmbedOptions, ProcessingWindow};
+pub use provider::{MarengoProvider, MarengoProviderBuilder, ProviderStats};
+pub use s3_prefix::S3Prefix;
+pub use segmentation::{AudioSegmentation, VideoSegmentation};
 pub use tokens::{SPECIAL_TOKENS, estimate_tokens};
 
 /// The `aws-sdk-bedrockruntime` crate the provider is built on, so callers can build a client
@@ -62,3 +79,5 @@ pub use tokens::{SPECIAL_TOKENS, estimate_tokens};
 pub use aws_sdk_bedrockruntime;
 /// The `aws-sdk-s3` crate the provider reads job output with.
 pub use aws_sdk_s3;
+/// The `aws-sdk-sts` crate the provider resolves the bucket owner with.
+pub use aws_sdk_sts;

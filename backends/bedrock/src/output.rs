@@ -1,10 +1,15 @@
-//! Strict parsing of Marengo output: `{"data":[{"embedding":[...], "embeddingOption":..,
+//! Parsing of Marengo output: `{"data":[{"embedding":[...], "embeddingOption":..,
 //! "embeddingScope":.., "startSec":.., "endSec":..}, ...]}`.
 //!
-//! Anything that is not usable is an [`ErrorKind::ModelFailed`] naming the invocation: a body
-//! that is not JSON (a `NaN` literal included), a missing or empty `data`, a missing
-//! `embedding`, a wrong dimension, a non-finite or all-zero vector, an unknown option or scope,
-//! a space that was not asked for, a clip without valid `startSec`/`endSec`.
+//! Both documented shapes are accepted: `data` as a list of items or as one item, and
+//! `embeddingOption`/`embeddingScope` as a string or as a list of one string. A job's output is
+//! paid for, so one item the crate does not understand (a `fused` option, an unknown scope, a
+//! space that was not asked for, an item that is not an object) is skipped and counted, not a
+//! reason to throw the others away. What is malformed is an error
+//! ([`ErrorKind::ModelFailed`]) naming the invocation and the output's URI: a body that is not
+//! JSON (a `NaN` literal included), a missing or empty `data`, an understood item without a
+//! usable `embedding` (missing, wrong dimension, non-finite, all zeros) or without a valid
+//! `startSec`/`endSec`, and an output in which nothing is usable.
 
 use crossmodal_core::{
     Embedding, EmbeddingSpace, Error, ErrorKind, MediaKind, Segment, check_vector,
@@ -19,29 +24,76 @@ pub(crate) struct Expect<'a> {
     pub dimension: usize,
     /// Which call produced it: an invocation ARN or `InvokeModel <model id>`.
     pub invocation: &'a str,
+    /// Where the output was read from (`s3://…/output.json`), for asynchronous jobs.
+    pub output: Option<&'a str>,
+}
+
+/// The embeddings of a media output and the items skipped, with why.
+#[derive(Debug)]
+pub(crate) struct MediaOutput {
+    pub embeddings: Vec<Embedding>,
+    pub skipped: Vec<String>,
+}
+
+/// A string, or a list holding exactly one string (the newest AWS page prints options as lists).
+enum OneString<'v> {
+    Absent,
+    One(&'v str),
+    Other(&'v Value),
+}
+
+fn one_string(v: Option<&Value>) -> OneString<'_> {
+    let Some(v) = v else {
+        return OneString::Absent;
+    };
+    match v {
+        Value::Null => OneString::Absent,
+        Value::String(s) => OneString::One(s),
+        Value::Array(items) => match items.as_slice() {
+            [Value::String(s)] => OneString::One(s),
+            _ => OneString::Other(v),
+        },
+        other => OneString::Other(other),
+    }
 }
 
 impl Expect<'_> {
     fn fail(&self, message: impl std::fmt::Display) -> Error {
-        Error::new(
+        let mut err = Error::new(
             ErrorKind::ModelFailed,
-            format!("unusable output from {}: {message}", self.invocation),
+            match self.output {
+                Some(uri) => format!(
+                    "unusable output from {} (read from {uri}): {message}",
+                    self.invocation
+                ),
+                None => format!("unusable output from {}: {message}", self.invocation),
+            },
         )
-        .with_context("invocation", self.invocation)
+        .with_context("invocation", self.invocation);
+        if let Some(uri) = self.output {
+            err = err.with_context("output", uri);
+        }
+        err
     }
 
-    fn data<'v>(&self, root: &'v Value) -> Result<&'v Vec<Value>, Error> {
+    /// The items of `data`: a list, or one item printed as an object.
+    fn items<'v>(&self, root: &'v Value) -> Result<Vec<&'v Value>, Error> {
         let data = root
             .as_object()
             .ok_or_else(|| self.fail("the output is not a JSON object"))?
             .get("data")
-            .ok_or_else(|| self.fail("the output has no \"data\""))?
-            .as_array()
-            .ok_or_else(|| self.fail("\"data\" is not an array"))?;
-        if data.is_empty() {
+            .ok_or_else(|| self.fail("the output has no \"data\""))?;
+        let items: Vec<&Value> = match data {
+            Value::Array(items) => items.iter().collect(),
+            Value::Object(_) => vec![data],
+            other => {
+                return Err(self.fail(format!("\"data\" is neither a list nor an item ({other})")));
+            }
+        };
+        if items.is_empty() {
             return Err(self.fail("\"data\" is empty"));
         }
-        Ok(data)
+        Ok(items)
     }
 
     fn vector(&self, item: &Value, i: usize) -> Result<Vec<f32>, Error> {
@@ -50,7 +102,7 @@ impl Expect<'_> {
             .ok_or_else(|| self.fail(format!("data[{i}] has no \"embedding\"")))?
             .as_array()
             .ok_or_else(|| self.fail(format!("data[{i}].embedding is not an array")))?;
-        let mut v = Vec::with_capacity(raw.len());
+        let mut v = Vec::with_capacity(raw.len().min(self.dimension));
         for (j, x) in raw.iter().enumerate() {
             let f = x.as_f64().ok_or_else(|| {
                 self.fail(format!("data[{i}].embedding[{j}] is not a number ({x})"))
@@ -69,69 +121,83 @@ impl Expect<'_> {
         })
     }
 
-    /// The single vector of a text (or image) query.
+    /// The single vector of a query (text, image, text+image).
     pub(crate) fn single_vector(&self, body: &[u8]) -> Result<Vec<f32>, Error> {
         let root = self.parse(body)?;
-        let data = self.data(&root)?;
-        match data.as_slice() {
+        let items = self.items(&root)?;
+        match items.as_slice() {
             [only] => self.vector(only, 0),
             _ => Err(self.fail(format!(
                 "expected one embedding for a query, got {}",
-                data.len()
+                items.len()
             ))),
         }
     }
 
-    /// The embeddings of a media file of `kind`, asked for in `requested` spaces.
+    /// Why item `i` is not understood, or its space and whether it covers the whole asset.
+    fn understand(
+        &self,
+        item: &Value,
+        i: usize,
+        kind: MediaKind,
+        requested: &[EmbeddingSpace],
+    ) -> Result<(EmbeddingSpace, bool), String> {
+        if !item.is_object() {
+            return Err(format!("data[{i}] is not an object"));
+        }
+        let space = match one_string(item.get("embeddingOption")) {
+            OneString::Absent => self.adapter.implicit_space(kind).ok_or_else(|| {
+                format!("data[{i}] has no \"embeddingOption\", which {kind} output needs")
+            })?,
+            OneString::One(option) => self.adapter.space_of_option(option).ok_or_else(|| {
+                format!(
+                    "data[{i}] has embeddingOption {option:?}, which this crate does not map \
+                     onto a {} space",
+                    self.adapter.model()
+                )
+            })?,
+            OneString::Other(v) => {
+                return Err(format!("data[{i}].embeddingOption is {v}"));
+            }
+        };
+        if kind != MediaKind::Image && !requested.contains(&space) {
+            return Err(format!(
+                "data[{i}] is a {space} vector, which was not asked for"
+            ));
+        }
+        let whole_asset = match one_string(item.get("embeddingScope")) {
+            OneString::Absent => false,
+            OneString::One("clip") => false,
+            OneString::One("asset") => true,
+            OneString::One(other) => {
+                return Err(format!("data[{i}] has embeddingScope {other:?}"));
+            }
+            OneString::Other(v) => return Err(format!("data[{i}].embeddingScope is {v}")),
+        };
+        Ok((space, whole_asset))
+    }
+
+    /// The embeddings of a media file of `kind`, asked for in `requested` spaces, and the items
+    /// skipped.
     pub(crate) fn media(
         &self,
         body: &[u8],
         kind: MediaKind,
         requested: &[EmbeddingSpace],
-    ) -> Result<Vec<Embedding>, Error> {
+    ) -> Result<MediaOutput, Error> {
         let root = self.parse(body)?;
-        let data = self.data(&root)?;
-        let mut out = Vec::with_capacity(data.len());
-        for (i, item) in data.iter().enumerate() {
-            if !item.is_object() {
-                return Err(self.fail(format!("data[{i}] is not an object")));
-            }
+        let items = self.items(&root)?;
+        let mut embeddings = Vec::with_capacity(items.len());
+        let mut skipped = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let (space, whole_asset) = match self.understand(item, i, kind, requested) {
+                Ok(understood) => understood,
+                Err(why) => {
+                    skipped.push(why);
+                    continue;
+                }
+            };
             let vector = self.vector(item, i)?;
-            let space = match item.get("embeddingOption") {
-                None | Some(Value::Null) => self.adapter.implicit_space(kind).ok_or_else(|| {
-                    self.fail(format!(
-                        "data[{i}] has no \"embeddingOption\", which {kind} output needs"
-                    ))
-                })?,
-                Some(Value::String(option)) => {
-                    self.adapter.space_of_option(option).ok_or_else(|| {
-                        self.fail(format!(
-                            "data[{i}] has embeddingOption {option:?}, which {} does not define",
-                            self.adapter.model()
-                        ))
-                    })?
-                }
-                Some(other) => {
-                    return Err(self.fail(format!(
-                        "data[{i}].embeddingOption is not a string ({other})"
-                    )));
-                }
-            };
-            if kind != MediaKind::Image && !requested.contains(&space) {
-                return Err(self.fail(format!(
-                    "data[{i}] is a {space} vector, which was not asked for"
-                )));
-            }
-            let whole_asset = match item.get("embeddingScope") {
-                None | Some(Value::Null) => false,
-                Some(Value::String(s)) if s == "clip" => false,
-                Some(Value::String(s)) if s == "asset" => true,
-                Some(other) => {
-                    return Err(self.fail(format!(
-                        "data[{i}].embeddingScope is {other}, expected \"clip\" or \"asset\""
-                    )));
-                }
-            };
             let segment = if kind == MediaKind::Image || whole_asset {
                 None
             } else {
@@ -146,13 +212,23 @@ impl Expect<'_> {
                         .map_err(|e| self.fail(format!("data[{i}]: {}", e.message())))?,
                 )
             };
-            out.push(Embedding {
+            embeddings.push(Embedding {
                 space,
                 segment,
                 vector,
             });
         }
-        Ok(out)
+        if embeddings.is_empty() {
+            return Err(self.fail(format!(
+                "no item is usable ({} skipped: {})",
+                skipped.len(),
+                skipped.join("; ")
+            )));
+        }
+        Ok(MediaOutput {
+            embeddings,
+            skipped,
+        })
     }
 }
 
@@ -162,11 +238,15 @@ mod tests {
     use crate::adapter::{Marengo27, Marengo30};
     use EmbeddingSpace::*;
 
+    const ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:async-invoke/abcdefghijkl";
+    const OUT: &str = "s3://b/out/abcdefghijkl/output.json";
+
     fn expect(adapter: &'static dyn MarengoAdapter) -> Expect<'static> {
         Expect {
             adapter,
             dimension: 3,
-            invocation: "arn:aws:bedrock:us-east-1:123456789012:async-invoke/abcdefghijkl",
+            invocation: ARN,
+            output: Some(OUT),
         }
     }
 
@@ -177,10 +257,12 @@ mod tests {
             {"embedding":[0.3,0.2,0.1],"embeddingOption":"transcription","embeddingScope":"clip","startSec":0,"endSec":4.2},
             {"embedding":[1,2,3],"embeddingOption":"audio","embeddingScope":"asset","startSec":0,"endSec":9}
         ]}"#;
-        let e = expect(&Marengo30)
+        let out = expect(&Marengo30)
             .media(body, MediaKind::Video, &[Visual, Audio, Transcription])
             .unwrap();
+        let e = out.embeddings;
         assert_eq!(e.len(), 3);
+        assert!(out.skipped.is_empty());
         assert_eq!(e[0].space, Visual);
         assert_eq!(e[0].segment, Some(Segment::new(0.0, 4.2).unwrap()));
         assert_eq!(e[1].space, Transcription);
@@ -188,36 +270,89 @@ mod tests {
     }
 
     #[test]
+    fn accepts_data_as_one_item_and_options_as_lists() {
+        // The newest AWS page's shape: `data` an object, options and scope lists.
+        let body = br#"{"data":{"embedding":[0.1,0.2,0.3],"embeddingOption":["visual"],"embeddingScope":["clip"],"startSec":0,"endSec":6}}"#;
+        let out = expect(&Marengo30)
+            .media(body, MediaKind::Video, &[Visual])
+            .unwrap();
+        assert_eq!(out.embeddings.len(), 1);
+        assert_eq!(out.embeddings[0].space, Visual);
+        assert_eq!(
+            out.embeddings[0].segment,
+            Some(Segment::new(0.0, 6.0).unwrap())
+        );
+        let q = expect(&Marengo30)
+            .single_vector(br#"{"data":{"embedding":[1,2,3]}}"#)
+            .unwrap();
+        assert_eq!(q, vec![1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn items_not_understood_are_skipped_and_counted() {
+        let body = br#"{"data":[
+            {"embedding":[0.1,0.2,0.3],"embeddingOption":"visual","embeddingScope":"clip","startSec":0,"endSec":4},
+            {"embedding":[0.1,0.2,0.3],"embeddingOption":"fused","embeddingScope":"clip","startSec":0,"endSec":4},
+            {"embedding":[0.1,0.2,0.3],"embeddingOption":"audio","embeddingScope":"clip","startSec":0,"endSec":4},
+            {"embedding":[0.1,0.2,0.3],"embeddingOption":"visual","embeddingScope":"frame","startSec":0,"endSec":4},
+            {"embedding":[0.1,0.2,0.3],"embeddingOption":["visual","audio"],"startSec":0,"endSec":4},
+            "what is this",
+            {"embedding":[0.3,0.2,0.1],"embeddingOption":"visual","embeddingScope":"clip","startSec":4,"endSec":8}
+        ]}"#;
+        let out = expect(&Marengo30)
+            .media(body, MediaKind::Video, &[Visual])
+            .unwrap();
+        assert_eq!(out.embeddings.len(), 2);
+        assert_eq!(out.skipped.len(), 5, "{:?}", out.skipped);
+        for needle in [
+            "\"fused\"",
+            "not asked for",
+            "\"frame\"",
+            "embeddingOption is [",
+            "not an object",
+        ] {
+            assert!(
+                out.skipped.iter().any(|s| s.contains(needle)),
+                "{needle}: {:?}",
+                out.skipped
+            );
+        }
+    }
+
+    #[test]
     fn parses_v27_options_and_implicit_audio() {
         let body = br#"{"data":[{"embedding":[0.1,0.2,0.3],"embeddingOption":"visual-text","startSec":0.0,"endSec":6.5}]}"#;
         let e = expect(&Marengo27)
             .media(body, MediaKind::Video, &[VisualText])
-            .unwrap();
+            .unwrap()
+            .embeddings;
         assert_eq!(e[0].space, VisualText);
         let body = br#"{"data":[{"embedding":[0.1,0.2,0.3],"startSec":0.0,"endSec":8.0}]}"#;
         let e = expect(&Marengo27)
             .media(body, MediaKind::Audio, &[Audio])
-            .unwrap();
+            .unwrap()
+            .embeddings;
         assert_eq!(e[0].space, Audio);
     }
 
     #[test]
-    fn rejects_unusable_output_naming_the_invocation() {
+    fn rejects_unusable_output_naming_the_invocation_and_the_output() {
         let cases: &[(&[u8], &str)] = &[
             (br#"{"data":[{"embedding":[NaN,0.2,0.3],"embeddingOption":"visual","startSec":0,"endSec":1}]}"#, "not valid JSON"),
             (br#"{"data":[{"embedding":[0.1,0.2],"embeddingOption":"visual","startSec":0,"endSec":1}]}"#, "dimensions"),
             (br#"{"data":[]}"#, "empty"),
+            (br#"{"data":"x"}"#, "neither a list"),
             (br#"{"nothing":1}"#, "no \"data\""),
             (br#"{"data":[{"embeddingOption":"visual","startSec":0,"endSec":1}]}"#, "no \"embedding\""),
             (br#"{"data":[{"embedding":[0.1,0.2,0.3],"embeddingOption":"visual","endSec":1}]}"#, "startSec"),
-            (br#"{"data":[{"embedding":[0.1,0.2,0.3],"embeddingOption":"visual-text","startSec":0,"endSec":1}]}"#, "does not define"),
+            // Nothing usable: the reasons of the skips are in the error.
+            (br#"{"data":[{"embedding":[0.1,0.2,0.3],"embeddingOption":"visual-text","startSec":0,"endSec":1}]}"#, "does not map"),
             (br#"{"data":[{"embedding":[0.1,0.2,0.3],"startSec":0,"endSec":1}]}"#, "no \"embeddingOption\""),
             (br#"{"data":[{"embedding":[0.1,0.2,0.3],"embeddingOption":"audio","startSec":0,"endSec":1}]}"#, "not asked for"),
             (br#"{"data":[{"embedding":[0.1,0.2,0.3],"embeddingOption":"visual","startSec":5,"endSec":1}]}"#, "invalid segment"),
             (br#"{"data":[{"embedding":[0,0,0],"embeddingOption":"visual","startSec":0,"endSec":1}]}"#, "zeros"),
             (br#"{"data":[{"embedding":[1e39,0,0],"embeddingOption":"visual","startSec":0,"endSec":1}]}"#, "not finite"),
             (br#"{"data":[{"embedding":[null,0,0],"embeddingOption":"visual","startSec":0,"endSec":1}]}"#, "not a number"),
-            (br#"{"data":[{"embedding":[1,0,0],"embeddingOption":"visual","embeddingScope":"frame","startSec":0,"endSec":1}]}"#, "embeddingScope"),
         ];
         for (body, needle) in cases {
             let err = expect(&Marengo30)
@@ -225,10 +360,9 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::ModelFailed, "{err}");
             assert!(err.to_string().contains(needle), "{err} lacks {needle}");
-            assert!(
-                err.to_string().contains("async-invoke/abcdefghijkl"),
-                "{err}"
-            );
+            assert_eq!(err.context_value("invocation"), Some(ARN));
+            assert_eq!(err.context_value("output"), Some(OUT));
+            assert!(err.message().contains(OUT), "{err}");
         }
     }
 

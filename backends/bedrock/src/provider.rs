@@ -1,67 +1,105 @@
-//! [`MarengoProvider`]: the [`EmbeddingProvider`] on Amazon Bedrock.
+//! [`MarengoProvider`]: the [`EmbeddingProvider`] on Amazon Bedrock, and its builder.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_bedrockruntime::operation::get_async_invoke::GetAsyncInvokeOutput;
 use aws_sdk_bedrockruntime::primitives::Blob;
-use aws_sdk_bedrockruntime::types::{
-    AsyncInvokeOutputDataConfig, AsyncInvokeS3OutputDataConfig, AsyncInvokeStatus,
-};
-use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::retry::RetryConfig;
 use bytes::Bytes;
 use crossmodal_core::{
-    Embedding, EmbeddingProvider, EmbeddingSpace, Error, ErrorKind, MediaInput, MediaKind,
-    ModelInfo, Result, check_text,
+    Embedding, EmbeddingProvider, EmbeddingSpace, Error, ErrorKind, JobLedger, MediaInput,
+    MediaKind, MemoryJobLedger, ModelInfo, Result, check_text,
 };
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tracing::{Instrument, field};
 
-use crate::adapter::{MarengoAdapter, MediaRequest, MediaSource};
-use crate::config::{MarengoConfig, MediaSourcePolicy, S3Prefix};
-use crate::document::to_document;
+use crate::adapter::{MarengoAdapter, MediaRequest};
+use crate::config::MarengoConfig;
 use crate::error::map_sdk_error;
+use crate::options::MediaEmbedOptions;
 use crate::output::Expect;
 use crate::tokens::estimate_tokens;
 
 /// Room left in a request for everything but the base64 media (JSON keys, ids, output config).
-const REQUEST_ENVELOPE_BYTES: usize = 16 * 1024;
+pub(crate) const REQUEST_ENVELOPE_BYTES: usize = 16 * 1024;
 
 /// TwelveLabs Marengo on Amazon Bedrock as an [`EmbeddingProvider`].
 ///
-/// - Text (and, by default, images) go through the synchronous `InvokeModel`.
-/// - Video and audio (and images when [`sync_images`](MarengoConfig::sync_images) is off) go
-///   through `StartAsyncInvoke`; the provider polls `GetAsyncInvoke` with growing intervals
-///   until the job is `Completed` or `Failed` (any other status counts as still running) or the
+/// - Text, images and composed text+image queries go through the synchronous `InvokeModel`
+///   (images can be sent as jobs instead, [`sync_images`](MarengoConfig::sync_images)).
+/// - Video and audio go through `StartAsyncInvoke`; the provider records the job in its
+///   [`JobLedger`] at once, polls `GetAsyncInvoke` with growing intervals until the job is
+///   `Completed` or `Failed` (any other status counts as still running) or the
 ///   [poll time-out](crate::PollPolicy::timeout) passes, then reads `output.json` under the
-///   job's resolved output URI with S3.
+///   job's output URI with S3. A job that outlives the time-out stays in the ledger: the next
+///   call for the same content and options picks its output up instead of starting (and paying
+///   for) another job. The default ledger is in memory; pass a
+///   [`SqliteJobLedger`](crossmodal_core::SqliteJobLedger) (for example in the embedded
+///   default's `catalog.db`) to [`MarengoProviderBuilder::job_ledger`] so a later run finds it.
 /// - Limits are checked before any call: text tokens ([`estimate_tokens`](crate::estimate_tokens)),
-///   image size (5 MB), media size and duration, the 25 MB request quota for inline media.
-/// - Throttling, quota, 5xx and unavailable errors are retried with jittered exponential backoff
-///   ([`MarengoConfig::retry`]); validation and access errors are returned at once as
-///   [`ErrorKind::InvalidInput`] / [`ErrorKind::PermissionDenied`] with the service's message.
+///   image size (5 MB), media size and duration, the 25 MB request quota for inline media,
+///   Marengo 3.0's `bucketOwner` for media in S3.
+/// - Throttling, quota, 5xx, unavailable and `ModelErrorException` errors are retried with
+///   jittered exponential backoff ([`MarengoConfig::retry`]); validation and access errors are
+///   returned at once as [`ErrorKind::InvalidInput`] / [`ErrorKind::PermissionDenied`] with the
+///   service's message.
 /// - At most [`max_concurrent_jobs`](MarengoConfig::max_concurrent_jobs) asynchronous jobs run
 ///   at once per provider.
 /// - No task is spawned: dropping a call's future stops the polling and frees its job slot (the
-///   Bedrock job itself cannot be cancelled and finishes on its own).
-/// - Each call runs in a `tracing` span (`marengo.embed_text`, `marengo.embed_media`) with the
-///   model, media kind, route, invocation ARN and latency.
+///   Bedrock job itself cannot be cancelled; it stays in the ledger).
+/// - Each call runs in a `tracing` span (`marengo.embed_text`, `marengo.embed_media`,
+///   `marengo.embed_text_image`) with the model, media kind, route, invocation ARN and latency.
 pub struct MarengoProvider {
-    bedrock: aws_sdk_bedrockruntime::Client,
-    s3: aws_sdk_s3::Client,
-    config: MarengoConfig,
-    adapter: &'static dyn MarengoAdapter,
-    info: ModelInfo,
-    invoke_id: String,
-    async_id: String,
-    fingerprint: String,
-    jobs: Semaphore,
+    pub(crate) bedrock: aws_sdk_bedrockruntime::Client,
+    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) sts: Option<aws_sdk_sts::Client>,
+    pub(crate) config: MarengoConfig,
+    pub(crate) adapter: &'static dyn MarengoAdapter,
+    pub(crate) info: ModelInfo,
+    pub(crate) invoke_id: String,
+    pub(crate) async_id: String,
+    pub(crate) fingerprint: String,
+    pub(crate) jobs: Semaphore,
+    pub(crate) ledger: Arc<dyn JobLedger>,
+    pub(crate) resolved_owner: OnceCell<String>,
+    pub(crate) counters: Counters,
+}
+
+/// What a provider has done since it was built (see [`MarengoProvider::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ProviderStats {
+    /// `StartAsyncInvoke` calls that started a job.
+    pub jobs_started: u64,
+    /// Jobs found in the ledger and picked up (no new job started).
+    pub jobs_resumed: u64,
+    /// Output items skipped because they were not understood (a `fused` option, a space not
+    /// asked for, an unknown scope).
+    pub output_items_skipped: u64,
+    /// `output.json`/`manifest.json` objects deleted after a successful read.
+    pub output_objects_deleted: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub jobs_started: AtomicU64,
+    pub jobs_resumed: AtomicU64,
+    pub output_items_skipped: AtomicU64,
+    pub output_objects_deleted: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for MarengoProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only settings: never the SDK clients (their credentials providers).
         f.debug_struct("MarengoProvider")
             .field("model", &self.config.model)
             .field("invoke_model_id", &self.invoke_id)
@@ -69,42 +107,83 @@ impl std::fmt::Debug for MarengoProvider {
             .field("region", &self.config.region)
             .field("output", &self.config.output)
             .field("max_concurrent_jobs", &self.config.max_concurrent_jobs)
+            .field("ledger", &self.ledger)
+            .field("sts", &self.sts.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// A media source ready to send, and the staged object to delete afterwards.
-struct Prepared {
-    source: MediaSource,
-    staged: Option<(String, String)>,
+/// Builds a [`MarengoProvider`]: the configuration, then the clients (or the standard AWS
+/// configuration chain), an STS client to resolve `bucketOwner`, and the job ledger.
+///
+/// ```no_run
+/// # async fn demo() -> crossmodal_core::Result<()> {
+/// use std::sync::Arc;
+/// use crossmodal_bedrock::{MarengoConfig, MarengoProvider};
+/// use crossmodal_core::SqliteJobLedger;
+///
+/// let config = MarengoConfig::builder().output_s3_uri("s3://my-bucket/marengo-output/").build()?;
+/// let ledger = Arc::new(SqliteJobLedger::open("./media-index/catalog.db")?);
+/// let provider = MarengoProvider::builder(config).job_ledger(ledger).build_from_env().await?;
+/// # Ok(()) }
+/// ```
+pub struct MarengoProviderBuilder {
+    config: MarengoConfig,
+    bedrock: Option<aws_sdk_bedrockruntime::Client>,
+    s3: Option<aws_sdk_s3::Client>,
+    sts: Option<aws_sdk_sts::Client>,
+    ledger: Option<Arc<dyn JobLedger>>,
 }
 
-impl MarengoProvider {
-    /// A provider on AWS's standard configuration chain (environment, shared config and
-    /// credentials files, SSO, container and instance roles), in the configured region.
-    ///
-    /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` and `AWS_ENDPOINT_URL_S3` are honoured. For a custom
-    /// client (endpoint, credentials, HTTP settings) use [`new`](Self::new).
-    pub async fn from_env(config: MarengoConfig) -> Result<Self> {
-        config.validate()?;
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(config.region.clone()))
-            .load()
-            .await;
-        let bedrock = aws_sdk_bedrockruntime::Client::new(&sdk);
-        let s3 = aws_sdk_s3::Client::new(&sdk);
-        Self::new(bedrock, s3, config)
+impl std::fmt::Debug for MarengoProviderBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarengoProviderBuilder")
+            .field("config", &self.config)
+            .field("bedrock", &self.bedrock.is_some())
+            .field("s3", &self.s3.is_some())
+            .field("sts", &self.sts.is_some())
+            .field("ledger", &self.ledger)
+            .finish()
     }
+}
 
-    /// A provider on the given clients (a test endpoint, custom credentials).
-    ///
-    /// The Bedrock client's own retries are turned off ([`MarengoConfig::retry`] is the one
-    /// retry policy, so attempts do not multiply); the S3 client is used as given.
-    pub fn new(
+impl MarengoProviderBuilder {
+    /// Uses these clients (a test endpoint, custom credentials or HTTP settings).
+    pub fn clients(
+        mut self,
         bedrock: aws_sdk_bedrockruntime::Client,
         s3: aws_sdk_s3::Client,
-        config: MarengoConfig,
-    ) -> Result<Self> {
+    ) -> Self {
+        self.bedrock = Some(bedrock);
+        self.s3 = Some(s3);
+        self
+    }
+
+    /// An STS client to resolve the bucket owner (`GetCallerIdentity`, once, on the first
+    /// media in S3) when [`bucket_owner`](MarengoConfig::bucket_owner) is not configured.
+    pub fn sts_client(mut self, sts: aws_sdk_sts::Client) -> Self {
+        self.sts = Some(sts);
+        self
+    }
+
+    /// Where jobs are recorded (default: a [`MemoryJobLedger`] of this provider).
+    pub fn job_ledger(mut self, ledger: Arc<dyn JobLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// The provider on the given clients ([`clients`](Self::clients) is required).
+    ///
+    /// The Bedrock client's own retries are turned off ([`MarengoConfig::retry`] is the one
+    /// retry policy, so attempts do not multiply); the S3 and STS clients are used as given.
+    pub fn build(self) -> Result<MarengoProvider> {
+        let (Some(bedrock), Some(s3)) = (self.bedrock, self.s3) else {
+            return Err(Error::invalid_input(
+                "MarengoProviderBuilder::build needs clients(bedrock, s3); use build_from_env \
+                 for the standard AWS configuration chain",
+            ));
+        };
+        let config = self.config;
         config.validate()?;
         let bedrock = aws_sdk_bedrockruntime::Client::from_conf(
             bedrock
@@ -122,12 +201,71 @@ impl MarengoProvider {
             async_id: config.async_model_id(),
             fingerprint: config.fingerprint(),
             jobs: Semaphore::new(config.max_concurrent_jobs),
+            ledger: self
+                .ledger
+                .unwrap_or_else(|| Arc::new(MemoryJobLedger::new())),
+            resolved_owner: OnceCell::new(),
+            counters: Counters::default(),
+            sts: self.sts,
             bedrock,
             s3,
             adapter,
             info,
             config,
         })
+    }
+
+    /// The provider on AWS's standard configuration chain (environment, shared config and
+    /// credentials files, SSO, container and instance roles) in the configured region, for the
+    /// clients not given. An STS client is added when none is given and no bucket owner is
+    /// configured. `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, `AWS_ENDPOINT_URL_S3` and
+    /// `AWS_ENDPOINT_URL_STS` are honoured.
+    pub async fn build_from_env(mut self) -> Result<MarengoProvider> {
+        self.config.validate()?;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.config.region.clone()))
+            .load()
+            .await;
+        if self.bedrock.is_none() {
+            self.bedrock = Some(aws_sdk_bedrockruntime::Client::new(&sdk));
+        }
+        if self.s3.is_none() {
+            self.s3 = Some(aws_sdk_s3::Client::new(&sdk));
+        }
+        if self.sts.is_none() && self.config.bucket_owner.is_none() {
+            self.sts = Some(aws_sdk_sts::Client::new(&sdk));
+        }
+        self.build()
+    }
+}
+
+impl MarengoProvider {
+    /// A builder for `config` (clients, STS client, job ledger).
+    pub fn builder(config: MarengoConfig) -> MarengoProviderBuilder {
+        MarengoProviderBuilder {
+            config,
+            bedrock: None,
+            s3: None,
+            sts: None,
+            ledger: None,
+        }
+    }
+
+    /// A provider on AWS's standard configuration chain in the configured region, resolving
+    /// the bucket owner with STS when none is configured
+    /// ([`MarengoProviderBuilder::build_from_env`]).
+    pub async fn from_env(config: MarengoConfig) -> Result<Self> {
+        Self::builder(config).build_from_env().await
+    }
+
+    /// A provider on the given clients, with an in-memory job ledger and no STS client
+    /// ([`MarengoProviderBuilder::build`]).
+    pub fn new(
+        bedrock: aws_sdk_bedrockruntime::Client,
+        s3: aws_sdk_s3::Client,
+        config: MarengoConfig,
+    ) -> Result<Self> {
+        Self::builder(config).clients(bedrock, s3).build()
     }
 
     /// The configuration.
@@ -151,6 +289,22 @@ impl MarengoProvider {
         self.jobs.available_permits()
     }
 
+    /// The job ledger.
+    pub fn job_ledger(&self) -> &Arc<dyn JobLedger> {
+        &self.ledger
+    }
+
+    /// Counts of what the provider did since it was built.
+    pub fn stats(&self) -> ProviderStats {
+        let c = &self.counters;
+        ProviderStats {
+            jobs_started: c.jobs_started.load(Ordering::Relaxed),
+            jobs_resumed: c.jobs_resumed.load(Ordering::Relaxed),
+            output_items_skipped: c.output_items_skipped.load(Ordering::Relaxed),
+            output_objects_deleted: c.output_objects_deleted.load(Ordering::Relaxed),
+        }
+    }
+
     /// The Bedrock Runtime client (with its retries turned off).
     pub fn bedrock_client(&self) -> &aws_sdk_bedrockruntime::Client {
         &self.bedrock
@@ -161,7 +315,86 @@ impl MarengoProvider {
         &self.s3
     }
 
-    fn check_media(&self, media: &MediaInput) -> Result<Vec<EmbeddingSpace>> {
+    /// Embeds media with per-call options (a [`ProcessingWindow`](crate::ProcessingWindow)
+    /// to embed part of a long file); [`EmbeddingProvider::embed_media`] is this with the
+    /// defaults. A window applies to video and audio and is refused for images.
+    pub async fn embed_media_with(
+        &self,
+        media: &MediaInput,
+        options: &MediaEmbedOptions,
+    ) -> Result<Vec<Embedding>> {
+        let kind = media.kind();
+        let spaces = self.check_media(media, options)?;
+        let sync = kind == MediaKind::Image && self.config.sync_images;
+        let span = tracing::info_span!(
+            "marengo.embed_media",
+            model = %if sync { &self.invoke_id } else { &self.async_id },
+            kind = %kind,
+            asset = %media.asset_id.short(),
+            route = if sync { "invoke_model" } else { "async_invoke" },
+            window = field::Empty,
+            source = field::Empty,
+            invocation_arn = field::Empty,
+            resumed = field::Empty,
+            latency_ms = field::Empty,
+            embeddings = field::Empty,
+            skipped = field::Empty,
+        );
+        if let Some(w) = options.window {
+            span.record("window", field::display(w));
+        }
+        let started = Instant::now();
+        async {
+            let result = if sync {
+                self.embed_image_sync(media, &spaces).await
+            } else {
+                self.embed_async(media, &spaces, options).await
+            };
+            let span = tracing::Span::current();
+            span.record("latency_ms", millis(started.elapsed()));
+            match &result {
+                Ok(e) => {
+                    span.record("embeddings", e.len());
+                    tracing::debug!(embeddings = e.len(), "embedded {kind}");
+                }
+                Err(e) => tracing::debug!(error = %e, "embedding {kind} failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn check_text_tokens<'t>(&self, text: &'t str) -> Result<&'t str> {
+        let text = check_text(text, self.info.max_text_chars)?;
+        let tokens = estimate_tokens(text);
+        let max = self.adapter.max_text_tokens();
+        if tokens > max {
+            return Err(Error::invalid_input(format!(
+                "the query text is about {tokens} tokens (a conservative estimate); {} takes at \
+                 most {max}",
+                self.config.model
+            )));
+        }
+        Ok(text)
+    }
+
+    fn check_image_size(&self, size: u64) -> Result<()> {
+        if size > MarengoConfig::MAX_IMAGE_BYTES {
+            return Err(Error::invalid_input(format!(
+                "the image is {size} bytes; {} takes images of at most {} bytes (5 MB)",
+                self.config.model,
+                MarengoConfig::MAX_IMAGE_BYTES
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_media(
+        &self,
+        media: &MediaInput,
+        options: &MediaEmbedOptions,
+    ) -> Result<Vec<EmbeddingSpace>> {
         let kind = media.kind();
         let size = media.bytes.len() as u64;
         if size == 0 {
@@ -169,11 +402,10 @@ impl MarengoProvider {
         }
         match kind {
             MediaKind::Image => {
-                if size > MarengoConfig::MAX_IMAGE_BYTES {
+                self.check_image_size(size)?;
+                if let Some(w) = options.window {
                     return Err(Error::invalid_input(format!(
-                        "the image is {size} bytes; {} takes images of at most {} bytes (5 MB)",
-                        self.config.model,
-                        MarengoConfig::MAX_IMAGE_BYTES
+                        "a processing window ({w}) applies to video and audio, not to an image"
                     )));
                 }
             }
@@ -194,6 +426,9 @@ impl MarengoProvider {
                         )));
                     }
                 }
+                if let Some(w) = options.window {
+                    w.check_within(media.duration_sec)?;
+                }
             }
         }
         let spaces = self.info.spaces_for(kind).to_vec();
@@ -206,121 +441,8 @@ impl MarengoProvider {
         Ok(spaces)
     }
 
-    fn fits_inline(&self, bytes: usize) -> bool {
-        base64_len(bytes) + REQUEST_ENVELOPE_BYTES <= self.config.max_inline_request_bytes
-    }
-
-    /// Chooses where the model reads the media from, uploading it to the staging prefix when
-    /// needed.
-    async fn prepare_source(&self, media: &MediaInput) -> Result<Prepared> {
-        let stored_s3 = media
-            .stored
-            .as_ref()
-            .filter(|r| r.uri.scheme() == "s3")
-            .map(|r| r.uri.to_string());
-        let s3 = |uri: String| MediaSource::S3 {
-            uri,
-            bucket_owner: self.config.bucket_owner.clone(),
-        };
-        let inline = || MediaSource::Base64(aws_smithy_types::base64::encode(&media.bytes));
-        let fits = self.fits_inline(media.bytes.len());
-        let source = match (self.config.media_source, stored_s3) {
-            (MediaSourcePolicy::Auto | MediaSourcePolicy::S3Only, Some(uri)) => s3(uri),
-            (MediaSourcePolicy::Auto | MediaSourcePolicy::InlineOnly, None) if fits => inline(),
-            (MediaSourcePolicy::InlineOnly, Some(_)) if fits => inline(),
-            (MediaSourcePolicy::InlineOnly, _) => {
-                return Err(self.too_large_inline(media, "media_source is InlineOnly"));
-            }
-            (MediaSourcePolicy::Auto | MediaSourcePolicy::S3Only, None) => {
-                return self.stage(media).await;
-            }
-        };
-        Ok(Prepared {
-            source,
-            staged: None,
-        })
-    }
-
-    fn too_large_inline(&self, media: &MediaInput, why: &str) -> Error {
-        Error::invalid_input(format!(
-            "the {} of {} bytes cannot be sent inline: the request would be about {} bytes, over \
-             the {} byte limit ({why}); store originals in S3 or configure a staging prefix \
-             (staging_s3_uri)",
-            media.kind(),
-            media.bytes.len(),
-            base64_len(media.bytes.len()) + REQUEST_ENVELOPE_BYTES,
-            self.config.max_inline_request_bytes,
-        ))
-    }
-
-    async fn stage(&self, media: &MediaInput) -> Result<Prepared> {
-        let Some(staging) = &self.config.staging else {
-            let why = if self.config.media_source == MediaSourcePolicy::S3Only {
-                "media_source is S3Only and the media is not stored in S3"
-            } else {
-                "the media is not stored in S3 and no staging prefix is configured"
-            };
-            return Err(self.too_large_inline(media, why));
-        };
-        let key = staging.key(&format!(
-            "{}-{}.{}",
-            media.asset_id.as_str(),
-            random_token(),
-            media.format.extension()
-        ));
-        let bucket = staging.bucket().to_string();
-        self.config
-            .retry
-            .run("PutObject", || async {
-                self.s3
-                    .put_object()
-                    .bucket(&bucket)
-                    .key(&key)
-                    .content_type(media.format.mime_type())
-                    .body(ByteStream::from(media.bytes.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        map_sdk_error("PutObject", e)
-                            .with_context("staging", format!("s3://{bucket}/{key}"))
-                    })
-            })
-            .await?;
-        tracing::debug!(bucket = %bucket, key = %key, "staged media in S3");
-        Ok(Prepared {
-            source: MediaSource::S3 {
-                uri: format!("s3://{bucket}/{key}"),
-                bucket_owner: self.config.bucket_owner.clone(),
-            },
-            staged: Some((bucket, key)),
-        })
-    }
-
-    async fn unstage(&self, staged: Option<(String, String)>) {
-        let Some((bucket, key)) = staged else {
-            return;
-        };
-        if !self.config.delete_staged {
-            return;
-        }
-        if let Err(e) = self
-            .s3
-            .delete_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-        {
-            tracing::warn!(
-                bucket = %bucket, key = %key,
-                error = %map_sdk_error("DeleteObject", e),
-                "could not delete staged media"
-            );
-        }
-    }
-
     /// `InvokeModel` with retries; returns the response body.
-    async fn invoke_model(&self, body: &Value) -> Result<Bytes> {
+    pub(crate) async fn invoke_model(&self, body: &Value) -> Result<Bytes> {
         let payload = serde_json::to_vec(body).map_err(crate::error::json_error)?;
         if payload.len() > MarengoConfig::MAX_REQUEST_BYTES {
             return Err(Error::invalid_input(format!(
@@ -350,6 +472,19 @@ impl MarengoProvider {
         Ok(Bytes::from(out.body.into_inner()))
     }
 
+    pub(crate) fn expect_for<'a>(
+        &self,
+        invocation: &'a str,
+        output: Option<&'a str>,
+    ) -> Expect<'a> {
+        Expect {
+            adapter: self.adapter,
+            dimension: self.info.dimension,
+            invocation,
+            output,
+        }
+    }
+
     async fn embed_image_sync(
         &self,
         media: &MediaInput,
@@ -361,15 +496,19 @@ impl MarengoProvider {
             kind: MediaKind::Image,
             source: &prepared.source,
             spaces,
-            segmentation: self.config.segmentation,
+            video_segmentation: self.config.video_segmentation,
+            audio_segmentation: self.config.audio_segmentation,
             asset_embeddings: false,
+            window: None,
         });
         let result = self.invoke_model(&body).await;
-        self.unstage(prepared.staged).await;
+        self.unstage(prepared.staged.as_deref()).await;
         let invocation = format!("InvokeModel {}", self.invoke_id);
-        let embeddings = self
-            .expect_for(&invocation)
-            .media(&result?, MediaKind::Image, spaces)?;
+        let parsed =
+            self.expect_for(&invocation, None)
+                .media(&result?, MediaKind::Image, spaces)?;
+        self.count_skipped(&parsed.skipped, &invocation, None);
+        let embeddings = parsed.embeddings;
         if embeddings.len() != 1 {
             return Err(Error::new(
                 ErrorKind::ModelFailed,
@@ -382,232 +521,20 @@ impl MarengoProvider {
         Ok(embeddings)
     }
 
-    async fn embed_async(
-        &self,
-        media: &MediaInput,
-        spaces: &[EmbeddingSpace],
-    ) -> Result<Vec<Embedding>> {
-        let kind = media.kind();
-        let output = self.config.output.as_ref().ok_or_else(|| {
-            Error::invalid_input(format!(
-                "{kind} is embedded by an asynchronous Bedrock job, which needs an output \
-                 location: set output_s3_uri in the MarengoConfig"
-            ))
-        })?;
-        // Inline media that cannot fit is rejected before waiting for a job slot.
-        if self.config.media_source == MediaSourcePolicy::InlineOnly
-            && !self.fits_inline(media.bytes.len())
-        {
-            return Err(self.too_large_inline(media, "media_source is InlineOnly"));
+    /// Counts and logs output items that were skipped.
+    pub(crate) fn count_skipped(&self, skipped: &[String], invocation: &str, output: Option<&str>) {
+        if skipped.is_empty() {
+            return;
         }
-        let _slot = self
-            .jobs
-            .acquire()
-            .await
-            .map_err(|_| Error::backend("the provider's job semaphore is closed"))?;
-        let prepared = self.prepare_source(media).await?;
-        tracing::Span::current().record("source", prepared.source.describe());
-        let result = self.run_job(kind, &prepared.source, spaces, output).await;
-        self.unstage(prepared.staged).await;
-        result
-    }
-
-    async fn run_job(
-        &self,
-        kind: MediaKind,
-        source: &MediaSource,
-        spaces: &[EmbeddingSpace],
-        output: &S3Prefix,
-    ) -> Result<Vec<Embedding>> {
-        let body = self.adapter.media_body(&MediaRequest {
-            kind,
-            source,
-            spaces,
-            segmentation: self.config.segmentation,
-            asset_embeddings: self.config.asset_embeddings,
-        });
-        if matches!(source, MediaSource::Base64(_)) {
-            let size = serde_json::to_vec(&body)
-                .map_err(crate::error::json_error)?
-                .len()
-                + REQUEST_ENVELOPE_BYTES;
-            if size > MarengoConfig::MAX_REQUEST_BYTES {
-                return Err(Error::invalid_input(format!(
-                    "the request would be about {size} bytes, over Bedrock's {} byte quota",
-                    MarengoConfig::MAX_REQUEST_BYTES
-                )));
-            }
-        }
-        let model_input = to_document(&body);
-        let mut s3_out = AsyncInvokeS3OutputDataConfig::builder().s3_uri(output.uri());
-        if let Some(owner) = &self.config.bucket_owner {
-            s3_out = s3_out.bucket_owner(owner);
-        }
-        if let Some(kms) = &self.config.output_kms_key_id {
-            s3_out = s3_out.kms_key_id(kms);
-        }
-        let output_config = AsyncInvokeOutputDataConfig::S3OutputDataConfig(
-            s3_out
-                .build()
-                .map_err(|e| Error::invalid_input(format!("output location: {e}")))?,
+        Counters::add(&self.counters.output_items_skipped, skipped.len() as u64);
+        tracing::Span::current().record("skipped", skipped.len());
+        tracing::warn!(
+            invocation = %invocation,
+            output = output.unwrap_or("-"),
+            skipped = skipped.len(),
+            reasons = %skipped.join("; "),
+            "skipped Marengo output items this crate does not understand"
         );
-        // One token for every attempt: a Start retried after a lost response does not start a
-        // second job.
-        let token = random_token();
-        let started = self
-            .config
-            .retry
-            .run("StartAsyncInvoke", || async {
-                self.bedrock
-                    .start_async_invoke()
-                    .model_id(&self.async_id)
-                    .model_input(model_input.clone())
-                    .output_data_config(output_config.clone())
-                    .client_request_token(&token)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        map_sdk_error("StartAsyncInvoke", e).with_context("model", &self.async_id)
-                    })
-            })
-            .await?;
-        let arn = started.invocation_arn().to_string();
-        tracing::Span::current().record("invocation_arn", arn.as_str());
-        tracing::debug!(invocation_arn = %arn, "started Marengo job");
-
-        let timeout = self.config.poll.timeout;
-        let resolved = match tokio::time::timeout(timeout, self.wait(&arn, output)).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "Marengo job {arn} did not finish within {timeout:?} (it may still be \
-                         running on Bedrock)"
-                    ),
-                )
-                .with_context("invocation", &arn)
-                .set_temporary(false));
-            }
-        };
-        let body = self.read_output(&resolved, &arn).await?;
-        let expect = self.expect_for(&arn);
-        let embeddings = expect.media(&body, kind, spaces)?;
-        self.info.check_embeddings(kind, &embeddings).map_err(|e| {
-            Error::new(
-                ErrorKind::ModelFailed,
-                format!("unusable output from {arn}: {}", e.message()),
-            )
-            .with_context("invocation", &arn)
-        })?;
-        Ok(embeddings)
-    }
-
-    fn expect_for<'a>(&self, invocation: &'a str) -> Expect<'a> {
-        Expect {
-            adapter: self.adapter,
-            dimension: self.info.dimension,
-            invocation,
-        }
-    }
-
-    /// Polls until the job completes (its resolved output URI) or fails.
-    async fn wait(&self, arn: &str, output: &S3Prefix) -> Result<String> {
-        let mut n = 0u32;
-        loop {
-            tokio::time::sleep(self.config.poll.interval(n)).await;
-            n += 1;
-            let job = self.get_job(arn).await?;
-            match job.status() {
-                AsyncInvokeStatus::Completed => {
-                    let uri = job
-                        .output_data_config()
-                        .and_then(|c| c.as_s3_output_data_config().ok())
-                        .map(|c| c.s3_uri().to_string())
-                        .unwrap_or_else(|| output.uri());
-                    return Ok(resolve_output_uri(&uri, arn));
-                }
-                AsyncInvokeStatus::Failed => {
-                    let why = job.failure_message().unwrap_or("no failure message");
-                    return Err(Error::new(
-                        ErrorKind::ModelFailed,
-                        format!("Marengo job {arn} failed: {why}"),
-                    )
-                    .with_context("invocation", arn));
-                }
-                AsyncInvokeStatus::InProgress => {
-                    tracing::trace!(invocation_arn = %arn, polls = n, "job in progress");
-                }
-                other => {
-                    tracing::debug!(
-                        invocation_arn = %arn, status = other.as_str(),
-                        "unknown job status; waiting as if in progress"
-                    );
-                }
-            }
-        }
-    }
-
-    async fn get_job(&self, arn: &str) -> Result<GetAsyncInvokeOutput> {
-        self.config
-            .retry
-            .run("GetAsyncInvoke", || async {
-                self.bedrock
-                    .get_async_invoke()
-                    .invocation_arn(arn)
-                    .send()
-                    .await
-                    .map_err(|e| map_sdk_error("GetAsyncInvoke", e).with_context("invocation", arn))
-            })
-            .await
-    }
-
-    async fn read_output(&self, resolved: &str, arn: &str) -> Result<Bytes> {
-        let location = S3Prefix::parse(resolved).map_err(|e| {
-            Error::new(
-                ErrorKind::ModelFailed,
-                format!(
-                    "job {arn} reported an unusable output location: {}",
-                    e.message()
-                ),
-            )
-            .with_context("invocation", arn)
-        })?;
-        let key = location.key("output.json");
-        let bucket = location.bucket();
-        let read = self
-            .config
-            .retry
-            .run("GetObject", || async {
-                let out = self
-                    .s3
-                    .get_object()
-                    .bucket(bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map_err(|e| map_sdk_error("GetObject", e))?;
-                let data = out.body.collect().await.map_err(|e| {
-                    Error::new(ErrorKind::Unavailable, format!("reading output.json: {e}"))
-                        .with_source(e)
-                })?;
-                Ok(data.into_bytes())
-            })
-            .await;
-        read.map_err(|e| {
-            let uri = format!("s3://{bucket}/{key}");
-            if e.kind() == ErrorKind::NotFound {
-                Error::new(
-                    ErrorKind::ModelFailed,
-                    format!("job {arn} completed but wrote no {uri}"),
-                )
-                .with_context("invocation", arn)
-                .with_source(e)
-            } else {
-                e.with_context("invocation", arn)
-                    .with_context("output", uri)
-            }
-        })
     }
 }
 
@@ -621,22 +548,14 @@ impl EmbeddingProvider for MarengoProvider {
         self.fingerprint.clone()
     }
 
-    /// Throttling and 5xx are retried inside with the configured `RetryPolicy`.
+    /// Throttling, 5xx and `ModelErrorException` are retried inside with the configured
+    /// `RetryPolicy`.
     fn retries_internally(&self) -> bool {
         true
     }
 
     async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
-        let text = check_text(text, self.info.max_text_chars)?;
-        let tokens = estimate_tokens(text);
-        let max = self.adapter.max_text_tokens();
-        if tokens > max {
-            return Err(Error::invalid_input(format!(
-                "the query text is about {tokens} tokens (a conservative estimate); {} takes at \
-                 most {max}",
-                self.config.model
-            )));
-        }
+        let text = self.check_text_tokens(text)?;
         let span = tracing::info_span!(
             "marengo.embed_text",
             model = %self.invoke_id,
@@ -650,7 +569,7 @@ impl EmbeddingProvider for MarengoProvider {
             let result = match self.invoke_model(&body).await {
                 Ok(bytes) => {
                     let invocation = format!("InvokeModel {}", self.invoke_id);
-                    self.expect_for(&invocation).single_vector(&bytes)
+                    self.expect_for(&invocation, None).single_vector(&bytes)
                 }
                 Err(e) => Err(e),
             };
@@ -665,36 +584,46 @@ impl EmbeddingProvider for MarengoProvider {
     }
 
     async fn embed_media(&self, media: &MediaInput) -> Result<Vec<Embedding>> {
-        let kind = media.kind();
-        let spaces = self.check_media(media)?;
-        let sync = kind == MediaKind::Image && self.config.sync_images;
+        self.embed_media_with(media, &MediaEmbedOptions::default())
+            .await
+    }
+
+    /// Marengo 3.0's `text_image` through `InvokeModel`: one vector in the visual space.
+    /// Marengo 2.7 has no composed input (`Unsupported`, before any call).
+    async fn embed_text_image(&self, text: &str, image: &MediaInput) -> Result<Vec<f32>> {
+        let text = self.check_text_tokens(text)?;
+        if image.kind() != MediaKind::Image {
+            return Err(Error::invalid_input(format!(
+                "a text+image query takes an image, not {}",
+                image.kind()
+            )));
+        }
+        if image.bytes.is_empty() {
+            return Err(Error::invalid_input("the image is empty"));
+        }
+        self.check_image_size(image.bytes.len() as u64)?;
+        // Refuses a version without composed input before anything is uploaded.
+        self.adapter
+            .text_image_body(text, &crate::adapter::MediaSource::Base64(String::new()))?;
         let span = tracing::info_span!(
-            "marengo.embed_media",
-            model = %if sync { &self.invoke_id } else { &self.async_id },
-            kind = %kind,
-            asset = %media.asset_id.short(),
-            route = if sync { "invoke_model" } else { "async_invoke" },
+            "marengo.embed_text_image",
+            model = %self.invoke_id,
+            kind = "text_image",
+            route = "invoke_model",
             source = field::Empty,
-            invocation_arn = field::Empty,
             latency_ms = field::Empty,
-            embeddings = field::Empty,
         );
         let started = Instant::now();
         async {
-            let result = if sync {
-                self.embed_image_sync(media, &spaces).await
-            } else {
-                self.embed_async(media, &spaces).await
-            };
-            let span = tracing::Span::current();
-            span.record("latency_ms", millis(started.elapsed()));
-            match &result {
-                Ok(e) => {
-                    span.record("embeddings", e.len());
-                    tracing::debug!(embeddings = e.len(), "embedded {kind}");
-                }
-                Err(e) => tracing::debug!(error = %e, "embedding {kind} failed"),
-            }
+            let prepared = self.prepare_source(image).await?;
+            tracing::Span::current().record("source", prepared.source.describe());
+            let body = self.adapter.text_image_body(text, &prepared.source)?;
+            let result = self.invoke_model(&body).await;
+            self.unstage(prepared.staged.as_deref()).await;
+            let invocation = format!("InvokeModel {}", self.invoke_id);
+            let result =
+                result.and_then(|bytes| self.expect_for(&invocation, None).single_vector(&bytes));
+            tracing::Span::current().record("latency_ms", millis(started.elapsed()));
             result
         }
         .instrument(span)
@@ -707,44 +636,18 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Length of the base64 encoding of `n` bytes.
-fn base64_len(n: usize) -> usize {
+pub(crate) fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
 /// A random idempotency token (32 hex characters).
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     format!("{:032x}", rand::random::<u128>())
-}
-
-/// `<s3Uri>/<invocation id>`: Bedrock writes a job's files under its output URI plus the id (the
-/// ARN's last segment); `GetAsyncInvoke` normally reports the URI with the id already appended.
-fn resolve_output_uri(uri: &str, arn: &str) -> String {
-    let uri = uri.trim_end_matches('/');
-    let id = arn.rsplit('/').next().unwrap_or_default();
-    if id.is_empty() || uri.ends_with(&format!("/{id}")) {
-        uri.to_string()
-    } else {
-        format!("{uri}/{id}")
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn output_uri_resolution() {
-        let arn = "arn:aws:bedrock:us-east-1:123456789012:async-invoke/abcdefghijkl";
-        assert_eq!(
-            resolve_output_uri("s3://b/out/abcdefghijkl", arn),
-            "s3://b/out/abcdefghijkl"
-        );
-        assert_eq!(
-            resolve_output_uri("s3://b/out/", arn),
-            "s3://b/out/abcdefghijkl"
-        );
-        assert_eq!(resolve_output_uri("s3://b", arn), "s3://b/abcdefghijkl");
-    }
 
     #[test]
     fn base64_lengths() {

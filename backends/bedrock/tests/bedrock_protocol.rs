@@ -14,7 +14,8 @@ use common::schema::{self, Seg, Version};
 use common::server::{self, media_duration, media_vector, segments};
 use common::*;
 use crossmodal_bedrock::{
-    MarengoConfig, MarengoModel, MarengoProvider, MediaSourcePolicy, Segmentation, TextTruncate,
+    AudioSegmentation, MarengoConfig, MarengoModel, MarengoProvider, MediaSourcePolicy,
+    TextTruncate, VideoSegmentation,
 };
 use crossmodal_core::{EmbeddingProvider, EmbeddingSpace, ErrorKind, MediaFormat, MediaKind};
 use serde_json::{Value, json};
@@ -26,6 +27,7 @@ fn version(model: MarengoModel) -> Version {
     match model {
         MarengoModel::V3_0 => Version::V30,
         MarengoModel::V2_7 => Version::V27,
+        other => panic!("no test server version for {other}"),
     }
 }
 
@@ -114,6 +116,7 @@ async fn images_go_inline_through_invoke_model_for_both_versions() {
                 body,
                 &json!({"inputType":"image","mediaSource":{"base64String":b64}})
             ),
+            other => panic!("untested model {other}"),
         }
         assert_eq!(env.server.calls(Op::StartAsyncInvoke), 0);
     }
@@ -203,7 +206,7 @@ async fn v30_video_by_s3_location_yields_segments_per_space() {
     let env = Env::with_s3(&endpoint, "v30vid").await;
     let p = env.provider(
         fast_config(MarengoModel::V3_0)
-            .segmentation(Segmentation::Fixed { duration_sec: 6.0 })
+            .video_segmentation(VideoSegmentation::Fixed { duration_sec: 6 })
             .asset_embeddings(true),
     );
     let bytes = fake_media(MediaFormat::Mp4, 20_000, 5); // the server reads it as 20 s
@@ -227,7 +230,7 @@ async fn v30_video_by_s3_location_yields_segments_per_space() {
         rec.model_input.unwrap(),
         json!({"inputType":"video","video":{
             "mediaSource":{"s3Location":{"uri":uri,"bucketOwner":ACCOUNT}},
-            "segmentation":{"method":"fixed","fixed":{"durationSec":6.0}},
+            "segmentation":{"method":"fixed","fixed":{"durationSec":6}},
             "embeddingOption":["visual","audio","transcription"],
             "embeddingScope":["clip","asset"]}})
     );
@@ -252,10 +255,13 @@ async fn v30_video_by_s3_location_yields_segments_per_space() {
     }
     // The whole-asset vectors come last, without a segment.
     assert!(e[segs.len() * 3..].iter().all(|x| x.segment.is_none()));
-    // The job's output is where the server put it: <s3Uri>/<invocation id>/output.json.
-    let keys = list_keys(&env.s3, &env.bucket, "out/").await;
-    assert_eq!(keys.len(), 1, "{keys:?}");
-    assert!(keys[0].ends_with("/output.json"));
+    // The job's output is where the server put it: <s3Uri>/<invocation id>/output.json (and
+    // manifest.json), kept by default.
+    let mut keys = list_keys(&env.s3, &env.bucket, "out/").await;
+    keys.sort();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys[0].ends_with("/manifest.json"), "{keys:?}");
+    assert!(keys[1].ends_with("/output.json"), "{keys:?}");
     env.server.assert_no_violations();
 }
 
@@ -263,11 +269,11 @@ async fn v30_video_by_s3_location_yields_segments_per_space() {
 async fn v27_video_options_map_onto_spaces() {
     let endpoint = s3_or_skip!("v27_video_options_map_onto_spaces");
     let env = Env::with_s3(&endpoint, "v27vid").await;
-    let p = env.provider(
-        fast_config(MarengoModel::V2_7).segmentation(Segmentation::Dynamic {
-            min_duration_sec: 3.0,
-        }),
-    );
+    let p = env.provider(fast_config(MarengoModel::V2_7).video_segmentation(
+        VideoSegmentation::Dynamic {
+            min_duration_sec: 3,
+        },
+    ));
     let bytes = fake_media(MediaFormat::Mp4, 14_000, 9);
     let uri = put_s3(&env.s3, &env.bucket, "in/clip.mp4", bytes.clone()).await;
     let e = p
@@ -666,11 +672,6 @@ async fn validation_and_access_errors_surface_at_once_with_the_service_message()
             ErrorKind::NotFound,
             "Model not found",
         ),
-        (
-            "ModelErrorException",
-            ErrorKind::ModelFailed,
-            "The model failed",
-        ),
     ] {
         env.server.reset_counters();
         env.server.inject(Op::InvokeModel, 1, error, message);
@@ -841,7 +842,7 @@ async fn the_concurrency_bound_holds_under_50_parallel_requests() {
             tokio::spawn(async move {
                 let m = media(
                     MediaFormat::Wav,
-                    fake_media(MediaFormat::Wav, 2000, i + 100),
+                    fake_media(MediaFormat::Wav, 2000, 2 * i + 100),
                     None,
                 );
                 p.embed_media(&m).await
@@ -888,9 +889,12 @@ async fn dropping_a_call_frees_its_slot_and_stops_polling() {
         polls,
         "something kept polling after the future was dropped"
     );
-    // The slot is usable.
-    env.server.set_jobs(JobBehaviour::default());
+    // The slot is usable, and the dropped call's job is not lost: once it finishes, the next
+    // call for the same media picks it up instead of starting another.
+    env.server.complete_jobs();
     assert!(!p.embed_media(&m).await.unwrap().is_empty());
+    assert_eq!(env.server.calls(Op::StartAsyncInvoke), 1);
+    assert_eq!(p.stats().jobs_resumed, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -902,7 +906,8 @@ async fn model_info_and_fingerprint_follow_the_configuration() {
     let p = env.provider(
         fast_config(MarengoModel::V3_0)
             .spaces([EmbeddingSpace::Visual, EmbeddingSpace::Audio])
-            .segmentation(Segmentation::Fixed { duration_sec: 5.0 }),
+            .video_segmentation(VideoSegmentation::Fixed { duration_sec: 5 })
+            .audio_segmentation(AudioSegmentation::Fixed { duration_sec: 5 }),
     );
     let info = p.model();
     assert_eq!(info.id, V3_ID);

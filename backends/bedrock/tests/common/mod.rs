@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use crossmodal_bedrock::{
-    MarengoConfigBuilder, MarengoModel, MarengoProvider, PollPolicy, aws_sdk_s3,
+    MarengoConfigBuilder, MarengoModel, MarengoProvider, MarengoProviderBuilder, PollPolicy,
+    aws_sdk_bedrockruntime, aws_sdk_s3,
 };
 use crossmodal_core::{AssetId, MediaFormat, MediaInput, MediaKey, MediaRef, RetryPolicy};
 
@@ -49,7 +50,8 @@ macro_rules! s3_or_skip {
 }
 
 pub use crossmodal_testkit::aws::{
-    bedrock_client, create_bucket, list_keys, object_exists, s3_client, unique_bucket,
+    bedrock_client, bedrock_client_in, create_bucket, create_bucket_in, list_keys, object_exists,
+    s3_client, sts_client, unique_bucket,
 };
 pub use crossmodal_testkit::skip::under_ci;
 
@@ -83,7 +85,8 @@ pub fn fast_config(model: MarengoModel) -> MarengoConfigBuilder {
 }
 
 /// Deterministic pseudo-random bytes (xorshift), `len` of them, starting with a magic number of
-/// `format` so they look like the format to a sniffer.
+/// `format` so they look like the format to a sniffer. Seeds `2n` and `2n + 1` give the same
+/// bytes.
 pub fn fake_media(format: MediaFormat, len: usize, seed: u64) -> Bytes {
     let magic: &[u8] = match format {
         MediaFormat::Png => b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
@@ -169,11 +172,136 @@ impl Env {
 
     /// A provider for the configuration in `builder` (output under `out/` of the bucket).
     pub fn provider(&self, builder: MarengoConfigBuilder) -> MarengoProvider {
+        self.provider_builder(builder).build().expect("provider")
+    }
+
+    /// A provider builder (clients of this environment, signing for the configuration's
+    /// region) for the configuration in `builder` (output under `out/` of the bucket).
+    pub fn provider_builder(&self, builder: MarengoConfigBuilder) -> MarengoProviderBuilder {
         let config = builder
             .output_s3_uri(self.uri("out/"))
             .build()
             .expect("valid test configuration");
-        MarengoProvider::new(bedrock_client(&self.server.url), self.s3.clone(), config)
-            .expect("provider")
+        let bedrock = bedrock_client_in(&self.server.url, &config.region);
+        MarengoProvider::builder(config).clients(bedrock, self.s3.clone())
+    }
+
+    /// A raw Bedrock client signing for `region`, to send requests by hand.
+    pub fn raw(&self, region: &str) -> aws_sdk_bedrockruntime::Client {
+        bedrock_client_in(&self.server.url, region)
+    }
+}
+
+/// What the service answered a refused request: error type, HTTP status, message.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: String,
+    pub status: u16,
+    pub message: String,
+}
+
+impl Refusal {
+    /// Asserts a `ValidationException` (HTTP 400) whose message contains `needle`.
+    pub fn assert_validation(&self, needle: &str) {
+        assert_eq!(self.code, "ValidationException", "{self:?}");
+        assert_eq!(self.status, 400, "{self:?}");
+        assert!(self.message.contains(needle), "{self:?} lacks {needle:?}");
+    }
+}
+
+fn refusal<E>(
+    err: aws_sdk_bedrockruntime::error::SdkError<
+        E,
+        aws_sdk_bedrockruntime::config::http::HttpResponse,
+    >,
+) -> Refusal
+where
+    E: aws_sdk_bedrockruntime::error::ProvideErrorMetadata + std::fmt::Debug,
+{
+    use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
+    let status = err
+        .raw_response()
+        .map(|r| r.status().as_u16())
+        .unwrap_or_else(|| panic!("no response: {err:?}"));
+    let (code, message) = match err.as_service_error() {
+        Some(e) => (
+            e.code().unwrap_or_default().to_string(),
+            e.message().unwrap_or_default().to_string(),
+        ),
+        None => panic!("not a service error: {err:?}"),
+    };
+    Refusal {
+        code,
+        status,
+        message,
+    }
+}
+
+/// `InvokeModel` with `body` as `model_id`, by hand.
+pub async fn invoke_raw(
+    client: &aws_sdk_bedrockruntime::Client,
+    model_id: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, Refusal> {
+    let out = client
+        .invoke_model()
+        .model_id(model_id)
+        .content_type("application/json")
+        .accept("application/json")
+        .body(serde_json::to_vec(body).unwrap().into())
+        .send()
+        .await
+        .map_err(refusal)?;
+    Ok(serde_json::from_slice(out.body.as_ref()).unwrap())
+}
+
+/// `StartAsyncInvoke` with `model_input` as `model_id`, output to `output_uri`, by hand; the
+/// invocation ARN.
+pub async fn start_raw(
+    client: &aws_sdk_bedrockruntime::Client,
+    model_id: &str,
+    model_input: &serde_json::Value,
+    output_uri: &str,
+    output_owner: Option<&str>,
+) -> Result<String, Refusal> {
+    use aws_sdk_bedrockruntime::types::{
+        AsyncInvokeOutputDataConfig, AsyncInvokeS3OutputDataConfig,
+    };
+    let mut s3 = AsyncInvokeS3OutputDataConfig::builder().s3_uri(output_uri);
+    if let Some(o) = output_owner {
+        s3 = s3.bucket_owner(o);
+    }
+    let out = client
+        .start_async_invoke()
+        .model_id(model_id)
+        .model_input(to_document(model_input))
+        .output_data_config(AsyncInvokeOutputDataConfig::S3OutputDataConfig(
+            s3.build().unwrap(),
+        ))
+        .send()
+        .await
+        .map_err(refusal)?;
+    Ok(out.invocation_arn().to_string())
+}
+
+/// `serde_json::Value` to the SDK's document type.
+pub fn to_document(v: &serde_json::Value) -> aws_smithy_types::Document {
+    use aws_smithy_types::{Document, Number};
+    use serde_json::Value;
+    match v {
+        Value::Null => Document::Null,
+        Value::Bool(b) => Document::Bool(*b),
+        Value::Number(n) => Document::Number(if let Some(u) = n.as_u64() {
+            Number::PosInt(u)
+        } else if let Some(i) = n.as_i64() {
+            Number::NegInt(i)
+        } else {
+            Number::Float(n.as_f64().unwrap())
+        }),
+        Value::String(s) => Document::String(s.clone()),
+        Value::Array(items) => Document::Array(items.iter().map(to_document).collect()),
+        Value::Object(m) => {
+            Document::Object(m.iter().map(|(k, v)| (k.clone(), to_document(v))).collect())
+        }
     }
 }
