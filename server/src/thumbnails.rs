@@ -85,12 +85,19 @@ impl Thumbnails {
                         tracing::info!(ffmpeg = %version.join(" "), "thumbnails: ffmpeg found");
                         Ok(version.join(" "))
                     }
-                    Ok(Ok(out)) => Err(format!("`{program} -version` exited with {}", out.status)),
+                    // The reasons are shown to API clients: no server path in them.
+                    Ok(Ok(out)) => {
+                        tracing::warn!(program = %program, status = %out.status, "thumbnails: ffmpeg -version failed, videos get none");
+                        Err("ffmpeg on the server does not work (`ffmpeg -version` failed)".into())
+                    }
                     Ok(Err(e)) => {
                         tracing::warn!(program = %program, error = %e, "thumbnails: no ffmpeg, videos get none");
-                        Err(format!("ffmpeg is not installed on the server ({program}: {e})"))
+                        Err("ffmpeg is not installed on the server".into())
                     }
-                    Err(_) => Err(format!("`{program} -version` did not answer")),
+                    Err(_) => {
+                        tracing::warn!(program = %program, "thumbnails: ffmpeg -version did not answer");
+                        Err("ffmpeg on the server does not answer".into())
+                    }
                 }
             })
             .await
