@@ -182,7 +182,13 @@ impl From<MultipartRejection> for ApiError {
 impl From<MultipartError> for ApiError {
     fn from(e: MultipartError) -> Self {
         let (status, text) = (e.status(), e.body_text());
-        ApiError::body_stream(&e, status, text)
+        let mut err = ApiError::body_stream(&e, status, text);
+        if err.status == StatusCode::BAD_REQUEST
+            && !err.body.message.contains("multipart")
+        {
+            err.body.message = format!("malformed multipart body: {}", err.body.message);
+        }
+        err
     }
 }
 
