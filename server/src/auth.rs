@@ -84,10 +84,8 @@ impl BearerToken {
             tokens.push(token);
         }
         if tokens.is_empty() {
-            return Err(
-                Error::invalid_input("the token file holds no token")
-                    .with_context("token file", path.display()),
-            );
+            return Err(Error::invalid_input("the token file holds no token")
+                .with_context("token file", path.display()));
         }
         Ok(tokens)
     }
@@ -242,9 +240,10 @@ fn unauthorized(message: &str, invalid: bool) -> Response {
     } else {
         "Bearer realm=\"crossmodal\""
     };
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
     response
 }
 
@@ -382,7 +381,11 @@ mod tests {
     fn token_files_skip_comments_and_name_bad_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens");
-        std::fs::write(&path, "# team tokens\n\nfirst-token-0123456789\n  second-token-0123456789  \n").unwrap();
+        std::fs::write(
+            &path,
+            "# team tokens\n\nfirst-token-0123456789\n  second-token-0123456789  \n",
+        )
+        .unwrap();
         let tokens = BearerToken::from_file(&path).unwrap();
         assert_eq!(tokens.len(), 2);
         assert!(tokens[1].matches("second-token-0123456789"));

@@ -128,7 +128,11 @@ impl ApiError {
 
     /// A failure while reading a body stream: the idle timeout (408), the size limit (413), or
     /// a body that broke off (400).
-    fn body_stream(err: &(dyn std::error::Error + 'static), status: StatusCode, text: String) -> Self {
+    fn body_stream(
+        err: &(dyn std::error::Error + 'static),
+        status: StatusCode,
+        text: String,
+    ) -> Self {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
         while let Some(e) = source {
             if e.is::<tower_http::timeout::TimeoutError>() {
@@ -183,9 +187,7 @@ impl From<MultipartError> for ApiError {
     fn from(e: MultipartError) -> Self {
         let (status, text) = (e.status(), e.body_text());
         let mut err = ApiError::body_stream(&e, status, text);
-        if err.status == StatusCode::BAD_REQUEST
-            && !err.body.message.contains("multipart")
-        {
+        if err.status == StatusCode::BAD_REQUEST && !err.body.message.contains("multipart") {
             err.body.message = format!("malformed multipart body: {}", err.body.message);
         }
         err
@@ -276,7 +278,10 @@ pub(crate) async fn json_errors(
             s if s.is_server_error() => ApiError::new(
                 s,
                 ErrorKind::Backend,
-                format!("internal error ({})", s.canonical_reason().unwrap_or("error")),
+                format!(
+                    "internal error ({})",
+                    s.canonical_reason().unwrap_or("error")
+                ),
             ),
             s => ApiError::new(
                 s,

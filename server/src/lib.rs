@@ -68,6 +68,9 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+/// The axum the router is built with (serve it, nest it, add layers with the same version).
+pub use axum;
+
 pub use auth::{AuthConfig, BearerToken, MAX_TOKEN_CHARS, MIN_TOKEN_CHARS, SESSION_COOKIE};
 pub use config::{ServerConfig, ServerConfigBuilder};
 pub use error::status_for;

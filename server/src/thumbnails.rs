@@ -226,12 +226,16 @@ impl Thumbnails {
         let Some(stored) = &record.media else {
             return Err(ApiError::not_found("the original is not stored"));
         };
-        let _permit = self
-            .permits
-            .acquire()
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Unavailable,
+                "shutting down",
+            )
+        })?;
+        tokio::fs::create_dir_all(asset_dir)
             .await
-            .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Unavailable, "shutting down"))?;
-        tokio::fs::create_dir_all(asset_dir).await.map_err(io_error)?;
+            .map_err(io_error)?;
         let nonce = hex::encode(rand::random::<[u8; 8]>());
         // A local store's file is read in place; any other store's bytes go to a temporary file.
         let uri = engine.store().media_ref(&stored.key).uri;
@@ -266,7 +270,14 @@ impl Thumbnails {
     async fn run_ffmpeg(&self, input: &Path, output: &Path, at: f64) -> ApiResult<()> {
         let scale = format!("scale='min({},iw)':-2", self.width);
         let run = tokio::process::Command::new(&self.ffmpeg)
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss"])
+            .args([
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-ss",
+            ])
             .arg(format!("{at:.3}"))
             .arg("-i")
             .arg(input)
@@ -291,9 +302,7 @@ impl Thumbnails {
             Ok(Err(e)) => return Err(io_error(e)),
             Ok(Ok(out)) => out,
         };
-        let made = tokio::fs::metadata(output)
-            .await
-            .is_ok_and(|m| m.len() > 0);
+        let made = tokio::fs::metadata(output).await.is_ok_and(|m| m.len() > 0);
         if out.status.success() && made {
             return Ok(());
         }
@@ -313,7 +322,9 @@ impl Thumbnails {
             match tokio::fs::remove_dir_all(dir.join(asset.as_str())).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(asset = %asset.short(), error = %e, "could not remove thumbnails"),
+                Err(e) => {
+                    tracing::warn!(asset = %asset.short(), error = %e, "could not remove thumbnails")
+                }
             }
         }
     }

@@ -65,8 +65,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// connection, and reads the answer.
 async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{head}\r\nhost: test\r\nauthorization: Bearer {TOKEN}\r\n\r\n")
-        .into_bytes();
+    let mut request =
+        format!("{head}\r\nhost: test\r\nauthorization: Bearer {TOKEN}\r\n\r\n").into_bytes();
     request.extend_from_slice(body);
     stream.write_all(&request).await.unwrap();
     read_response(&mut stream).await
@@ -174,7 +174,12 @@ async fn malformed_and_truncated_multipart_get_json_errors() {
         "POST /api/assets HTTP/1.1\r\ncontent-type: multipart/form-data\r\ncontent-length: {}",
         body.len()
     );
-    refused(raw(s.addr, &head, &body).await, 400, "invalid_input", "boundary");
+    refused(
+        raw(s.addr, &head, &body).await,
+        400,
+        "invalid_input",
+        "boundary",
+    );
     // Truncated: the file part is cut off half-way, no closing boundary.
     let mut body = part(b, "name=\"file\"; filename=\"a.png\"", &png);
     body.truncate(body.len() / 2);
@@ -210,8 +215,7 @@ async fn malformed_and_truncated_multipart_get_json_errors() {
     );
     let mut body = part(b, "name=\"../fi\u{7}le\"; filename=\"a.png\"", &png);
     body.extend_from_slice(format!("--{b}--\r\n").as_bytes());
-    let (status, answer) =
-        raw(s.addr, &multipart_head("/api/assets", b, body.len()), &body).await;
+    let (status, answer) = raw(s.addr, &multipart_head("/api/assets", b, body.len()), &body).await;
     assert_eq!(status, 400, "{answer:#}");
     assert_eq!(answer["error"]["kind"], "invalid_input");
     // A JSON body on the upload route, and multipart on the JSON route.
@@ -233,9 +237,19 @@ async fn malformed_and_truncated_multipart_get_json_errors() {
         .await
         .unwrap();
     let (status, body) = json_of(r).await;
-    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported",
+    );
     assert_directory_whole(&s).await;
-    assert_eq!(s.provider.media_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        s.provider
+            .media_calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,7 +261,12 @@ async fn bodies_over_the_limit_are_refused_before_they_are_read() {
     .await;
     // Declared too large: answered at once, without the body being sent.
     let head = multipart_head("/api/assets", "b", 50_000_000);
-    refused(raw(s.addr, &head, b"").await, 413, "invalid_input", "too large");
+    refused(
+        raw(s.addr, &head, b"").await,
+        413,
+        "invalid_input",
+        "too large",
+    );
     // Sent chunked without a length: cut off at the limit.
     let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     let mut req = format!(
@@ -255,7 +274,11 @@ async fn bodies_over_the_limit_are_refused_before_they_are_read() {
          content-type: multipart/form-data; boundary=b\r\ntransfer-encoding: chunked\r\n\r\n"
     )
     .into_bytes();
-    let mut body = part("b", "name=\"file\"; filename=\"big.png\"", &vec![7u8; 300_000]);
+    let mut body = part(
+        "b",
+        "name=\"file\"; filename=\"big.png\"",
+        &vec![7u8; 300_000],
+    );
     body.extend_from_slice(b"--b--\r\n");
     for chunk in body.chunks(16_384) {
         req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
@@ -265,12 +288,28 @@ async fn bodies_over_the_limit_are_refused_before_they_are_read() {
     req.extend_from_slice(b"0\r\n\r\n");
     // The server may answer before it has read everything: write what it takes.
     let _ = stream.write_all(&req).await;
-    refused(read_response(&mut stream).await, 413, "invalid_input", "too large");
+    refused(
+        read_response(&mut stream).await,
+        413,
+        "invalid_input",
+        "too large",
+    );
     // A JSON body over its own limit.
     let big = json!({ "text": "x".repeat(20_000) });
-    let r = s.http.post(s.url("/api/search")).json(&big).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("/api/search"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     let (status, body) = json_of(r).await;
-    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "invalid_input");
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_input",
+    );
     assert_directory_whole(&s).await;
 }
 
@@ -292,7 +331,10 @@ async fn a_client_that_stalls_its_upload_is_timed_out_and_frees_its_slot() {
         multipart_head("/api/assets", "b", upload.len())
     );
     stalled.write_all(head.as_bytes()).await.unwrap();
-    stalled.write_all(&upload[..upload.len() / 2]).await.unwrap();
+    stalled
+        .write_all(&upload[..upload.len() / 2])
+        .await
+        .unwrap();
     // An honest upload queued behind it.
     let waited = Instant::now();
     let honest = {
@@ -354,7 +396,11 @@ async fn a_client_that_stalls_its_upload_is_timed_out_and_frees_its_slot() {
     trickle.abort();
     // The slot is free again.
     let (status, body) = s
-        .upload("/api/assets", &[("image.webp", fixture("image.webp"))], None)
+        .upload(
+            "/api/assets",
+            &[("image.webp", fixture("image.webp"))],
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
     assert_directory_whole(&s).await;
@@ -365,7 +411,11 @@ async fn a_client_that_stalls_its_upload_is_timed_out_and_frees_its_slot() {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, HashSet::from(["image.jpg", "image.webp"]), "no half upload recorded");
+    assert_eq!(
+        names,
+        HashSet::from(["image.jpg", "image.webp"]),
+        "no half upload recorded"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,7 +463,9 @@ async fn fifty_concurrent_uploads_of_one_file_make_one_asset_and_one_embedding()
     assert_eq!(assets.len(), 1, "{list:#}");
     assert_eq!(assets[0]["state"], "indexed");
     assert_eq!(
-        provider.media_calls.load(std::sync::atomic::Ordering::SeqCst),
+        provider
+            .media_calls
+            .load(std::sync::atomic::Ordering::SeqCst),
         1,
         "the file was embedded more than once"
     );
@@ -450,7 +502,12 @@ async fn fifty_searches_during_a_batch_ingest_are_all_answered_and_right() {
                 .filter(|(n, _)| *n != "image.webp" && *n != "image.png")
                 .map(|(n, _)| (*n, fixture(n)))
                 .collect();
-            let r = http.post(url).multipart(form(&files, None)).send().await.unwrap();
+            let r = http
+                .post(url)
+                .multipart(form(&files, None))
+                .send()
+                .await
+                .unwrap();
             json_of(r).await
         })
     };
@@ -484,7 +541,10 @@ async fn fifty_searches_during_a_batch_ingest_are_all_answered_and_right() {
         assert_eq!(status, StatusCode::OK, "{body:#}");
         let hits = body["hits"].as_array().unwrap();
         assert!(!hits.is_empty() && hits.len() <= 3, "{body:#}");
-        let ids: HashSet<&str> = hits.iter().map(|h| h["asset_id"].as_str().unwrap()).collect();
+        let ids: HashSet<&str> = hits
+            .iter()
+            .map(|h| h["asset_id"].as_str().unwrap())
+            .collect();
         assert_eq!(ids.len(), hits.len(), "an asset twice: {body:#}");
         // The best match is always of the asked topic, whatever the batch has added so far.
         let want: &[&str] = if i % 2 == 0 {
@@ -510,7 +570,9 @@ async fn fifty_searches_during_a_batch_ingest_are_all_answered_and_right() {
     let (status, body) = batch.await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body:#}");
     assert_eq!(body["summary"]["indexed"], 6);
-    let (_, body) = s.search(json!({ "text": "castle", "kinds": ["video"] })).await;
+    let (_, body) = s
+        .search(json!({ "text": "castle", "kinds": ["video"] }))
+        .await;
     assert_eq!(body["hits"][0]["name"], "video.mp4");
     assert_directory_whole(&s).await;
 }
@@ -603,9 +665,18 @@ async fn hostile_queries_and_k_are_refused_by_name() {
         "POST /api/search HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: {}",
         body.len()
     );
-    refused(raw(s.addr, &head, body).await, 400, "invalid_input", "invalid unicode");
+    refused(
+        raw(s.addr, &head, body).await,
+        400,
+        "invalid_input",
+        "invalid unicode",
+    );
     let b = "bb";
-    let mut form_body = part(b, "name=\"file\"; filename=\"q.png\"", &fixture("image.png"));
+    let mut form_body = part(
+        b,
+        "name=\"file\"; filename=\"q.png\"",
+        &fixture("image.png"),
+    );
     form_body.extend_from_slice(&part(b, "name=\"mode\"", b"\xff\xfevisual"));
     form_body.extend_from_slice(format!("--{b}--\r\n").as_bytes());
     refused(
@@ -622,7 +693,12 @@ async fn hostile_queries_and_k_are_refused_by_name() {
     // 100 kB of text.
     let (status, body) = s.search(json!({ "text": "castle ".repeat(14_300) })).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input");
-    assert!(body["error"]["message"].as_str().unwrap().contains("characters"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("characters")
+    );
     // k.
     for (k, mentions) in [
         (json!(0), "k must be"),
@@ -634,12 +710,19 @@ async fn hostile_queries_and_k_are_refused_by_name() {
         let (status, body) = s.search(json!({ "text": "castle", "k": k })).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input");
         assert!(
-            body["error"]["message"].as_str().unwrap().contains(mentions),
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(mentions),
             "{body:#}"
         );
     }
     for k in ["0", "1000000000", "99999999999999999999999", "ten"] {
-        let mut form_body = part(b, "name=\"file\"; filename=\"q.png\"", &fixture("image.png"));
+        let mut form_body = part(
+            b,
+            "name=\"file\"; filename=\"q.png\"",
+            &fixture("image.png"),
+        );
         form_body.extend_from_slice(&part(b, "name=\"k\"", k.as_bytes()));
         form_body.extend_from_slice(format!("--{b}--\r\n").as_bytes());
         refused(
@@ -676,7 +759,9 @@ async fn hostile_queries_and_k_are_refused_by_name() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     // No token, a wrong one.
     for auth in [None, Some("Bearer wrong-wrong-wrong-wrong")] {
-        let mut req = anonymous().post(s.url("/api/search")).json(&json!({ "text": "castle" }));
+        let mut req = anonymous()
+            .post(s.url("/api/search"))
+            .json(&json!({ "text": "castle" }));
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }

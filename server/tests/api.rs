@@ -659,7 +659,12 @@ async fn tokens_gate_the_api_and_the_page_signs_in_for_a_cookie() {
         ("POST", "/api/assets".to_string()),
     ] {
         let m: reqwest::Method = method.parse().unwrap();
-        for auth in [None, Some(wrong.as_str()), Some("Basic dXNlcjpwYXNz"), Some("Bearer ")] {
+        for auth in [
+            None,
+            Some(wrong.as_str()),
+            Some("Basic dXNlcjpwYXNz"),
+            Some("Bearer "),
+        ] {
             let mut req = anon.request(m.clone(), s.url(&path));
             if let Some(a) = auth {
                 req = req.header("authorization", a);
@@ -698,8 +703,14 @@ async fn tokens_gate_the_api_and_the_page_signs_in_for_a_cookie() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(!cookie.contains(TOKEN), "the cookie is not the token: {cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie is not the token: {cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_string();
     let r = anon
         .get(s.url(&format!("/api/assets/{video}/media")))
@@ -756,7 +767,11 @@ async fn loopback_without_a_token_only_when_asked() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "loopback is let in whatever it sends");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "loopback is let in whatever it sends"
+    );
     // Disabled: for an app that authenticates in front.
     let s = Server::start(|c| c.auth = crossmodal_server::AuthConfig::disabled()).await;
     let r = anonymous().get(s.url("/api/stats")).send().await.unwrap();
@@ -819,7 +834,9 @@ async fn nested_under_a_prefix_the_urls_carry_it() {
     );
     // The URLs it hands out work.
     let media = http
-        .get(format!("http://{addr}/media-search/api/assets/{video}/media"))
+        .get(format!(
+            "http://{addr}/media-search/api/assets/{video}/media"
+        ))
         .send()
         .await
         .unwrap();
@@ -850,7 +867,9 @@ async fn thumbnails_per_segment_are_extracted_once_and_cached() {
     assert_eq!(stats["thumbnails"]["videos"], true, "{stats:#}");
 
     // Each hit names the still of its matched segment (the middle of 1 s to 2 s).
-    let (_, body) = s.search(json!({ "text": "castle", "kinds": ["video"] })).await;
+    let (_, body) = s
+        .search(json!({ "text": "castle", "kinds": ["video"] }))
+        .await;
     let hit = &body["hits"][0];
     let video = asset_of("video.mp4");
     assert_eq!(
@@ -929,9 +948,7 @@ async fn thumbnails_per_segment_are_extracted_once_and_cached() {
     let (status, body) = s.get(&format!("/api/assets/{audio}/thumbnail")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     for bad in ["t=-1", "t=NaN", "t=inf", "t=1e9", "t=abc", "size=9"] {
-        let (status, body) = s
-            .get(&format!("/api/assets/{video}/thumbnail?{bad}"))
-            .await;
+        let (status, body) = s.get(&format!("/api/assets/{video}/thumbnail?{bad}")).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input");
     }
 
@@ -961,7 +978,12 @@ async fn without_ffmpeg_videos_have_no_thumbnails_and_stats_say_why() {
     );
     let video = asset_of("video.mp4");
     let (status, body) = s.get(&format!("/api/assets/{video}/thumbnail?t=1")).await;
-    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
     assert!(
         !body["error"]["message"]
             .as_str()
@@ -979,7 +1001,10 @@ async fn without_ffmpeg_videos_have_no_thumbnails_and_stats_say_why() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "image/png");
-    assert_eq!(r.bytes().await.unwrap().as_ref(), fixture("image.png").as_slice());
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        fixture("image.png").as_slice()
+    );
     assert!(!s.dir.path().join("thumbnails").exists());
 }
 

@@ -51,7 +51,10 @@ fn configuration_errors_stop_it_with_one_clear_line() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("set CROSSMODAL_BEDROCK_BUCKET"), "{stderr}");
-    assert!(!dir.path().join("data").exists(), "nothing opened without a provider");
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing opened without a provider"
+    );
     // serve without a token.
     let out = crossmodal()
         .arg("serve")
@@ -155,12 +158,18 @@ async fn the_binary_ingests_searches_serves_and_stops_gracefully_without_leaking
         ("AWS_SESSION_TOKEN", SESSION_TOKEN),
         ("AWS_REGION", "us-east-1"),
         ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        ),
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("CROSSMODAL_BEDROCK_BUCKET", bucket.as_str()),
         ("CROSSMODAL_BEDROCK_BUCKET_OWNER", ACCOUNT),
         ("CROSSMODAL_BEDROCK_POLL_MS", "20"),
-        ("CROSSMODAL_DATA_DIR", dir.path().join("data").to_str().unwrap()),
+        (
+            "CROSSMODAL_DATA_DIR",
+            dir.path().join("data").to_str().unwrap(),
+        ),
         ("CROSSMODAL_TOKEN_FILE", tokens.to_str().unwrap()),
         ("RUST_LOG", "trace"),
     ]
@@ -177,12 +186,17 @@ async fn the_binary_ingests_searches_serves_and_stops_gracefully_without_leaking
     // the Bedrock test server.
     let stack = std::sync::Arc::new(stack);
     let st = stack.clone();
-    tokio::task::spawn_blocking(move || drive(&st)).await.unwrap();
+    tokio::task::spawn_blocking(move || drive(&st))
+        .await
+        .unwrap();
 
     stack.bedrock.assert_no_violations();
     let all = stack.outputs.lock().unwrap().clone();
     // The check can fail: trace output of the AWS SDK was there to leak, and was redacted.
-    assert!(all.contains("aws_smithy") || all.contains("aws_sdk"), "no SDK trace output");
+    assert!(
+        all.contains("aws_smithy") || all.contains("aws_sdk"),
+        "no SDK trace output"
+    );
     for secret in [SECRET_KEY, SESSION_TOKEN, ACCESS_KEY_ID, API_TOKEN] {
         assert!(!all.contains(secret), "{secret} leaked into the output");
     }
@@ -194,7 +208,8 @@ async fn the_binary_ingests_searches_serves_and_stops_gracefully_without_leaking
             let at = from + i + m.len();
             let next = &all[at..(at + 10).min(all.len())];
             assert!(
-                next.starts_with("[redacted]") || !next.starts_with(|c: char| c.is_ascii_alphanumeric()),
+                next.starts_with("[redacted]")
+                    || !next.starts_with(|c: char| c.is_ascii_alphanumeric()),
                 "a {marker} value leaked: ...{}...",
                 &all[from + i..(at + 40).min(all.len())]
             );
@@ -251,7 +266,10 @@ fn drive(stack: &Stack) {
     let hits = found["hits"].as_array().unwrap();
     assert!(!hits.is_empty(), "{found:#}");
     assert!(hits.iter().all(|h| h["kind"] == "image"), "{found:#}");
-    assert!(hits.iter().all(|h| h["asset_id"] != png_id.as_str()), "not itself: {found:#}");
+    assert!(
+        hits.iter().all(|h| h["asset_id"] != png_id.as_str()),
+        "not itself: {found:#}"
+    );
     assert_eq!(found["query_kind"], "image");
     let (code, stdout, _) = stack.run(&["search", "x", "--mode", "smell"]);
     assert_eq!(code, Some(1));
@@ -289,7 +307,11 @@ fn drive(stack: &Stack) {
     // A second process on the same data directory is kept out.
     let (code, _, stderr) = stack.run(&["status"]);
     assert_eq!(code, Some(1), "{}", tail(&stderr));
-    assert!(stderr.contains("in use by another crossmodal process"), "{}", tail(&stderr));
+    assert!(
+        stderr.contains("in use by another crossmodal process"),
+        "{}",
+        tail(&stderr)
+    );
 
     let http = reqwest::Client::new();
     rt.block_on(async {
@@ -342,7 +364,10 @@ fn drive(stack: &Stack) {
     assert!(serve_stderr.contains("request"), "request spans are logged");
     let (_, stdout, _) = stack.run(&["status", "--json"]);
     let status: Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(status["counts"]["indexed"], 9, "the late upload was finished: {status:#}");
+    assert_eq!(
+        status["counts"]["indexed"], 9,
+        "the late upload was finished: {status:#}"
+    );
 
     // delete, and retry (nothing to do).
     let (code, stdout, _) = stack.run(&["delete", png_id.as_str()]);
@@ -377,4 +402,3 @@ fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
-

@@ -299,7 +299,8 @@ async fn sign_in(wd: &WebDriver, url: &str) {
         )
         .await;
     assert!(error.as_str().unwrap().contains("not valid"), "{error}");
-    wd.js("document.getElementById('token').value = ''; return null").await;
+    wd.js("document.getElementById('token').value = ''; return null")
+        .await;
     wd.type_into("#token", TOKEN).await;
     wd.click("#signin-button").await;
     wd.wait_for(
@@ -412,8 +413,14 @@ async fn drive(wd: &WebDriver, s: &Server, bare: &Server, ffmpeg: bool) {
     let _ = std::fs::remove_file(&stranger);
     assert_eq!(failed[0], "failed");
     assert_eq!(failed[1], "rgb(192, 38, 45)", "the failed badge is red");
-    assert!(failed[2].as_str().unwrap().starts_with("embed: "), "{failed}");
-    assert_eq!(failed[3], "rgb(192, 38, 45)", "the failed card is marked red");
+    assert!(
+        failed[2].as_str().unwrap().starts_with("embed: "),
+        "{failed}"
+    );
+    assert_eq!(
+        failed[3], "rgb(192, 38, 45)",
+        "the failed card is marked red"
+    );
     let select = |id: &str, value: &str| {
         format!(
             "const s = document.getElementById('{id}'); s.value = '{value}'; \
@@ -424,7 +431,10 @@ async fn drive(wd: &WebDriver, s: &Server, bare: &Server, ffmpeg: bool) {
     wd.wait_for(
         "only the failed card",
         &format!("return {CARDS}.map(c => c.dataset.state)"),
-        |v| v.as_array().is_some_and(|a| a.len() == 1 && a[0] == "failed"),
+        |v| {
+            v.as_array()
+                .is_some_and(|a| a.len() == 1 && a[0] == "failed")
+        },
     )
     .await;
     wd.js(&select("filter-status", "")).await;
@@ -432,7 +442,10 @@ async fn drive(wd: &WebDriver, s: &Server, bare: &Server, ffmpeg: bool) {
     wd.wait_for(
         "two video cards",
         &format!("return {CARDS}.map(c => c.querySelector('.kind').textContent)"),
-        |v| v.as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|k| k == "video")),
+        |v| {
+            v.as_array()
+                .is_some_and(|a| a.len() == 2 && a.iter().all(|k| k == "video"))
+        },
     )
     .await;
     wd.js(&select("filter-kind", "")).await;
@@ -511,8 +524,14 @@ async fn drive(wd: &WebDriver, s: &Server, bare: &Server, ffmpeg: bool) {
              return [v.getAttribute('src'), v.getAttribute('poster'), c.querySelector('.range').textContent]"
         ))
         .await;
-    assert!(clip[0].as_str().unwrap().ends_with("/media#t=1,2"), "{clip}");
-    assert!(clip[1].as_str().unwrap().ends_with("/thumbnail?t=1.5"), "{clip}");
+    assert!(
+        clip[0].as_str().unwrap().ends_with("/media#t=1,2"),
+        "{clip}"
+    );
+    assert!(
+        clip[1].as_str().unwrap().ends_with("/thumbnail?t=1.5"),
+        "{clip}"
+    );
     assert_eq!(clip[2], "1.0–2.0 s");
     wd.js(&format!(
         "{mp4_card}.querySelector('button.play').click(); return null"

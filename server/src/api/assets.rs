@@ -200,8 +200,8 @@ async fn ingest_upload(
         media_url: Some(format!("{}/media", asset_path(base, &valid.asset_id))),
         error: None,
     };
-    let item = IngestItem::bytes(bytes, file.name.clone().unwrap_or_else(|| "upload".into()))
-        .tags(tags);
+    let item =
+        IngestItem::bytes(bytes, file.name.clone().unwrap_or_else(|| "upload".into())).tags(tags);
     if !wait {
         match app.engine.asset(&valid.asset_id).await {
             Ok(Some(r)) if r.status == AssetStatus::Indexed => {

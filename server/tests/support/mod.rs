@@ -275,7 +275,11 @@ impl Server {
     /// Asserts the service still answers.
     pub async fn assert_serving(&self) {
         let (status, body) = self.get("/api/stats").await;
-        assert_eq!(status, StatusCode::OK, "the service stopped serving: {body:#}");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the service stopped serving: {body:#}"
+        );
     }
 }
 

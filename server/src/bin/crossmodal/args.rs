@@ -22,7 +22,12 @@ pub struct Cli {
     #[command(flatten)]
     pub bedrock: BedrockArgs,
     /// Files ingested at once [default: 4].
-    #[arg(long, global = true, env = "CROSSMODAL_INGEST_CONCURRENCY", value_name = "N")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSMODAL_INGEST_CONCURRENCY",
+        value_name = "N"
+    )]
     pub ingest_concurrency: Option<usize>,
     #[command(subcommand)]
     pub command: Command,
@@ -32,19 +37,44 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct BedrockArgs {
     /// S3 bucket for Marengo's outputs and staged media (`s3://<bucket>/crossmodal/...`).
-    #[arg(long, global = true, env = "CROSSMODAL_BEDROCK_BUCKET", value_name = "BUCKET")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSMODAL_BEDROCK_BUCKET",
+        value_name = "BUCKET"
+    )]
     pub bedrock_bucket: Option<String>,
     /// AWS region of the model and the bucket [default: AWS_REGION, then us-east-1].
-    #[arg(long, global = true, env = "CROSSMODAL_BEDROCK_REGION", value_name = "REGION")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSMODAL_BEDROCK_REGION",
+        value_name = "REGION"
+    )]
     pub bedrock_region: Option<String>,
     /// Account id (12 digits) owning the bucket, sent as `bucketOwner`.
-    #[arg(long, global = true, env = "CROSSMODAL_BEDROCK_BUCKET_OWNER", value_name = "ACCOUNT")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSMODAL_BEDROCK_BUCKET_OWNER",
+        value_name = "ACCOUNT"
+    )]
     pub bedrock_bucket_owner: Option<String>,
     /// Marengo version: 3.0 or 2.7 [default: 3.0].
-    #[arg(long, global = true, env = "CROSSMODAL_MARENGO_MODEL", value_name = "VERSION")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSMODAL_MARENGO_MODEL",
+        value_name = "VERSION"
+    )]
     pub marengo_model: Option<String>,
     /// First wait before polling an asynchronous job, milliseconds [default: 1000].
-    #[arg(long, global = true, env = "CROSSMODAL_BEDROCK_POLL_MS", value_name = "MS")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSMODAL_BEDROCK_POLL_MS",
+        value_name = "MS"
+    )]
     pub bedrock_poll_ms: Option<u64>,
 }
 
@@ -96,7 +126,7 @@ pub struct ServeArgs {
     /// At shutdown, how long open requests and ingests may still run, seconds [default: 30].
     #[arg(long, env = "CROSSMODAL_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
-    /// Thumbnail cache [default: <data-dir>/thumbnails].
+    /// Thumbnail cache [default: DATA_DIR/thumbnails].
     #[arg(long, env = "CROSSMODAL_THUMBNAIL_DIR", value_name = "DIR")]
     pub thumbnail_dir: Option<PathBuf>,
     /// The ffmpeg program for thumbnails [default: ffmpeg].

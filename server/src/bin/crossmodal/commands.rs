@@ -29,9 +29,7 @@ fn tokens(serve: &Serve) -> Result<Vec<BearerToken>, CliError> {
                 }
             }
         }
-        tokens.extend(
-            BearerToken::from_file(path).map_err(|e| CliError::Config(e.to_string()))?,
-        );
+        tokens.extend(BearerToken::from_file(path).map_err(|e| CliError::Config(e.to_string()))?);
     }
     if let Ok(token) = std::env::var("CROSSMODAL_TOKEN")
         && !token.trim().is_empty()
@@ -99,8 +97,8 @@ pub async fn serve(
         interrupted,
         "data directory open"
     );
-    let auth = AuthConfig::tokens(tokens)
-        .allow_loopback_without_token(serve.allow_loopback_without_token);
+    let auth =
+        AuthConfig::tokens(tokens).allow_loopback_without_token(serve.allow_loopback_without_token);
     let config = ServerConfig::builder()
         .auth(auth)
         .max_upload_bytes(serve.max_upload_bytes)
@@ -170,7 +168,10 @@ pub async fn serve(
     );
     let _ = stop_tx.send(true);
     let deadline = tokio::time::Instant::now() + grace;
-    if tokio::time::timeout_at(deadline, &mut server).await.is_err() {
+    if tokio::time::timeout_at(deadline, &mut server)
+        .await
+        .is_err()
+    {
         tracing::warn!("open connections did not finish within the grace period: closing them");
         server.abort();
     }
@@ -236,7 +237,10 @@ pub async fn ingest(data: DataDir, args: IngestArgs) -> Result<(), CliError> {
     let engine = data.engine;
     let mut files = Vec::new();
     media_files(&args.dir, &mut files).map_err(|e| {
-        CliError::Failed(format!("cannot read the directory {}: {e}", args.dir.display()))
+        CliError::Failed(format!(
+            "cannot read the directory {}: {e}",
+            args.dir.display()
+        ))
     })?;
     files.sort();
     tracing::info!(files = files.len(), dir = %args.dir.display(), "ingesting");
@@ -299,9 +303,9 @@ pub async fn search(data: DataDir, args: SearchArgs) -> Result<(), CliError> {
     let mut query = match (&args.text, &args.file, &args.asset) {
         (Some(text), _, _) => Query::text(text.clone()),
         (None, Some(path), _) => {
-            let bytes = tokio::fs::read(path).await.map_err(|e| {
-                CliError::Failed(format!("cannot read {}: {e}", path.display()))
-            })?;
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", path.display())))?;
             let mut q = Query::media(bytes);
             if let Some(name) = path.file_name() {
                 q = q.file_name(name.to_string_lossy().into_owned());

@@ -173,12 +173,21 @@ mod tests {
                     authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/2026, SignedHeaders=host, Signature=fe5f80f77d5fa3be \
                     secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY x-amz-security-token: FQoGZXIvYXdzE";
         let out = redact(line);
-        for leaked in ["AKIDEXAMPLE", "abc123def", "fe5f80f77d5fa3be", "bPxRfiCY", "FQoGZXIvYXdzE"] {
+        for leaked in [
+            "AKIDEXAMPLE",
+            "abc123def",
+            "fe5f80f77d5fa3be",
+            "bPxRfiCY",
+            "FQoGZXIvYXdzE",
+        ] {
             assert!(!out.contains(leaked), "{leaked} in {out}");
         }
         assert!(out.contains("GET /b/k?"), "{out}");
         assert!(out.contains("&x=1"), "{out}");
-        assert_eq!(redact("no secrets here: signature of a function"), "no secrets here: signature of a function");
+        assert_eq!(
+            redact("no secrets here: signature of a function"),
+            "no secrets here: signature of a function"
+        );
         let json = r#"{"Authorization": "Bearer abcdefghijklmnop", "ok": 1}"#;
         assert_eq!(redact(json), r#"{"Authorization": "[redacted]", "ok": 1}"#);
     }

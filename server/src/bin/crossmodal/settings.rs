@@ -62,7 +62,10 @@ impl FileConfig {
     /// Reads and parses `path`; relative paths inside become relative to its directory.
     pub fn load(path: &Path) -> Result<FileConfig, CliError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::Config(format!("cannot read the config file {}: {e}", path.display()))
+            CliError::Config(format!(
+                "cannot read the config file {}: {e}",
+                path.display()
+            ))
         })?;
         let mut config: FileConfig = toml::from_str(&text).map_err(|e| {
             CliError::Config(format!(
@@ -156,7 +159,9 @@ pub fn serve(args: &ServeArgs, file: &FileConfig, common: &Common) -> Result<Ser
     let secs = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
         let v = flag.or(file).unwrap_or(default);
         if v == 0 {
-            Err(CliError::Config(format!("{name} must be at least 1 second")))
+            Err(CliError::Config(format!(
+                "{name} must be at least 1 second"
+            )))
         } else {
             Ok(Duration::from_secs(v))
         }
