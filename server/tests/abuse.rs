@@ -294,6 +294,11 @@ async fn bodies_over_the_limit_are_refused_before_they_are_read() {
         "invalid_input",
         "too large",
     );
+    // An upload under the upload limit but over the JSON limit is fine.
+    let (status, body) = s
+        .upload("/api/assets", &[("audio.wav", fixture("audio.wav"))], None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
     // A JSON body over its own limit.
     let big = json!({ "text": "x".repeat(20_000) });
     let r = s
