@@ -1,14 +1,15 @@
-//! An HTTP service in front of the library: a JSON API to upload, list, search (by text or by an
-//! uploaded file, in any mode), play results from the matched segment and delete, plus one
-//! static page that uses it.
+//! The HTTP service over a data directory, for trying it out without an AWS account: the JSON
+//! API and the page of `crossmodal-server`, with the offline demo embedder when no Marengo
+//! configuration is set (see `examples/support/setup.rs`).
 //!
 //! ```text
-//! cargo run --release --example serve -- --data-dir ./media-index --addr 127.0.0.1:8080
+//! cargo run --release --example serve --features server -- --data-dir ./media-index
 //! ```
 //!
-//! Then open <http://127.0.0.1:8080/>. The API is described in `examples/support/serve_app.rs`.
-//! It has no authentication: it binds loopback by default; put it behind something that
-//! authenticates before binding another address.
+//! Then open <http://127.0.0.1:8080/>. This example lets loopback clients in without a token
+//! and binds loopback only. The service a team runs is the `crossmodal` binary
+//! (`cargo install --path server`, then `crossmodal serve`), which needs a token and has no demo
+//! embedder.
 //!
 //! Embeddings: without Marengo credentials it uses the offline demo embedder, which only knows
 //! files that carry a sidecar caption (`<file>.caption.txt`, as the quickstart's samples in
@@ -20,38 +21,29 @@
 mod setup;
 
 use clap::Parser;
+use crossmodal::server::{AuthConfig, ServerConfig, Service};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(about = "Serve a crossmodal data directory over HTTP: JSON API and a search page")]
+#[command(
+    about = "Serve a crossmodal data directory over HTTP (loopback, no token): JSON API and a search page"
+)]
 struct Args {
     /// The data directory (media, index, catalog).
     #[arg(long, default_value = "media-index")]
     data_dir: PathBuf,
-    /// Address to listen on. Anything but loopback exposes an unauthenticated API.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: SocketAddr,
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
     /// More directories of captioned files for the offline demo embedder (repeatable);
     /// `<data-dir>/samples` is always read.
     #[arg(long = "captions")]
     caption_dirs: Vec<PathBuf>,
-    /// Largest uploaded file, MiB.
-    #[arg(long, default_value_t = 256)]
-    max_upload_mib: u64,
-    /// Largest upload request (all files together), MiB.
-    #[arg(long, default_value_t = 512)]
-    max_request_mib: usize,
     /// Files ingested at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Search time limit, seconds.
-    #[arg(long, default_value_t = 30)]
-    search_timeout_secs: u64,
-    /// At start, resume assets that failed or were interrupted (in the background).
-    #[arg(long)]
-    resume: bool,
 }
 
 #[tokio::main]
@@ -62,58 +54,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir_refs: Vec<&std::path::Path> = dirs.iter().map(PathBuf::as_path).collect();
     let provider = setup::provider(&dir_refs).await?;
     let engine = setup::open_engine(&args.data_dir, provider, args.concurrency.max(1)).await?;
-
     let counts = engine.counts().await?;
-    let interrupted = counts.pending + counts.embedding;
     println!(
-        "data directory {}: {} assets ({} indexed, {} failed, {} interrupted)",
+        "data directory {}: {} assets ({} indexed, {} failed)",
         args.data_dir.display(),
         counts.total(),
         counts.indexed,
-        counts.failed,
-        interrupted
+        counts.failed
     );
-    if args.resume && interrupted + counts.failed > 0 {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            match engine.retry_failed(|_, _| {}).await {
-                Ok(r) => println!(
-                    "resume: {} indexed, {} failed again",
-                    r.progress.indexed, r.progress.failed
-                ),
-                Err(e) => eprintln!("resume failed: {e}"),
-            }
-        });
-    } else if interrupted > 0 {
-        println!("  {interrupted} interrupted assets: restart with --resume to finish them");
-    }
 
-    let limits = crossmodal::server::ServeLimits {
-        max_upload_bytes: args.max_upload_mib * 1024 * 1024,
-        max_request_bytes: args.max_request_mib * 1024 * 1024,
-        search_timeout: Duration::from_secs(args.search_timeout_secs.max(1)),
-        ..crossmodal::server::ServeLimits::default()
-    };
-    let app = crossmodal::server::router(engine.clone(), limits);
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    let local = listener.local_addr()?;
-    if !local.ip().is_loopback() {
-        eprintln!(
-            "WARNING: listening on {local}, not a loopback address: the API has no \
-             authentication, anyone who can reach it can upload and delete"
-        );
-    }
-    println!("serving on http://{local}/ (Ctrl-C to stop)");
-    axum::serve(listener, app)
+    let config = ServerConfig::builder()
+        .auth(AuthConfig::default().allow_loopback_without_token(true))
+        .thumbnail_dir(args.data_dir.join("thumbnails"))
+        .build()?;
+    let service = Service::new(engine, config);
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    println!(
+        "serving on http://{}/ (Ctrl-C to stop)",
+        listener.local_addr()?
+    );
+    let app = service
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    crossmodal::server::axum::serve(listener, app)
         .with_graceful_shutdown(async {
-            if let Err(e) = tokio::signal::ctrl_c().await {
-                eprintln!("cannot listen for Ctrl-C: {e}");
-                std::future::pending::<()>().await;
-            }
-            println!("shutting down: finishing open requests");
+            let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    engine.flush().await?;
-    println!("stopped; index flushed");
+    let report = service.drain(Duration::from_secs(30)).await?;
+    println!(
+        "stopped; index flushed ({} ingests left to resume)",
+        report.ingests_unfinished
+    );
     Ok(())
 }

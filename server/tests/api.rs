@@ -1,265 +1,26 @@
-//! The `serve` example's HTTP API, exercised with real HTTP requests (reqwest) against the router
-//! on 127.0.0.1:0, over the embedded default in a temporary directory and a deterministic test
+//! The HTTP API, exercised with real HTTP requests (reqwest) against the router on
+//! 127.0.0.1:0, over the embedded default in a temporary directory and a deterministic test
 //! provider that knows the fixtures in `tests/fixtures/media`.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use async_trait::async_trait;
-use crossmodal_core::{
-    AssetId, Embedding, EmbeddingProvider, Engine, ErrorKind, MediaInput, MediaKind, ModelInfo,
-    Result, Segment,
-};
-use crossmodal_server::{ServeLimits, router, status_for};
+mod support;
+
+use crossmodal_core::{AssetId, ErrorKind};
+use crossmodal_server::status_for;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
-use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use serde_json::json;
+use std::collections::HashSet;
 use std::time::Duration;
+use support::*;
 
-/// A test provider: each fixture gets a fixed "topic" direction; a text naming a topic word maps
-/// to it. Deterministic, and obviously not a model. Text containing "slowly" takes 5 s.
-struct TopicProvider {
-    model: ModelInfo,
-    topics: HashMap<String, usize>,
-}
-
-const DIM: usize = 8;
-const TOPIC_WORDS: [&str; 8] = [
-    "sunset", "forest", "castle", "drums", "rain", "cheer", "city", "ocean",
-];
-
-fn topic_vector(topic: usize, jitter: f32) -> Vec<f32> {
-    let mut v = vec![0.05; DIM];
-    v[topic % DIM] = 1.0;
-    v[(topic + 1) % DIM] += jitter;
-    v
-}
-
-impl TopicProvider {
-    fn new() -> Self {
-        let topics = library()
-            .iter()
-            .map(|(name, t)| (asset_of(name).to_string(), *t))
-            .collect();
-        TopicProvider {
-            model: ModelInfo {
-                id: "test/topic-provider".into(),
-                dimension: DIM,
-                ..ModelInfo::marengo_3_0()
-            },
-            topics,
-        }
-    }
-}
-
-#[async_trait]
-impl EmbeddingProvider for TopicProvider {
-    fn model(&self) -> &ModelInfo {
-        &self.model
-    }
-
-    async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
-        if text.contains("slowly") {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-        let topic = TOPIC_WORDS
-            .iter()
-            .position(|w| text.contains(w))
-            .unwrap_or(0);
-        Ok(topic_vector(topic, 0.0))
-    }
-
-    async fn embed_media(&self, media: &MediaInput) -> Result<Vec<Embedding>> {
-        let topic = *self.topics.get(media.asset_id.as_str()).ok_or_else(|| {
-            crossmodal_core::Error::unsupported("the test provider knows only the fixtures")
-        })?;
-        let n = match media.kind() {
-            MediaKind::Image => 1,
-            _ => 2,
-        };
-        let mut out = Vec::new();
-        for space in self.model.spaces_for(media.kind()) {
-            for i in 0..n {
-                out.push(Embedding {
-                    space: *space,
-                    segment: (n > 1).then(|| Segment::new(i as f64, i as f64 + 1.0).unwrap()),
-                    // Segment 1 (1 s to 2 s) matches its topic best.
-                    vector: topic_vector(topic, if i == 1 { 0.0 } else { 0.6 }),
-                });
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn fixtures() -> PathBuf {
-    crossmodal_testkit::fixtures::dir()
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(name)).unwrap()
-}
-
-fn asset_of(name: &str) -> AssetId {
-    AssetId::from_content(&fixture(name))
-}
-
-/// The eight fixtures with a topic each (0 sunset, 1 forest, 2 castle, 3 drums, ...).
 fn library() -> Vec<(&'static str, usize)> {
-    vec![
-        ("image.png", 0),
-        ("image.jpg", 1),
-        ("image.webp", 2),
-        ("video.mp4", 2),
-        ("video.mov", 6),
-        ("audio.wav", 3),
-        ("audio.mp3", 4),
-        ("audio.m4a", 5),
-    ]
-}
-
-fn mime(name: &str) -> &'static str {
-    match name.rsplit('.').next() {
-        Some("png") => "image/png",
-        Some("jpg") => "image/jpeg",
-        Some("webp") => "image/webp",
-        Some("mp4") => "video/mp4",
-        Some("mov") => "video/quicktime",
-        Some("wav") => "audio/wav",
-        Some("mp3") => "audio/mpeg",
-        Some("m4a") => "audio/mp4",
-        _ => "application/octet-stream",
-    }
-}
-
-/// A running service.
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(limits: ServeLimits) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open_local(dir.path(), std::sync::Arc::new(TopicProvider::new()))
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = router(engine, limits);
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Server {
-            base: format!("http://{addr}"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.http.get(self.url(path)).send().await.unwrap();
-        json_of(r).await
-    }
-
-    async fn search(&self, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url("/api/search"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        json_of(r).await
-    }
-
-    async fn upload(
-        &self,
-        path: &str,
-        files: &[(&str, Vec<u8>)],
-        tags: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut form = Form::new();
-        for (name, bytes) in files {
-            let part = Part::bytes(bytes.clone())
-                .file_name(name.to_string())
-                .mime_str(mime(name))
-                .unwrap();
-            form = form.part("file", part);
-        }
-        if let Some(tags) = tags {
-            form = form.text("tags", tags.to_string());
-        }
-        let r = self
-            .http
-            .post(self.url(path))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        json_of(r).await
-    }
-
-    async fn upload_all(&self) -> Value {
-        let files: Vec<(&str, Vec<u8>)> = library()
-            .into_iter()
-            .map(|(n, _)| (n, fixture(n)))
-            .collect();
-        let (status, body) = self
-            .upload("/api/assets", &files, Some("fixtures, test"))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body:#}");
-        body
-    }
-}
-
-async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    };
-    (status, body)
-}
-
-/// Asserts the error envelope: `{"error": {"kind": kind, "message": ...}}`.
-fn assert_error(status: StatusCode, body: &Value, want: StatusCode, kind: &str) {
-    assert_eq!(status, want, "{body:#}");
-    assert_eq!(body["error"]["kind"], kind, "{body:#}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body:#}"
-    );
-}
-
-fn names(hits: &Value) -> Vec<String> {
-    hits.as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["name"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
-
-fn a_png_nobody_knows() -> Vec<u8> {
-    let img = image::RgbImage::from_pixel(4, 4, image::Rgb([1, 2, 3]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
+    LIBRARY.to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_list_search_play_and_delete() {
-    let s = Server::start(ServeLimits::default()).await;
+    let s = Server::start(|_| {}).await;
 
     // The page and the stats.
     let page = s.http.get(s.url("/")).send().await.unwrap();
@@ -514,25 +275,13 @@ async fn upload_list_search_play_and_delete() {
     assert_eq!(body["counts"]["total"], 7, "{body:#}");
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_errors_are_typed_and_sized() {
-    let limits = ServeLimits {
-        max_upload_bytes: 20_000,
-        max_request_bytes: 200_000,
-        ..ServeLimits::default()
-    };
-    let s = Server::start(limits).await;
+    let s = Server::start(|c| {
+        c.max_upload_bytes = 20_000;
+        c.max_request_bytes = 200_000;
+    })
+    .await;
 
     // Over the per-file limit: 413, alone; beside a good file the request still succeeds in part.
     let (status, body) = s
@@ -680,11 +429,7 @@ async fn upload_errors_are_typed_and_sized() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_and_list_errors_are_typed() {
-    let s = Server::start(ServeLimits {
-        search_timeout: Duration::from_millis(300),
-        ..ServeLimits::default()
-    })
-    .await;
+    let s = Server::start(|c| c.search_timeout = Duration::from_millis(300)).await;
     s.upload_all().await;
 
     // Unknown mode: 400, on both search endpoints.
@@ -828,7 +573,7 @@ async fn search_and_list_errors_are_typed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_uploads_are_processing_then_indexed() {
-    let s = Server::start(ServeLimits::default()).await;
+    let s = Server::start(|_| {}).await;
     let (status, body) = s
         .upload(
             "/api/assets?wait=false",
@@ -886,4 +631,423 @@ fn error_kinds_map_to_statuses() {
     ] {
         assert_eq!(status_for(kind).as_u16(), status, "{kind:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_gate_the_api_and_the_page_signs_in_for_a_cookie() {
+    let s = Server::start(|_| {}).await;
+    s.upload_all().await;
+    let anon = anonymous();
+    let video = asset_of("video.mp4");
+
+    // The page itself needs no token.
+    let r = anon.get(s.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Every API route: 401 with a JSON error and a Bearer challenge, without or with a wrong
+    // token.
+    let wrong = format!("Bearer {}x", TOKEN);
+    for (method, path) in [
+        ("GET", "/api/stats".to_string()),
+        ("GET", "/api/assets".to_string()),
+        ("GET", format!("/api/assets/{video}")),
+        ("GET", format!("/api/assets/{video}/media")),
+        ("GET", format!("/api/assets/{video}/thumbnail?t=1")),
+        ("DELETE", format!("/api/assets/{video}")),
+        ("POST", "/api/search".to_string()),
+        ("POST", "/api/search/upload".to_string()),
+        ("POST", "/api/assets".to_string()),
+    ] {
+        let m: reqwest::Method = method.parse().unwrap();
+        for auth in [
+            None,
+            Some(wrong.as_str()),
+            Some("Basic dXNlcjpwYXNz"),
+            Some("Bearer "),
+        ] {
+            let mut req = anon.request(m.clone(), s.url(&path));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.unwrap();
+            assert!(
+                r.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer"),
+                "{method} {path}"
+            );
+            let (status, body) = json_of(r).await;
+            assert_error(status, &body, StatusCode::UNAUTHORIZED, "permission_denied");
+        }
+    }
+    // Nothing was deleted by the refused DELETEs.
+    let (status, _) = s.get(&format!("/api/assets/{video}")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A wrong token gets no session; the right one gets an HttpOnly SameSite cookie that then
+    // opens the API, the media and the thumbnails (what <video> and <img> need).
+    let r = anon
+        .post(s.url("/api/session"))
+        .json(&json!({ "token": "not-the-token-at-all" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(r).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "permission_denied");
+    let r = anon
+        .post(s.url("/api/session"))
+        .json(&json!({ "token": TOKEN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie is not the token: {cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    let r = anon
+        .get(s.url(&format!("/api/assets/{video}/media")))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = anon
+        .get(s.url("/api/stats"))
+        .header("cookie", "crossmodal_session=0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Signing out ends the session.
+    let r = anon
+        .delete(s.url("/api/session"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = anon
+        .get(s.url("/api/stats"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_without_a_token_only_when_asked() {
+    // No tokens and no exception: refused, and the message says why.
+    let s = Server::start(|c| c.auth = crossmodal_server::AuthConfig::default()).await;
+    let (status, body) = json_of(anonymous().get(s.url("/api/stats")).send().await.unwrap()).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "permission_denied");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no API tokens configured"),
+        "{body:#}"
+    );
+    // Asked: loopback clients need none (the tests connect from 127.0.0.1), a wrong one still
+    // fails.
+    let s = Server::start(|c| c.auth = c.auth.clone().allow_loopback_without_token(true)).await;
+    let r = anonymous().get(s.url("/api/stats")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = anonymous()
+        .get(s.url("/api/stats"))
+        .header("authorization", "Bearer wrong-token-wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "loopback is let in whatever it sends"
+    );
+    // Disabled: for an app that authenticates in front.
+    let s = Server::start(|c| c.auth = crossmodal_server::AuthConfig::disabled()).await;
+    let r = anonymous().get(s.url("/api/stats")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_under_a_prefix_the_urls_carry_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = crossmodal_core::Engine::open_local(
+        dir.path().join("data"),
+        std::sync::Arc::new(TopicProvider::new()),
+    )
+    .await
+    .unwrap();
+    let service = crossmodal_server::router(engine, config(&dir.path().join("thumbs")));
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the user's own app" }))
+        .nest("/media-search", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = client();
+    let base = format!("http://{addr}/media-search");
+    let r = http.get(format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "the user's own app");
+    // The page at the prefix itself (axum 0.8 routes `/media-search`, not `/media-search/`,
+    // into a nested router; the page finds the API from its own address either way).
+    let r = http.get(&base).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "page at {base}");
+    assert!(r.text().await.unwrap().contains("id=\"search-text\""));
+    let r = http
+        .post(format!("{base}/api/assets"))
+        .multipart(form(&[("video.mp4", fixture("video.mp4"))], None))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(r).await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    let video = asset_of("video.mp4");
+    assert_eq!(
+        body["files"][0]["media_url"],
+        format!("/media-search/api/assets/{video}/media")
+    );
+    let r = http
+        .post(format!("{base}/api/search"))
+        .json(&json!({ "text": "castle" }))
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = json_of(r).await;
+    let hit = &body["hits"][0];
+    assert_eq!(
+        hit["preview_url"],
+        format!("/media-search/api/assets/{video}/media#t=1,2")
+    );
+    assert_eq!(
+        hit["thumbnail_url"],
+        format!("/media-search/api/assets/{video}/thumbnail?t=1.5")
+    );
+    // The URLs it hands out work.
+    let media = http
+        .get(format!(
+            "http://{addr}/media-search/api/assets/{video}/media"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(media.status(), StatusCode::OK);
+    // The session cookie is scoped to the prefix.
+    let r = anonymous()
+        .post(format!("{base}/api/session"))
+        .json(&json!({ "token": TOKEN }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("Path=/media-search/"), "{cookie}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thumbnails_per_segment_are_extracted_once_and_cached() {
+    if !ffmpeg_present() {
+        crossmodal_testkit::skip::skip(
+            "thumbnails_per_segment_are_extracted_once_and_cached",
+            "ffmpeg is not installed (Debian package `ffmpeg`)",
+        );
+        return;
+    }
+    let s = Server::start(|c| c.thumbnail_width = 64).await;
+    s.upload_all().await;
+    let (_, stats) = s.get("/api/stats").await;
+    assert_eq!(stats["thumbnails"]["videos"], true, "{stats:#}");
+
+    // Each hit names the still of its matched segment (the middle of 1 s to 2 s).
+    let (_, body) = s
+        .search(json!({ "text": "castle", "kinds": ["video"] }))
+        .await;
+    let hit = &body["hits"][0];
+    let video = asset_of("video.mp4");
+    assert_eq!(
+        hit["thumbnail_url"],
+        format!("/api/assets/{video}/thumbnail?t=1.5")
+    );
+    let r = s
+        .http
+        .get(s.url(hit["thumbnail_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let jpeg = r.bytes().await.unwrap();
+    assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
+    let decoded = image::load_from_memory(&jpeg).unwrap();
+    assert_eq!(decoded.width(), 64, "scaled to the configured width");
+
+    // Cached on disk under the asset, whole (no temporary file left).
+    let cached = s
+        .dir
+        .path()
+        .join("thumbnails")
+        .join(video.as_str())
+        .join("t1500.jpg");
+    assert_eq!(std::fs::read(&cached).unwrap(), jpeg.as_ref());
+    let names: Vec<String> = std::fs::read_dir(cached.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["t1500.jpg".to_string()]);
+    // A second request reads the cache: replace it and see the replacement served.
+    std::fs::write(&cached, b"\xFF\xD8\xFFcached").unwrap();
+    let again = s
+        .http
+        .get(s.url(hit["thumbnail_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(again.as_ref(), b"\xFF\xD8\xFFcached");
+
+    // Another moment is another still; past the end it is clamped, not an error.
+    let (status, _) = (
+        s.http
+            .get(s.url(&format!("/api/assets/{video}/thumbnail?t=999")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        (),
+    );
+    assert_eq!(status, StatusCode::OK);
+    // Library cards carry a still too; images are downscaled; audio has none.
+    let (_, list) = s.get("/api/assets?kind=image").await;
+    let png = list["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "image.png")
+        .unwrap()
+        .clone();
+    let r = s
+        .http
+        .get(s.url(png["thumbnail_url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let audio = asset_of("audio.wav");
+    let (_, a) = s.get(&format!("/api/assets/{audio}")).await;
+    assert!(a["thumbnail_url"].is_null(), "{a:#}");
+    let (status, body) = s.get(&format!("/api/assets/{audio}/thumbnail")).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    for bad in ["t=-1", "t=NaN", "t=inf", "t=1e9", "t=abc", "size=9"] {
+        let (status, body) = s.get(&format!("/api/assets/{video}/thumbnail?{bad}")).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input");
+    }
+
+    // Deleting the asset removes its stills.
+    let r = s
+        .http
+        .delete(s.url(&format!("/api/assets/{video}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(!cached.parent().unwrap().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_ffmpeg_videos_have_no_thumbnails_and_stats_say_why() {
+    let s = Server::start(|c| c.ffmpeg = "/nonexistent/ffmpeg".into()).await;
+    s.upload_all().await;
+    let (_, stats) = s.get("/api/stats").await;
+    assert_eq!(stats["thumbnails"]["videos"], false);
+    assert!(
+        stats["thumbnails"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ffmpeg is not installed"),
+        "{stats:#}"
+    );
+    let video = asset_of("video.mp4");
+    let (status, body) = s.get(&format!("/api/assets/{video}/thumbnail?t=1")).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
+    assert!(
+        !body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent"),
+        "no server path in the API: {body:#}"
+    );
+    // An image is its own thumbnail.
+    let png = asset_of("image.png");
+    let r = s
+        .http
+        .get(s.url(&format!("/api/assets/{png}/thumbnail")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        fixture("image.png").as_slice()
+    );
+    assert!(!s.dir.path().join("thumbnails").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_waits_for_background_ingests_then_flushes() {
+    let provider = std::sync::Arc::new(TopicProvider::with_delay(Duration::from_millis(700)));
+    let s = Server::start_with(provider, |_| {}).await;
+    let (status, body) = s
+        .upload(
+            "/api/assets?wait=false",
+            &[
+                ("video.mov", fixture("video.mov")),
+                ("image.png", fixture("image.png")),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body:#}");
+    assert!(s.service.ingests_in_flight() > 0);
+    let report = s.service.drain(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(report.ingests_unfinished, 0);
+    assert_eq!(s.service.ingests_in_flight(), 0);
+    for name in ["video.mov", "image.png"] {
+        let (_, a) = s.get(&format!("/api/assets/{}", asset_of(name))).await;
+        assert_eq!(a["state"], "indexed", "{a:#}");
+    }
+    // A grace period too short reports what is left.
+    let (status, _) = s
+        .upload(
+            "/api/assets?wait=false",
+            &[("audio.wav", fixture("audio.wav"))],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let report = s.service.drain(Duration::from_millis(1)).await.unwrap();
+    assert_eq!(report.ingests_unfinished, 1);
+}
+
+#[test]
+fn config_debug_shows_no_token() {
+    let c = config(std::path::Path::new("/tmp/thumbs"));
+    let shown = format!("{c:?}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+    assert!(shown.contains("tokens: 1"), "{shown}");
 }

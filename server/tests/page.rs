@@ -1,92 +1,21 @@
-//! The `serve` example's page in headless Chromium, driven through chromedriver's W3C WebDriver
-//! API: upload the fixtures with the page's file input, see them listed with status badges,
-//! filter by kind, search by text and by an uploaded file, and seek a video result to its
-//! matched segment. Takes a screenshot (path printed; `SERVE_PAGE_SCREENSHOT` picks it).
+//! The page in headless Chromium, driven through chromedriver's W3C WebDriver API: sign in
+//! with a token, upload the fixtures with the page's file input, see them as thumbnail cards
+//! with colour-coded status, filter by kind and status, page through the library, search by
+//! text and by an uploaded file, and play a video result from its matched segment; without
+//! ffmpeg the page says there are no video thumbnails. Takes a screenshot (path printed;
+//! `SERVE_PAGE_SCREENSHOT` picks it).
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test is skipped with a
 //! message, except under `CI=true`, where it fails.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use async_trait::async_trait;
-use crossmodal_core::{
-    AssetId, Embedding, EmbeddingProvider, Engine, MediaInput, MediaKind, ModelInfo, Result,
-    Segment,
-};
+mod support;
+
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Deterministic test provider (as in `serve_api.rs`): one topic direction per fixture; a text
-/// naming a topic word maps to it; the second second of a clip matches best.
-struct TopicProvider {
-    model: ModelInfo,
-    topics: HashMap<AssetId, usize>,
-}
-
-const DIM: usize = 8;
-const TOPIC_WORDS: [&str; 8] = [
-    "sunset", "forest", "castle", "drums", "rain", "cheer", "city", "ocean",
-];
-const LIBRARY: [(&str, usize); 8] = [
-    ("image.png", 0),
-    ("image.jpg", 1),
-    ("image.webp", 2),
-    ("video.mp4", 2),
-    ("video.mov", 6),
-    ("audio.wav", 3),
-    ("audio.mp3", 4),
-    ("audio.m4a", 5),
-];
-
-fn topic_vector(topic: usize, jitter: f32) -> Vec<f32> {
-    let mut v = vec![0.05; DIM];
-    v[topic % DIM] = 1.0;
-    v[(topic + 1) % DIM] += jitter;
-    v
-}
-
-#[async_trait]
-impl EmbeddingProvider for TopicProvider {
-    fn model(&self) -> &ModelInfo {
-        &self.model
-    }
-
-    async fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
-        let topic = TOPIC_WORDS
-            .iter()
-            .position(|w| text.contains(w))
-            .unwrap_or(0);
-        Ok(topic_vector(topic, 0.0))
-    }
-
-    async fn embed_media(&self, media: &MediaInput) -> Result<Vec<Embedding>> {
-        let topic = *self.topics.get(&media.asset_id).ok_or_else(|| {
-            crossmodal_core::Error::unsupported("the test provider knows only the fixtures")
-        })?;
-        let n = if media.kind() == MediaKind::Image {
-            1
-        } else {
-            2
-        };
-        let mut out = Vec::new();
-        for space in self.model.spaces_for(media.kind()) {
-            for i in 0..n {
-                out.push(Embedding {
-                    space: *space,
-                    segment: (n > 1).then(|| Segment::new(i as f64, i as f64 + 1.0).unwrap()),
-                    vector: topic_vector(topic, if i == 1 { 0.0 } else { 0.6 }),
-                });
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn fixtures() -> PathBuf {
-    crossmodal_testkit::fixtures::dir()
-}
+use support::*;
 
 /// The browser and driver binaries, or why they are missing.
 fn browser() -> std::result::Result<(PathBuf, PathBuf), String> {
@@ -323,50 +252,25 @@ async fn start_driver(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_uploads_lists_searches_and_plays_the_matched_segment() {
+async fn the_page_signs_in_uploads_lists_searches_and_plays_the_matched_segment() {
     let (chromium, driver) = match browser() {
         Ok(found) => found,
         Err(why) => {
             crossmodal_testkit::skip::skip(
-                "the_page_uploads_lists_searches_and_plays_the_matched_segment",
+                "the_page_signs_in_uploads_lists_searches_and_plays_the_matched_segment",
                 &why,
             );
             return;
         }
     };
-
-    // The service over a fresh data directory.
-    let dir = tempfile::tempdir().unwrap();
-    let topics = LIBRARY
-        .iter()
-        .map(|(n, t)| {
-            (
-                AssetId::from_content(&std::fs::read(fixtures().join(n)).unwrap()),
-                *t,
-            )
-        })
-        .collect();
-    let provider = TopicProvider {
-        model: ModelInfo {
-            id: "test/topic-provider".into(),
-            dimension: DIM,
-            ..ModelInfo::marengo_3_0()
-        },
-        topics,
-    };
-    let engine = Engine::open_local(dir.path().join("data"), std::sync::Arc::new(provider))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = crossmodal_server::router(engine, crossmodal_server::ServeLimits::default());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-    let (_process, wd) = start_driver(&chromium, &driver, &dir.path().join("profile")).await;
+    let ffmpeg = ffmpeg_present();
+    let s = Server::start(|_| {}).await;
+    let bare = Server::start(|c| c.ffmpeg = "/nonexistent/ffmpeg".into()).await;
+    let profile = tempfile::tempdir().unwrap();
+    let (_process, wd) = start_driver(&chromium, &driver, &profile.path().join("profile")).await;
     // Close the browser (through its session) even when a check fails, then report.
     let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(drive(
-        &wd,
-        &format!("http://{addr}/"),
+        &wd, &s, &bare, ffmpeg,
     )))
     .await;
     wd.quit().await;
@@ -375,8 +279,40 @@ async fn the_page_uploads_lists_searches_and_plays_the_matched_segment() {
     }
 }
 
-async fn drive(wd: &WebDriver, url: &str) {
+const CARDS: &str = "[...document.querySelectorAll('#assets .card')]";
+
+async fn sign_in(wd: &WebDriver, url: &str) {
     wd.goto(url).await;
+    wd.wait_for(
+        "the sign-in box",
+        "return !document.getElementById('signin').classList.contains('hidden')",
+        |v| v == true,
+    )
+    .await;
+    wd.type_into("#token", "not-the-right-token").await;
+    wd.click("#signin-button").await;
+    let error = wd
+        .wait_for(
+            "the refusal of a wrong token",
+            "return document.getElementById('error').textContent",
+            |v| v.as_str().is_some_and(|t| !t.is_empty()),
+        )
+        .await;
+    assert!(error.as_str().unwrap().contains("not valid"), "{error}");
+    wd.js("document.getElementById('token').value = ''; return null")
+        .await;
+    wd.type_into("#token", TOKEN).await;
+    wd.click("#signin-button").await;
+    wd.wait_for(
+        "the signed-in page",
+        "return !document.getElementById('app').classList.contains('hidden')",
+        |v| v == true,
+    )
+    .await;
+}
+
+async fn drive(wd: &WebDriver, s: &Server, bare: &Server, ffmpeg: bool) {
+    sign_in(wd, &s.url("/")).await;
     wd.wait_for(
         "the empty library",
         "return !document.getElementById('assets-empty').classList.contains('hidden')",
@@ -408,20 +344,27 @@ async fn drive(wd: &WebDriver, url: &str) {
         "{results:#}"
     );
 
-    // The list shows all eight, done (green badges), once processing has finished.
-    let rows = wd
+    // The library: eight cards, indexed (green), each image and video with its thumbnail
+    // loaded (through the session cookie), audio marked as such.
+    let cards = wd
         .wait_for(
-            "eight indexed assets",
-            "return [...document.querySelectorAll('#assets tr')].map(tr => \
-               [tr.querySelector('td.name').firstChild.textContent, tr.dataset.state, \
-                tr.querySelector('.badge').textContent, getComputedStyle(tr.querySelector('.badge')).color])",
+            "eight indexed cards with their thumbnails",
+            &format!(
+                "return {CARDS}.map(c => {{ const img = c.querySelector('.thumb img'); \
+                 return [c.querySelector('.name').textContent, c.dataset.state, c.dataset.kind, \
+                   c.querySelector('.badge').textContent, getComputedStyle(c.querySelector('.badge')).color, \
+                   img ? img.complete && img.naturalWidth : null, c.querySelector('.thumb').textContent]; }})"
+            ),
             |v| {
-                v.as_array()
-                    .is_some_and(|a| a.len() == 8 && a.iter().all(|r| r[1] == "indexed"))
+                v.as_array().is_some_and(|a| {
+                    a.len() == 8
+                        && a.iter().all(|r| r[1] == "indexed")
+                        && a.iter().all(|r| r[2] == "audio" || r[5].as_u64().unwrap_or(0) > 0)
+                })
             },
         )
         .await;
-    let names: Vec<&str> = rows
+    let names: Vec<&str> = cards
         .as_array()
         .unwrap()
         .iter()
@@ -430,17 +373,25 @@ async fn drive(wd: &WebDriver, url: &str) {
     for (n, _) in LIBRARY {
         assert!(names.contains(&n), "{n} not listed: {names:?}");
     }
-    for r in rows.as_array().unwrap() {
-        assert_eq!(r[2], "done");
-        assert_eq!(r[3], "rgb(30, 142, 78)", "the done badge is green");
+    for r in cards.as_array().unwrap() {
+        assert_eq!(r[3], "indexed");
+        assert_eq!(r[4], "rgb(30, 142, 78)", "the indexed badge is green");
+        if r[2] == "audio" {
+            assert!(r[6].as_str().unwrap().contains("audio"), "{r}");
+        }
     }
     let stats = wd
         .js("return document.getElementById('stats').textContent")
         .await;
-    assert!(stats.as_str().unwrap().contains("8 done"), "{stats}");
+    assert!(stats.as_str().unwrap().contains("8 indexed"), "{stats}");
+    if ffmpeg {
+        let note = wd
+            .js("return document.getElementById('thumb-note').classList.contains('hidden')")
+            .await;
+        assert_eq!(note, true, "no thumbnail warning with ffmpeg");
+    }
 
-    // A file the provider cannot embed: listed as failed, in red, with the reason; the status
-    // filter finds it.
+    // A file the provider cannot embed: a red card with the reason; the status filter finds it.
     let stranger =
         std::env::temp_dir().join(format!("crossmodal-stranger-{}.png", std::process::id()));
     image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9]))
@@ -451,10 +402,11 @@ async fn drive(wd: &WebDriver, url: &str) {
     wd.click("#upload-button").await;
     let failed = wd
         .wait_for(
-            "a failed asset",
-            "const tr = document.querySelector('#assets tr[data-state=failed]'); \
-             return tr ? [tr.querySelector('.badge').textContent, \
-               getComputedStyle(tr.querySelector('.badge')).color, tr.querySelector('.why').textContent] : null",
+            "a failed card",
+            "const c = document.querySelector('#assets .card[data-state=failed]'); \
+             return c ? [c.querySelector('.badge').textContent, \
+               getComputedStyle(c.querySelector('.badge')).color, c.querySelector('.why').textContent, \
+               getComputedStyle(c).borderTopColor] : null",
             |v| v.is_array(),
         )
         .await;
@@ -465,45 +417,73 @@ async fn drive(wd: &WebDriver, url: &str) {
         failed[2].as_str().unwrap().starts_with("embed: "),
         "{failed}"
     );
-    wd.js(
-        "const s = document.getElementById('filter-status'); s.value = 'failed'; \
-           s.dispatchEvent(new Event('change')); return null",
-    )
-    .await;
+    assert_eq!(
+        failed[3], "rgb(192, 38, 45)",
+        "the failed card is marked red"
+    );
+    let select = |id: &str, value: &str| {
+        format!(
+            "const s = document.getElementById('{id}'); s.value = '{value}'; \
+             s.dispatchEvent(new Event('change')); return null"
+        )
+    };
+    wd.js(&select("filter-status", "failed")).await;
     wd.wait_for(
-        "only the failed asset",
-        "return [...document.querySelectorAll('#assets tr')].map(tr => tr.dataset.state)",
+        "only the failed card",
+        &format!("return {CARDS}.map(c => c.dataset.state)"),
         |v| {
             v.as_array()
                 .is_some_and(|a| a.len() == 1 && a[0] == "failed")
         },
     )
     .await;
-    wd.js(
-        "const s = document.getElementById('filter-status'); s.value = ''; \
-           s.dispatchEvent(new Event('change')); return null",
-    )
-    .await;
-
-    // Filter by kind.
-    wd.js(
-        "const s = document.getElementById('filter-kind'); s.value = 'video'; \
-           s.dispatchEvent(new Event('change')); return null",
-    )
-    .await;
+    wd.js(&select("filter-status", "")).await;
+    wd.js(&select("filter-kind", "video")).await;
     wd.wait_for(
-        "two videos",
-        "return [...document.querySelectorAll('#assets tr')].map(tr => tr.querySelector('.kind').textContent)",
-        |v| v.as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|k| k == "video")),
+        "two video cards",
+        &format!("return {CARDS}.map(c => c.querySelector('.kind').textContent)"),
+        |v| {
+            v.as_array()
+                .is_some_and(|a| a.len() == 2 && a.iter().all(|k| k == "video"))
+        },
     )
     .await;
-    wd.js(
-        "const s = document.getElementById('filter-kind'); s.value = ''; \
-           s.dispatchEvent(new Event('change')); return null",
+    wd.js(&select("filter-kind", "")).await;
+
+    // Paged, not loaded whole: 20 more (unembeddable) images make 29 assets, 24 a page.
+    for i in 0..20u8 {
+        let img = image::RgbImage::from_pixel(4, 4, image::Rgb([i, 200, 7]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let (status, _) = s
+            .upload(
+                "/api/assets",
+                &[(format!("extra-{i}.png").as_str(), png.into_inner())],
+                None,
+            )
+            .await;
+        assert!(status.is_client_error() || status.is_success());
+    }
+    wd.click("#refresh").await;
+    wd.wait_for(
+        "the first page and a Load more button",
+        &format!(
+            "return [{CARDS}.length, !document.getElementById('more').classList.contains('hidden')]"
+        ),
+        |v| v[0] == 24 && v[1] == true,
+    )
+    .await;
+    wd.click("#more").await;
+    wd.wait_for(
+        "all 29 cards",
+        &format!(
+            "return [{CARDS}.length, document.getElementById('more').classList.contains('hidden')]"
+        ),
+        |v| v[0] == 29 && v[1] == true,
     )
     .await;
 
-    // Search by text: results with score, matched space and segment.
+    // Search by text: clips with score, matched space, time range and a still.
     wd.type_into("#search-text", "a castle at night").await;
     wd.click("#search-button").await;
     let hits = wd
@@ -534,15 +514,25 @@ async fn drive(wd: &WebDriver, url: &str) {
     assert_eq!(video[3], "1.0–2.0 s");
     assert!(video[1].as_str().unwrap().parse::<f32>().unwrap() > 0.9);
 
-    // Play the video hit from its matched segment: the player seeks to 1 s.
+    // The video clip: its still is the matched segment's middle, the range is shown on it, and
+    // play starts at the segment.
     let mp4_card = "[...document.querySelectorAll('#results li.hit')].find(li => \
                     li.querySelector('.title').textContent.endsWith('video.mp4'))";
-    let src = wd
+    let clip = wd
         .js(&format!(
-            "return {mp4_card}.querySelector('video').getAttribute('src')"
+            "const c = {mp4_card}; const v = c.querySelector('video'); \
+             return [v.getAttribute('src'), v.getAttribute('poster'), c.querySelector('.range').textContent]"
         ))
         .await;
-    assert!(src.as_str().unwrap().ends_with("/media#t=1,2"), "{src}");
+    assert!(
+        clip[0].as_str().unwrap().ends_with("/media#t=1,2"),
+        "{clip}"
+    );
+    assert!(
+        clip[1].as_str().unwrap().ends_with("/thumbnail?t=1.5"),
+        "{clip}"
+    );
+    assert_eq!(clip[2], "1.0–2.0 s");
     wd.js(&format!(
         "{mp4_card}.querySelector('button.play').click(); return null"
     ))
@@ -566,7 +556,7 @@ async fn drive(wd: &WebDriver, url: &str) {
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("crossmodal-serve-page.png"));
     std::fs::write(&shot, wd.screenshot().await).unwrap();
-    eprintln!("screenshot of the page: {}", shot.display());
+    println!("screenshot of the page: {}", shot.display());
 
     // Search by an uploaded file: the castle image finds the castle video first.
     wd.click("#by-file").await;
@@ -590,4 +580,46 @@ async fn drive(wd: &WebDriver, url: &str) {
         .js("return document.getElementById('error').textContent")
         .await;
     assert_eq!(error, "", "no error shown");
+
+    // Signing out brings the sign-in box back; the cookie no longer opens the API.
+    wd.click("#signout").await;
+    wd.wait_for(
+        "the sign-in box again",
+        "return !document.getElementById('signin').classList.contains('hidden')",
+        |v| v == true,
+    )
+    .await;
+
+    // A service without ffmpeg: the page says there are no video thumbnails, and why.
+    bare.upload_all().await;
+    sign_in(wd, &bare.url("/")).await;
+    let note = wd
+        .wait_for(
+            "the no-thumbnails note",
+            "const n = document.getElementById('thumb-note'); \
+             return n.classList.contains('hidden') ? null : n.textContent",
+            |v| v.is_string(),
+        )
+        .await;
+    assert!(
+        note.as_str().unwrap().contains("ffmpeg is not installed"),
+        "{note}"
+    );
+    let video_card = wd
+        .wait_for(
+            "the video cards without a still",
+            &format!(
+                "return {CARDS}.filter(c => c.dataset.kind === 'video').map(c => [!!c.querySelector('.thumb img'), c.querySelector('.thumb .no-thumb') && c.querySelector('.thumb .no-thumb').textContent])"
+            ),
+            |v| v.as_array().is_some_and(|a| a.len() == 2),
+        )
+        .await;
+    assert!(
+        video_card
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t[0] == false && t[1] == "no thumbnail"),
+        "{video_card}"
+    );
 }

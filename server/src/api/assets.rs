@@ -1,0 +1,334 @@
+//! `POST /api/assets` (upload), `GET /api/assets` (a page), `GET` and `DELETE
+//! /api/assets/{id}`.
+
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use crossmodal_core::{
+    AssetId, AssetQuery, AssetStatus, IngestItem, IngestOutcome, MediaFormat, MediaKind,
+    validate_media,
+};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::api::forms::{
+    UploadedFile, parse_asset_id, parse_bool, parse_kinds, parse_state, parse_tags, read_file,
+    read_text, truncated,
+};
+use crate::api::views::{AssetView, counts_json};
+use crate::api::{App, Base, asset_path};
+use crate::error::{ApiError, ApiResult, ErrorBody, internal};
+
+/// The result of one uploaded file.
+#[derive(Debug, Serialize)]
+struct FileResult {
+    file_name: Option<String>,
+    /// The HTTP status this file alone would get.
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asset_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<MediaKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<MediaFormat>,
+    /// `indexed`, `already_indexed` or `processing` (accepted, ingesting in the background).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vectors: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_cache: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extension_mismatch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody>,
+}
+
+impl FileResult {
+    fn failed(file_name: Option<String>, err: ApiError) -> Self {
+        FileResult {
+            file_name,
+            status: err.status.as_u16(),
+            asset_id: None,
+            kind: None,
+            format: None,
+            outcome: None,
+            vectors: None,
+            from_cache: None,
+            extension_mismatch: None,
+            media_url: None,
+            error: Some(err.body),
+        }
+    }
+}
+
+#[derive(Default, Serialize)]
+struct UploadSummary {
+    indexed: usize,
+    already_indexed: usize,
+    processing: usize,
+    failed: usize,
+}
+
+pub(crate) async fn upload(
+    State(app): State<App>,
+    Base(base): Base,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Response> {
+    let mut wait = true;
+    for (k, v) in params?.0 {
+        match k.as_str() {
+            "wait" => wait = parse_bool("wait", &v)?,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?} (wait)",
+                    truncated(other)
+                )));
+            }
+        }
+    }
+    let mut multipart = multipart?;
+    let mut files = Vec::new();
+    let mut tag_fields = Vec::new();
+    while let Some(mut field) = multipart.next_field().await? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "file" | "files" => {
+                // An empty file input still sends a part with an empty name and no bytes.
+                let file = read_file(&mut field, app.config.max_upload_bytes).await?;
+                let empty_input = file.name.is_none()
+                    && field.file_name().is_some()
+                    && file.bytes.as_ref().is_ok_and(|b| b.is_empty());
+                if empty_input {
+                    continue;
+                }
+                if files.len() == app.config.max_files {
+                    return Err(ApiError::too_large(format!(
+                        "at most {} files per upload",
+                        app.config.max_files
+                    )));
+                }
+                files.push(file);
+            }
+            "tags" => tag_fields.push(read_text(&mut field, "tags").await?),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown form field {:?} (file, tags)",
+                    truncated(other)
+                )));
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(ApiError::bad_request(
+            "no file in the upload: send one or more multipart fields named \"file\"",
+        ));
+    }
+    let tags = parse_tags(&tag_fields)?;
+
+    let concurrency = app.engine.ingestor().config().concurrency.max(1);
+    let results: Vec<FileResult> = futures::stream::iter(files)
+        .map(|file| ingest_upload(&app, &base, file, tags.clone(), wait))
+        .buffered(concurrency)
+        .collect()
+        .await;
+
+    let mut summary = UploadSummary::default();
+    for r in &results {
+        match (r.outcome, &r.error) {
+            (_, Some(_)) => summary.failed += 1,
+            (Some("already_indexed"), _) => summary.already_indexed += 1,
+            (Some("processing"), _) => summary.processing += 1,
+            _ => summary.indexed += 1,
+        }
+    }
+    let first_error = results.iter().find(|r| r.error.is_some());
+    let status = match first_error {
+        None if summary.processing > 0 => StatusCode::ACCEPTED,
+        None => StatusCode::OK,
+        Some(r) if summary.failed == results.len() => {
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST)
+        }
+        Some(_) => StatusCode::MULTI_STATUS,
+    };
+    let mut body = serde_json::json!({ "files": results, "summary": summary });
+    if summary.failed == results.len()
+        && let Some(err) = first_error.and_then(|r| r.error.clone())
+        && let Some(map) = body.as_object_mut()
+    {
+        map.insert("error".into(), serde_json::json!(err));
+    }
+    Ok((status, Json(body)).into_response())
+}
+
+/// Validates and ingests one uploaded file (or, without `wait`, starts its ingest).
+async fn ingest_upload(
+    app: &App,
+    base: &str,
+    file: UploadedFile,
+    tags: Vec<String>,
+    wait: bool,
+) -> FileResult {
+    let bytes = match file.bytes {
+        Ok(b) => b,
+        Err(e) => return FileResult::failed(file.name, e),
+    };
+    // Validate here too, so errors about the file itself get their own statuses (413, 415, 422)
+    // apart from failures of the service behind it.
+    let valid = match validate_media(&bytes, file.name.as_deref(), &app.media_limits) {
+        Ok(v) => v,
+        Err(e) => {
+            return FileResult::failed(file.name, ApiError::upload(&e, &bytes, &app.media_limits));
+        }
+    };
+    let mut result = FileResult {
+        file_name: file.name.clone(),
+        status: 200,
+        asset_id: Some(valid.asset_id.to_string()),
+        kind: Some(valid.probe.kind()),
+        format: Some(valid.probe.format),
+        outcome: None,
+        vectors: None,
+        from_cache: None,
+        extension_mismatch: valid.extension_mismatch.clone(),
+        media_url: Some(format!("{}/media", asset_path(base, &valid.asset_id))),
+        error: None,
+    };
+    let item =
+        IngestItem::bytes(bytes, file.name.clone().unwrap_or_else(|| "upload".into())).tags(tags);
+    if !wait {
+        match app.engine.asset(&valid.asset_id).await {
+            Ok(Some(r)) if r.status == AssetStatus::Indexed => {
+                result.outcome = Some("already_indexed");
+                return result;
+            }
+            Ok(_) => {}
+            Err(e) => return FileResult::failed(file.name, e.into()),
+        }
+        // Runs on its own; its outcome is the asset's status.
+        drop(app.spawn_ingest(item));
+        result.status = 202;
+        result.outcome = Some("processing");
+        return result;
+    }
+    let joined = app.spawn_ingest(item).await;
+    match joined {
+        Ok(Ok(report)) => {
+            result.outcome = Some(match report.outcome {
+                IngestOutcome::Indexed => "indexed",
+                IngestOutcome::AlreadyIndexed => "already_indexed",
+            });
+            result.vectors = Some(report.vectors);
+            result.from_cache = Some(report.from_cache);
+            result
+        }
+        Ok(Err(e)) => FileResult::failed(file.name, e.into()),
+        Err(e) => FileResult::failed(file.name, internal(format!("the ingest task failed: {e}"))),
+    }
+}
+
+pub(crate) async fn list_assets(
+    State(app): State<App>,
+    Base(base): Base,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut query = AssetQuery::new().limit(50);
+    let mut kinds = Vec::new();
+    for (k, v) in params?.0 {
+        match k.as_str() {
+            "kind" => kinds.push(v),
+            "status" | "state" => {
+                for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if s == "all" {
+                        continue;
+                    }
+                    let state = parse_state(s)?;
+                    if !query.states.contains(&state) {
+                        query.states.push(state);
+                    }
+                }
+            }
+            "cursor" => {
+                if v.len() > 1024 {
+                    return Err(ApiError::bad_request("cursor is not one this service gave"));
+                }
+                if !v.is_empty() {
+                    query.cursor = Some(v);
+                }
+            }
+            "limit" => {
+                query.limit = match v.trim().parse::<usize>() {
+                    Ok(n @ 1..=1000) => n,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "limit must be an integer from 1 to 1000, got {:?}",
+                            truncated(&v)
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?} (kind, status, cursor, limit)",
+                    truncated(other)
+                )));
+            }
+        }
+    }
+    query.kinds = parse_kinds(&kinds)?;
+    let page = app.engine.assets(&query).await?;
+    let counts = app.engine.counts().await?;
+    let assets: Vec<AssetView> = page
+        .assets
+        .into_iter()
+        .map(|r| AssetView::new(&base, r))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "assets": assets,
+        "next_cursor": page.next_cursor,
+        "counts": counts_json(&counts),
+    })))
+}
+
+pub(crate) fn path_id(id: Result<Path<String>, PathRejection>) -> ApiResult<AssetId> {
+    let Path(id) = id?;
+    parse_asset_id(&id)
+}
+
+pub(crate) fn no_such_asset(id: &AssetId) -> ApiError {
+    ApiError::not_found(format!("no asset {id}"))
+}
+
+pub(crate) async fn get_asset(
+    State(app): State<App>,
+    Base(base): Base,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<AssetView>> {
+    let id = path_id(id)?;
+    let record = app
+        .engine
+        .asset(&id)
+        .await?
+        .ok_or_else(|| no_such_asset(&id))?;
+    Ok(Json(AssetView::new(&base, record)))
+}
+
+pub(crate) async fn delete_asset(
+    State(app): State<App>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let id = path_id(id)?;
+    let deleted = app.engine.delete(&id).await?;
+    app.thumbnails.forget(&id).await;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(no_such_asset(&id))
+    }
+}
