@@ -45,25 +45,45 @@ impl QueryDistance for Q<'_> {
     }
 }
 
-/// 500 Gaussian clusters, sigma 2, L2-normalised (the ann_compare synthetic set's recipe).
+/// 500 Gaussian clusters (the same centres for every call), sigma 2, L2-normalised (the
+/// ann_compare synthetic set's recipe); `seed` draws the points.
 fn clustered(n: usize, dim: usize, seed: u64) -> Rows {
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
-    };
-    let mut gauss = move || (0..4).map(|_| next()).sum::<f32>() * 1.732 - 3.464;
-    let centres: Vec<f32> = (0..500 * dim).map(|_| gauss()).collect();
+    fn stream(seed: u64) -> impl FnMut() -> f32 {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        move || {
+            // Approximately standard normal: a sum of 4 uniforms, centred and scaled.
+            (0..4)
+                .map(|_| {
+                    state ^= state >> 12;
+                    state ^= state << 25;
+                    state ^= state >> 27;
+                    (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+                })
+                .sum::<f32>()
+                * 1.732
+                - 3.464
+        }
+    }
+    let mut centre = stream(0xC3);
+    let centres: Vec<f32> = (0..500 * dim).map(|_| centre()).collect();
+    let mut noise = stream(seed);
     let mut data = Vec::with_capacity(n * dim);
     for i in 0..n {
-        let c = &centres[(i * 7919 % 500) * dim..][..dim];
-        let v: Vec<f32> = c.iter().map(|x| x + 2.0 * gauss()).collect();
+        let pick = (mix(seed ^ (i as u64).wrapping_mul(0xA24B_AED4_963E_E407)) % 500) as usize;
+        let c = &centres[pick * dim..][..dim];
+        let v: Vec<f32> = c.iter().map(|x| x + 2.0 * noise()).collect();
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         data.extend(v.iter().map(|x| x / norm));
     }
     Rows { dim, data }
+}
+
+/// SplitMix64.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn rss() -> u64 {
@@ -103,16 +123,21 @@ fn main() {
     let n = env_usize("GRAPH_N", 100_000);
     let dim = env_usize("GRAPH_DIM", 512);
     let rounds = env_usize("GRAPH_ROUNDS", 3);
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let threads = env_usize("GRAPH_THREADS", std::thread::available_parallelism().map_or(1, |t| t.get()));
     let rows = clustered(n, dim, 7);
     let queries = clustered(200, dim, 8);
-    let config = GraphConfig::default();
+    let config = GraphConfig::default().keep_pruned(env_usize("GRAPH_KEEP_PRUNED", 1) == 1);
     println!(
         "# graph build: {n} x {dim}, m {}, ef_construction {}, {threads} threads",
         config.m, config.ef_construction
     );
     for round in 1..=rounds {
-        for builder in ["own", "hnsw_rs"] {
+        let builders: Vec<String> = std::env::var("GRAPH_BUILDERS")
+            .unwrap_or_else(|_| "own,hnsw_rs".into())
+            .split(',')
+            .map(String::from)
+            .collect();
+        for builder in builders.iter().map(String::as_str) {
             let before = rss();
             let started = Instant::now();
             let graph = match builder {

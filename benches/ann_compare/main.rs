@@ -19,7 +19,7 @@ use crossmodal::{
     AssetId, EmbeddingSpace, IndexSpec, MediaFormat, MediaKind, RecordMeta, VectorQuery,
     VectorRecord,
 };
-use crossmodal::{HnswConfig, HnswIndex, SearchOptions};
+use crossmodal::{HnswConfig, HnswIndex, Quantization, SearchOptions};
 use serde_json::{Value, json};
 
 /// Queries run untimed before each `ef` is timed (the peers do the same).
@@ -35,6 +35,8 @@ struct Args {
     /// Experiments only: keep the built index in this directory and reopen it next time (the
     /// build line then reports the reload, not a build; not for the comparison).
     reuse: Option<PathBuf>,
+    /// `f32` (default) or `int8` (the walk over int8 codes, exact f32 re-rank).
+    quantization: Quantization,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
             10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 200, 256,
         ],
         reuse: None,
+        quantization: Quantization::None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,6 +58,13 @@ fn parse_args() -> Result<Args, String> {
             "--bench" => {}
             "--data" => args.data = PathBuf::from(value()?),
             "--reuse" => args.reuse = Some(PathBuf::from(value()?)),
+            "--quantization" => {
+                args.quantization = match value()?.as_str() {
+                    "f32" => Quantization::None,
+                    "int8" => Quantization::Int8,
+                    other => return Err(format!("--quantization {other}: f32 or int8")),
+                }
+            }
             "--m" => args.m = value()?.parse().map_err(|e| format!("--m: {e}"))?,
             "--ef-construction" => {
                 args.ef_construction = value()?
@@ -174,7 +184,8 @@ fn main() {
 
     let config = HnswConfig::default()
         .m(args.m)
-        .ef_construction(args.ef_construction);
+        .ef_construction(args.ef_construction)
+        .quantization(args.quantization);
     // Baseline before the index exists (the peers measure the same way).
     let rss_before = rss_bytes();
     let started = Instant::now();

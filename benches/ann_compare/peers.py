@@ -105,18 +105,45 @@ class Faiss:
         return self.faiss.cvar.hnsw_stats.ndis
 
 
+class FaissSQ8(Faiss):
+    """faiss `IndexHNSWSQ` with the 8-bit scalar quantizer (per-dimension ranges trained on the
+    base): the graph walk and the final ranking both use the 8-bit codes (faiss has no f32
+    re-rank in this index)."""
+
+    def __init__(self, dim: int, m: int, efc: int, build_threads: int):
+        super().__init__(dim, m, efc, build_threads)
+        self.name = f"faiss-hnsw-sq8 {self.faiss.__version__}"
+
+    def build(self, base: np.ndarray):
+        faiss = self.faiss
+        faiss.omp_set_num_threads(self.build_threads)
+        index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, self.m,
+                                  faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self.efc
+        index.train(base)
+        index.add(base)
+        faiss.omp_set_num_threads(1)
+        self.index = index
+        h = index.hnsw
+        return int(index.ntotal * self.dim + h.neighbors.size() * 4 + h.offsets.size() * 8
+                   + h.levels.size() * 4)
+
+
 class USearch:
+    dtype = "f32"
+
     def __init__(self, dim: int, m: int, efc: int, build_threads: int):
         import usearch
         from usearch.index import Index
 
-        self.name = f"usearch {usearch.__version__}"
+        suffix = "" if self.dtype == "f32" else f"-{self.dtype}"
+        self.name = f"usearch{suffix} {usearch.__version__}"
         self.dim, self.m, self.efc, self.build_threads = dim, m, efc, build_threads
         self.Index = Index
         self.index = None
 
     def build(self, base: np.ndarray):
-        index = self.Index(ndim=self.dim, metric="ip", dtype="f32", connectivity=self.m,
+        index = self.Index(ndim=self.dim, metric="ip", dtype=self.dtype, connectivity=self.m,
                            expansion_add=self.efc, expansion_search=64)
         keys = np.arange(base.shape[0], dtype=np.uint64)
         index.add(keys, base, threads=self.build_threads)
@@ -174,7 +201,26 @@ class Hnswlib:
         return {"metric": "ip"}
 
 
-PEERS = {"faiss": Faiss, "usearch": USearch, "hnswlib": Hnswlib}
+class USearchI8(USearch):
+    """usearch with `dtype="i8"` (8-bit vectors for walking and ranking)."""
+
+    dtype = "i8"
+
+
+class USearchF16(USearch):
+    """usearch with `dtype="f16"` (half-precision vectors)."""
+
+    dtype = "f16"
+
+
+PEERS = {
+    "faiss": Faiss,
+    "faiss-sq8": FaissSQ8,
+    "usearch": USearch,
+    "usearch-i8": USearchI8,
+    "usearch-f16": USearchF16,
+    "hnswlib": Hnswlib,
+}
 
 
 def main() -> None:

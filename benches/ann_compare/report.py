@@ -92,6 +92,99 @@ def round_key(r: str):
     return (0, int(r)) if r.isdigit() else (1, r)
 
 
+def ratios(libs: dict, ours: str, peers: list, target: float, memory_bound: float = 1.3) -> list[str]:
+    """The ratio table of `ours` against the best of `peers`, round by round."""
+    out = []
+    if ours in libs and peers:
+        qps_r, build_r, mem_r, best_q, best_b = [], [], [], [], []
+        for r in sorted(libs[ours], key=round_key):
+            mine = libs[ours][r]
+            others = {p: libs[p][r] for p in peers if r in libs[p]}
+            if not others:
+                continue
+            mem_r.append(mine["build"]["index_rss_bytes"] / mine["build"]["raw_bytes"])
+            fastest = min(others, key=lambda p: others[p]["build"]["build_s"])
+            build_r.append(mine["build"]["build_s"] / others[fastest]["build"]["build_s"])
+            best_b.append(fastest)
+            peer_q = {p: qps_at(o, target) for p, o in others.items()}
+            peer_q = {p: v[0] for p, v in peer_q.items() if v is not None}
+            my_q = qps_at(mine, target)
+            if peer_q and my_q is not None:
+                bp = max(peer_q, key=peer_q.get)
+                qps_r.append(my_q[0] / peer_q[bp])
+                best_q.append(bp)
+            elif peer_q:
+                qps_r.append(0.0)
+                best_q.append(max(peer_q, key=peer_q.get))
+
+        def verdict(kind, values):
+            if not values:
+                return "n/a"
+            op, bound = TARGETS[kind]
+            if kind == "memory":
+                bound = memory_bound
+            m = med(values)
+            ok = m >= bound if op == ">=" else m <= bound
+            return f"{op} {bound:g}: {'met' if ok else 'NOT met'}"
+
+        def who(names):
+            return ", ".join(f"{n} \u00d7{names.count(n)}" for n in sorted(set(names)))
+
+        out.append(f"Ratios of {ours} to the best peer (per round, median [min\u2013max] over "
+                   f"{len(mem_r)} rounds):")
+        out.append("")
+        out.append("| ratio | value | target | best peer (rounds) |")
+        out.append("|---|---|---|---|")
+        out.append(f"| queries/s at recall@10 \u2265 {target:g}: ours / best peer's | "
+                   f"{spread(qps_r)} | {verdict('qps', qps_r)} | {who(best_q)} |")
+        out.append(f"| build time: ours / fastest peer's | {spread(build_r)} | "
+                   f"{verdict('build', build_r)} | {who(best_b)} |")
+        out.append(f"| index RSS / raw vector bytes (ours) | {spread(mem_r)} | "
+                   f"{verdict('memory', mem_r)} | \u2014 |")
+        if any(v == 0.0 for v in qps_r):
+            out.append("")
+            out.append(f"(A ratio of 0 means {ours} did not reach the recall target in that round.)")
+        out.append("")
+    elif ours not in libs:
+        out.append(f"({ours} has no runs for this dataset: no ratios.)")
+        out.append("")
+
+    return out
+
+
+def draw(dataset: str, libs: dict, families: list):
+    """recall@10 against queries/s (log), one line per library (medians over rounds), as
+    ann-benchmarks draws it; saved beside the report. None if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for fam in families:
+        efs = sorted({ef for r in libs[fam].values() for ef in r["search"]})
+        pts = []
+        for ef in efs:
+            ss = [r["search"][ef] for r in libs[fam].values() if ef in r["search"]]
+            pts.append((med([x["recall"] for x in ss]), med([x["qps"] for x in ss])))
+        style = "-" if fam.startswith("crossmodal") else "--"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", markersize=3, label=fam)
+    ax.set_yscale("log")
+    ax.set_xlabel("recall@10")
+    ax.set_ylabel("queries/s (one thread, one query per call)")
+    ax.set_title(dataset)
+    ax.axvline(0.95, color="grey", linewidth=0.5)
+    ax.grid(True, which="both", linewidth=0.3)
+    ax.legend(fontsize=7)
+    name = f"{dataset}.png"
+    fig.tight_layout()
+    fig.savefig(OUT_DIR / name, dpi=120)
+    plt.close(fig)
+    return name
+
+
 def report_dataset(dataset: str, libs: dict, target: float, ours: str) -> list[str]:
     out = [f"## {dataset}", ""]
     families = sorted(libs, key=lambda f: (f != ours, f))
@@ -160,60 +253,24 @@ def report_dataset(dataset: str, libs: dict, target: float, ours: str) -> list[s
         out.append(f"| {ef} | " + " | ".join(cells) + " |")
     out.append("")
 
-    # Ratios of ours to the best peer, within each round.
-    peers = [f for f in families if f != ours]
-    if ours in libs and peers:
-        qps_r, build_r, mem_r, best_q, best_b = [], [], [], [], []
-        for r in sorted(libs[ours], key=round_key):
-            mine = libs[ours][r]
-            others = {p: libs[p][r] for p in peers if r in libs[p]}
-            if not others:
-                continue
-            mem_r.append(mine["build"]["index_rss_bytes"] / mine["build"]["raw_bytes"])
-            fastest = min(others, key=lambda p: others[p]["build"]["build_s"])
-            build_r.append(mine["build"]["build_s"] / others[fastest]["build"]["build_s"])
-            best_b.append(fastest)
-            peer_q = {p: qps_at(o, target) for p, o in others.items()}
-            peer_q = {p: v[0] for p, v in peer_q.items() if v is not None}
-            my_q = qps_at(mine, target)
-            if peer_q and my_q is not None:
-                bp = max(peer_q, key=peer_q.get)
-                qps_r.append(my_q[0] / peer_q[bp])
-                best_q.append(bp)
-            elif peer_q:
-                qps_r.append(0.0)
-                best_q.append(max(peer_q, key=peer_q.get))
-
-        def verdict(kind, values):
-            if not values:
-                return "n/a"
-            op, bound = TARGETS[kind]
-            m = med(values)
-            ok = m >= bound if op == ">=" else m <= bound
-            return f"{op} {bound:g}: {'met' if ok else 'NOT met'}"
-
-        def who(names):
-            return ", ".join(f"{n} \u00d7{names.count(n)}" for n in sorted(set(names)))
-
-        out.append(f"Ratios of {ours} to the best peer (per round, median [min\u2013max] over "
-                   f"{len(mem_r)} rounds):")
-        out.append("")
-        out.append("| ratio | value | target | best peer (rounds) |")
-        out.append("|---|---|---|---|")
-        out.append(f"| queries/s at recall@10 \u2265 {target:g}: ours / best peer's | "
-                   f"{spread(qps_r)} | {verdict('qps', qps_r)} | {who(best_q)} |")
-        out.append(f"| build time: ours / fastest peer's | {spread(build_r)} | "
-                   f"{verdict('build', build_r)} | {who(best_b)} |")
-        out.append(f"| index RSS / raw vector bytes (ours) | {spread(mem_r)} | "
-                   f"{verdict('memory', mem_r)} | \u2014 |")
-        if any(v == 0.0 for v in qps_r):
-            out.append("")
-            out.append(f"(A ratio of 0 means {ours} did not reach the recall target in that round.)")
-        out.append("")
-    elif ours not in libs:
-        out.append(f"({ours} has no runs for this dataset: no ratios.)")
+    # Ratios of ours to the best peer, within each round: the f32 index against the f32
+    # peers, the int8 mode against the 8-bit and half-precision peers.
+    f32_peers = [f for f in families if f in F32_PEERS]
+    q_peers = [f for f in families if f in QUANTIZED_PEERS]
+    out.extend(ratios(libs, ours, f32_peers, target))
+    if QUANTIZED_OURS in libs:
+        out.extend(ratios(libs, QUANTIZED_OURS, q_peers, target, memory_bound=0.6))
+    plot = draw(dataset, libs, families)
+    if plot:
+        out.append(f"![recall@10 against queries/s, {dataset}]({plot})")
         out.append("")
     return out
+
+
+F32_PEERS = {"faiss-hnsw", "usearch", "hnswlib"}
+QUANTIZED_PEERS = {"faiss-hnsw-sq8", "usearch-i8", "usearch-f16"}
+QUANTIZED_OURS = "crossmodal-hnsw-int8"
+OUT_DIR = Path(".")
 
 
 def main() -> None:
@@ -222,6 +279,8 @@ def main() -> None:
     ap.add_argument("--target-recall", type=float, default=0.95)
     ap.add_argument("--ours", default="crossmodal-hnsw")
     args = ap.parse_args()
+    global OUT_DIR
+    OUT_DIR = args.paths[0] if args.paths[0].is_dir() else args.paths[0].parent
     runs = read_runs(args.paths)
     if not runs:
         sys.exit("report: no runs found")

@@ -11,7 +11,7 @@
 #   SIGMA=2.0 CLUSTERS=500   synthetic cluster spread and count
 #   MINILM_MIN_N=20000 MINILM_MAX_N=29000   minilm base size bounds (NQ queries held out)
 #   M=16 EFC=200 EFS=10,12,16,20,24,32,40,48,64,80,96,128,160,200,256
-#   LIBRARIES="crossmodal-hnsw faiss usearch hnswlib"
+#   LIBRARIES="crossmodal-hnsw crossmodal-hnsw-int8 faiss faiss-sq8 usearch usearch-i8 usearch-f16 hnswlib"
 #   BUILD_THREADS=<all cores> threads the Python peers may build with (the Rust runner uses
 #                            std::thread::available_parallelism and reports it)
 #   ANN_VENV=$HOME/.cache/crossmodal/ann-venv   Python venv (created/reused)
@@ -35,7 +35,7 @@ MINILM_MAX_N="${MINILM_MAX_N:-29000}"
 M="${M:-16}"
 EFC="${EFC:-200}"
 EFS="${EFS:-10,12,16,20,24,32,40,48,64,80,96,128,160,200,256}"
-LIBRARIES="${LIBRARIES:-crossmodal-hnsw faiss usearch hnswlib}"
+LIBRARIES="${LIBRARIES:-crossmodal-hnsw crossmodal-hnsw-int8 faiss faiss-sq8 usearch usearch-i8 usearch-f16 hnswlib}"
 BUILD_THREADS="${BUILD_THREADS:-$(nproc)}"
 ANN_VENV="${ANN_VENV:-$HOME/.cache/crossmodal/ann-venv}"
 ANN_DATA="${ANN_DATA:-$HOME/.cache/crossmodal/ann-data}"
@@ -89,7 +89,7 @@ done
 #   cargo bench --quiet -p crossmodal-benches --bench ann_compare -- --data DIR --m M \
 #       --ef-construction EFC --efs LIST
 run_rust() { (cd "$ROOT" && cargo bench --quiet -p crossmodal-benches --bench ann_compare -- "$@"); }
-if [[ " $LIBRARIES " == *" crossmodal-hnsw "* ]]; then
+if [[ " $LIBRARIES " == *" crossmodal-hnsw"* ]]; then
     log "building the Rust runner (cargo bench --no-run)"
     (cd "$ROOT" && cargo bench --quiet -p crossmodal-benches --bench ann_compare --no-run)
 fi
@@ -132,6 +132,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
             if [[ "$lib" == crossmodal-hnsw ]]; then
                 run=(run_rust --data "$dir" --m "$M" \
                     --ef-construction "$EFC" --efs "$EFS")
+            elif [[ "$lib" == crossmodal-hnsw-int8 ]]; then
+                run=(run_rust --data "$dir" --m "$M" \
+                    --ef-construction "$EFC" --efs "$EFS" --quantization int8)
             else
                 run=("$PY" "$HERE/peers.py" --data "$dir" --library "$lib" --m "$M" \
                     --ef-construction "$EFC" --efs "$EFS" --build-threads "$BUILD_THREADS")
