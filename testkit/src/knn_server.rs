@@ -16,9 +16,21 @@
 //! - Request bodies and query parameters are validated against the OpenAPI specification when it
 //!   is available; requests the server does not implement answer 400 and are recorded as
 //!   protocol violations, which every test asserts are absent ([`KnnServer::assert_clean`]).
-//! - Fault injection: whole-request statuses (429, 503), per-item 429s in `_bulk`, delays.
+//! - Fault injection: whole-request statuses (429, 503), per-item 429s in `_bulk`, delays,
+//!   `_delete_by_query` answers that time out half way.
+//! - Requests signed for `aoss` (Amazon OpenSearch Serverless) are refused what Serverless
+//!   refuses ([`serverless`]); [`KnnServer::start_serverless`] starts a server that acts as a
+//!   collection endpoint throughout (only `aoss`-signed requests, writes searchable after a
+//!   visibility delay, nothing that forces a refresh).
+//! - k-NN searches record the `ef_search` the engine would use ([`KnnServer::knn_searches`]):
+//!   faiss reads `method.parameters.ef_search` of the mapping (default 100) and ignores the
+//!   index setting `index.knn.algo_param.ef_search` (nmslib's); a query's
+//!   `method_parameters.ef_search` (2.16+) overrides both; lucene uses `k`.
+//! - The version `GET /` reports is settable ([`KnnServer::set_version`]); below 2.19 faiss
+//!   refuses `cosinesimil`, below 2.16 queries refuse `method_parameters`.
 #![allow(dead_code)]
 
+pub mod serverless;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -70,9 +82,18 @@ enum Space {
 
 #[derive(Debug, Clone, PartialEq)]
 enum FieldType {
-    Knn { dim: usize, space: Space },
+    Knn {
+        dim: usize,
+        space: Space,
+        engine: String,
+        /// `method.parameters.ef_search` of the mapping (faiss).
+        ef_search: Option<u64>,
+    },
     Keyword,
-    Integer { min: f64, max: f64 },
+    Integer {
+        min: f64,
+        max: f64,
+    },
     Float,
     Date,
     Boolean,
@@ -104,25 +125,84 @@ struct Index {
     dynamic: Dynamic,
     live: BTreeMap<String, Arc<Doc>>,
     searchable: Arc<BTreeMap<String, Arc<Doc>>>,
-    dirty: bool,
-    last_refresh: Instant,
+    /// Changes not searchable yet: when they become searchable, the id, the new document
+    /// (`None`: deleted).
+    pending: VecDeque<(Instant, String, Option<Arc<Doc>>)>,
+    /// How long a change takes to become searchable without a refresh (the periodic refresh,
+    /// 1 s by default; Serverless: its visibility delay).
+    lag: Duration,
     next_seq: u64,
     next_order: u64,
+    /// State of the generator of service-assigned ids.
+    id_state: u64,
 }
 
 impl Index {
     fn refresh(&mut self) {
         self.searchable = Arc::new(self.live.clone());
-        self.dirty = false;
-        self.last_refresh = Instant::now();
+        self.pending.clear();
     }
 
-    /// The periodic refresh (`index.refresh_interval` defaults to 1 s).
-    fn periodic_refresh(&mut self) {
-        if self.dirty && self.last_refresh.elapsed() >= Duration::from_secs(1) {
-            self.refresh();
+    /// Records a change of the live documents; it becomes searchable after the lag.
+    fn changed(&mut self, id: &str, doc: Option<Arc<Doc>>) {
+        self.pending
+            .push_back((Instant::now() + self.lag, id.to_string(), doc));
+    }
+
+    /// Makes the changes whose time has come searchable (what the periodic refresh does).
+    fn catch_up(&mut self) {
+        let now = Instant::now();
+        if self.pending.front().is_none_or(|(at, _, _)| *at > now) {
+            return;
+        }
+        let searchable = Arc::make_mut(&mut self.searchable);
+        while let Some((at, _, _)) = self.pending.front() {
+            if *at > now {
+                break;
+            }
+            let Some((_, id, doc)) = self.pending.pop_front() else {
+                break;
+            };
+            match doc {
+                Some(d) => searchable.insert(id, d),
+                None => searchable.remove(&id),
+            };
         }
     }
+
+    /// A new id as a service assigns them: 20 URL-safe characters, not in any order.
+    fn service_id(&mut self) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::with_capacity(20);
+        loop {
+            out.clear();
+            for _ in 0..20 {
+                // xorshift64*
+                self.id_state ^= self.id_state >> 12;
+                self.id_state ^= self.id_state << 25;
+                self.id_state ^= self.id_state >> 27;
+                let x = self.id_state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+                out.push(ALPHABET[(x >> 58) as usize] as char);
+            }
+            if !self.live.contains_key(&out) {
+                return out;
+            }
+        }
+    }
+}
+
+/// One k-NN search as the engine would run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnnSearch {
+    pub index: String,
+    pub field: String,
+    pub engine: String,
+    pub k: u64,
+    /// The `ef_search` the engine uses.
+    pub ef_search: u64,
+    /// Where it came from: `query` (`method_parameters`), `mapping` (faiss
+    /// `method.parameters`), `default` (faiss without either: 100), `k` (lucene).
+    pub ef_from: &'static str,
 }
 
 #[derive(Default)]
@@ -135,15 +215,52 @@ struct Faults {
     item_429_ids: HashMap<String, usize>,
     /// Delays before answering.
     delays: VecDeque<Duration>,
+    /// `_delete_by_query` requests to answer `timed_out: true` after deleting half.
+    delete_by_query_timeouts: usize,
 }
 
-#[derive(Default)]
 struct State {
     indices: HashMap<String, Index>,
     requests: Vec<Recorded>,
     violations: Vec<String>,
+    /// Requests refused as Amazon OpenSearch Serverless refuses them.
+    refusals: Vec<String>,
+    knn_searches: Vec<KnnSearch>,
     faults: Faults,
     record_bodies: bool,
+    /// Only `aoss`-signed requests (a collection endpoint).
+    serverless_only: bool,
+    /// How long writes take to become searchable without a refresh.
+    visibility: Duration,
+    /// The version `GET /` reports.
+    version: String,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            indices: HashMap::new(),
+            requests: Vec::new(),
+            violations: Vec::new(),
+            refusals: Vec::new(),
+            knn_searches: Vec::new(),
+            faults: Faults::default(),
+            record_bodies: true,
+            serverless_only: false,
+            visibility: Duration::from_secs(1),
+            version: "3.3.0".into(),
+        }
+    }
+}
+
+impl State {
+    fn version(&self) -> (u32, u32) {
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    }
 }
 
 /// Why a request failed: an OpenSearch-style error answer, and whether it reveals a request
@@ -153,6 +270,12 @@ struct Failure {
     error_type: String,
     reason: String,
     violation: bool,
+    /// Answered with the status alone (Serverless's 404 for APIs it does not expose).
+    bare: bool,
+    /// Answered as Serverless answers requests it cannot authenticate.
+    forbidden: bool,
+    /// Refused because Serverless refuses it (recorded in [`KnnServer::serverless_refusals`]).
+    serverless: bool,
 }
 
 fn fail(status: u16, error_type: &str, reason: impl Into<String>) -> Failure {
@@ -161,16 +284,17 @@ fn fail(status: u16, error_type: &str, reason: impl Into<String>) -> Failure {
         error_type: error_type.into(),
         reason: reason.into(),
         violation: false,
+        bare: false,
+        forbidden: false,
+        serverless: false,
     }
 }
 
 /// A request outside what the server implements (or what the specification allows).
 fn unsupported(reason: impl Into<String>) -> Failure {
     Failure {
-        status: 400,
-        error_type: "test_server_unsupported_request".into(),
-        reason: reason.into(),
         violation: true,
+        ..fail(400, "test_server_unsupported_request", reason)
     }
 }
 
@@ -256,12 +380,28 @@ fn load_spec() -> Option<Arc<Spec>> {
 }
 
 impl KnnServer {
-    /// Starts a server on a free loopback port.
+    /// Starts a server on a free loopback port: an OpenSearch cluster (or Amazon OpenSearch
+    /// Service domain) for unsigned and `es`-signed requests, with Serverless's refusals for
+    /// `aoss`-signed ones; writes become searchable after a refresh or within 1 s.
     pub async fn start() -> KnnServer {
-        let state = Arc::new(Mutex::new(State {
-            record_bodies: true,
+        Self::start_with(State::default()).await
+    }
+
+    /// Starts a server that acts as an Amazon OpenSearch Serverless vector collection: every
+    /// request must be signed for `aoss` (403 otherwise), Serverless's refusals apply
+    /// ([`serverless`]), and writes become searchable `visibility` after they are made (the
+    /// service documents about 60 s; tests pass less).
+    pub async fn start_serverless(visibility: Duration) -> KnnServer {
+        Self::start_with(State {
+            serverless_only: true,
+            visibility,
             ..State::default()
-        }));
+        })
+        .await
+    }
+
+    async fn start_with(state: State) -> KnnServer {
+        let state = Arc::new(Mutex::new(state));
         let spec = load_spec();
         let app_state = (state.clone(), spec.clone());
         let app = Router::new()
@@ -333,6 +473,65 @@ impl KnnServer {
     /// Delays the next request's answer by `delay`.
     pub fn inject_delay(&self, delay: Duration) {
         self.state.lock().unwrap().faults.delays.push_back(delay);
+    }
+
+    /// Makes the next `count` `_delete_by_query` requests delete only half of what they match
+    /// and answer `timed_out: true`, as OpenSearch does when the request's time runs out.
+    pub fn inject_delete_by_query_timeout(&self, count: usize) {
+        self.state.lock().unwrap().faults.delete_by_query_timeouts += count;
+    }
+
+    /// The version `GET /` reports from now on (default 3.3.0); indexes and queries follow its
+    /// floors (faiss `cosinesimil` 2.19, `method_parameters` 2.16).
+    pub fn set_version(&self, version: &str) {
+        self.state.lock().unwrap().version = version.to_string();
+    }
+
+    /// Requests refused as Amazon OpenSearch Serverless refuses them (`aoss`-signed).
+    pub fn serverless_refusals(&self) -> Vec<String> {
+        self.state.lock().unwrap().refusals.clone()
+    }
+
+    /// Panics listing every request refused as Serverless refuses it.
+    pub fn assert_no_serverless_refusals(&self) {
+        let r = self.serverless_refusals();
+        assert!(
+            r.is_empty(),
+            "{} request(s) were refused as Amazon OpenSearch Serverless refuses them:\n{}",
+            r.len(),
+            r.join("\n")
+        );
+    }
+
+    /// Every k-NN search so far, with the `ef_search` the engine would use.
+    pub fn knn_searches(&self) -> Vec<KnnSearch> {
+        self.state.lock().unwrap().knn_searches.clone()
+    }
+
+    /// Searchable documents in `index`.
+    pub fn searchable_count(&self, index: &str) -> usize {
+        let mut st = self.state.lock().unwrap();
+        st.indices.get_mut(index).map_or(0, |i| {
+            i.catch_up();
+            i.searchable.len()
+        })
+    }
+
+    /// The live documents of `index` whose field `field` is `value`, with their ids.
+    pub fn docs_where(&self, index: &str, field: &str, value: &str) -> Vec<(String, Value)> {
+        self.state
+            .lock()
+            .unwrap()
+            .indices
+            .get(index)
+            .map(|i| {
+                i.live
+                    .iter()
+                    .filter(|(_, d)| d.source.get(field).and_then(Value::as_str) == Some(value))
+                    .map(|(id, d)| (id.clone(), d.source.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whether request bodies are kept in [`requests`](Self::requests) (large bulk loads can
@@ -445,7 +644,49 @@ async fn handle(
         };
         return answer(status, error_body(status, ty, reason));
     }
-    let result = route(&state, spec.as_deref(), &method, &path, &query, &text);
+    let service = serverless::signing_service(&headers);
+    let aoss = service.as_deref() == Some("aoss");
+    let serverless_only = state.lock().unwrap().serverless_only;
+    let refused = if serverless_only && !aoss {
+        Some(serverless::forbidden(&format!(
+            "a collection endpoint takes requests signed for aoss (this one: {})",
+            service.as_deref().unwrap_or("unsigned")
+        )))
+    } else if aoss {
+        let segments: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        serverless::check_request(method.as_str(), &segments, &query, &headers).err()
+    } else {
+        None
+    };
+    let result = match refused {
+        Some(mut f) => {
+            f.serverless = true;
+            Err(f)
+        }
+        None => route(&state, spec.as_deref(), &method, &path, &query, &text, aoss),
+    };
+    if let Err(f) = &result
+        && f.serverless
+    {
+        state.lock().unwrap().refusals.push(format!(
+            "{method} {path}?{}: {} {}",
+            query
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&"),
+            f.status,
+            if f.reason.is_empty() {
+                "(no body)"
+            } else {
+                &f.reason
+            }
+        ));
+    }
     match result {
         Ok((status, body)) => {
             if method == Method::HEAD {
@@ -471,9 +712,17 @@ async fn handle(
                     f.reason
                 ));
             }
-            if method == Method::HEAD {
+            if method == Method::HEAD || f.bare {
                 let status = StatusCode::from_u16(f.status).unwrap();
                 return status.into_response();
+            }
+            if f.forbidden {
+                // How a collection endpoint answers what it cannot authenticate.
+                return answer(
+                    f.status,
+                    json!({"status": 403, "request-id": "knn-test-server",
+                        "error": {"reason": format!("403 Forbidden: {}", f.reason), "type": "Forbidden"}}),
+                );
             }
             answer(f.status, error_body(f.status, &f.error_type, &f.reason))
         }
@@ -540,6 +789,7 @@ fn route(
     path: &str,
     query: &[(String, String)],
     text: &str,
+    aoss: bool,
 ) -> Answer {
     let segments: Vec<&str> = path
         .trim_matches('/')
@@ -557,14 +807,14 @@ fn route(
                 json!({
                     "name": "knn-test-node",
                     "cluster_name": "knn-test",
-                    "version": {"distribution": "opensearch", "number": "3.3.0"},
+                    "version": {"distribution": "opensearch", "number": st.version},
                     "tagline": "The OpenSearch Project: https://opensearch.org/",
                 }),
             ))
         }
         ("POST" | "PUT", ["_bulk"]) => {
             validate_params(spec, core, "bulk", query)?;
-            bulk(&mut st, spec, None, query, text)
+            bulk(&mut st, spec, None, query, text, aoss)
         }
         ("HEAD", [index]) => {
             validate_params(spec, indices, "indices.exists", query)?;
@@ -581,7 +831,7 @@ fn route(
             validate_params(spec, indices, "indices.create", query)?;
             let body = parse_json_body(text)?;
             validate_body(spec, indices, "indices.create", &body)?;
-            create_index(&mut st, index, &body)
+            create_index(&mut st, index, &body, aoss)
         }
         ("DELETE", [index]) => {
             validate_params(spec, indices, "indices.delete", query)?;
@@ -602,11 +852,12 @@ fn route(
             validate_params(spec, indices, "indices.put_mapping", query)?;
             let body = parse_json_body(text)?;
             validate_body(spec, indices, "indices.put_mapping", &body)?;
+            let version = st.version();
             let idx = st
                 .indices
                 .get_mut(*index)
                 .ok_or_else(|| index_not_found(index))?;
-            put_mapping(idx, &body)
+            put_mapping(idx, &body, aoss, version)
         }
         ("POST" | "GET", [index, "_refresh"]) => {
             validate_params(spec, indices, "indices.refresh", query)?;
@@ -622,7 +873,7 @@ fn route(
         }
         ("POST" | "PUT", [index, "_bulk"]) => {
             validate_params(spec, core, "bulk", query)?;
-            bulk(&mut st, spec, Some(index), query, text)
+            bulk(&mut st, spec, Some(index), query, text, aoss)
         }
         ("POST" | "GET", [index, "_search"]) => {
             validate_params(spec, core, "search", query)?;
@@ -633,23 +884,37 @@ fn route(
             }
             let body = parse_json_body(text)?;
             validate_body(spec, core, "search", &body)?;
+            let version = st.version();
             let idx = st
                 .indices
                 .get_mut(*index)
                 .ok_or_else(|| index_not_found(index))?;
-            idx.periodic_refresh();
-            search(index, idx, &body)
+            idx.catch_up();
+            let mut knn = Vec::new();
+            let ctx = QueryCtx {
+                index,
+                version,
+                knn: &mut knn,
+            };
+            let result = search(idx, &body, ctx);
+            st.knn_searches.extend(knn);
+            result
         }
         ("POST", [index, "_delete_by_query"]) => {
             validate_params(spec, core, "delete_by_query", query)?;
             let body = parse_json_body(text)?;
             validate_body(spec, core, "delete_by_query", &body)?;
+            let timeout = st.faults.delete_by_query_timeouts > 0;
+            if timeout {
+                st.faults.delete_by_query_timeouts -= 1;
+            }
+            let version = st.version();
             let idx = st
                 .indices
                 .get_mut(*index)
                 .ok_or_else(|| index_not_found(index))?;
-            idx.periodic_refresh();
-            delete_by_query(idx, &body, query)
+            idx.catch_up();
+            delete_by_query(index, idx, &body, query, timeout, version)
         }
         _ => Err(unsupported(format!(
             "{method} {path} is not implemented by the k-NN test server"
@@ -690,7 +955,7 @@ fn truthy(v: &Value) -> bool {
     matches!(v, Value::Bool(true)) || v.as_str() == Some("true")
 }
 
-fn create_index(st: &mut State, name: &str, body: &Value) -> Answer {
+fn create_index(st: &mut State, name: &str, body: &Value, aoss: bool) -> Answer {
     if st.indices.contains_key(name) {
         return Err(fail(
             400,
@@ -759,11 +1024,15 @@ fn create_index(st: &mut State, name: &str, body: &Value) -> Answer {
         )));
     }
     let mut fields = HashMap::new();
+    let version = st.version();
     if let Some(props) = mappings.get("properties").and_then(Value::as_object) {
         for (name, def) in props {
-            fields.insert(name.clone(), field_type(name, def)?);
+            fields.insert(name.clone(), field_type(name, def, aoss, version)?);
         }
     }
+    let seed = name.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    }) | 1;
     st.indices.insert(
         name.to_string(),
         Index {
@@ -773,10 +1042,11 @@ fn create_index(st: &mut State, name: &str, body: &Value) -> Answer {
             dynamic,
             live: BTreeMap::new(),
             searchable: Arc::new(BTreeMap::new()),
-            dirty: false,
-            last_refresh: Instant::now(),
+            pending: VecDeque::new(),
+            lag: st.visibility,
             next_seq: 0,
             next_order: 0,
+            id_state: seed,
         },
     );
     Ok((
@@ -785,7 +1055,12 @@ fn create_index(st: &mut State, name: &str, body: &Value) -> Answer {
     ))
 }
 
-fn field_type(name: &str, def: &Value) -> Result<FieldType, Failure> {
+fn field_type(
+    name: &str,
+    def: &Value,
+    aoss: bool,
+    version: (u32, u32),
+) -> Result<FieldType, Failure> {
     let ty = def.get("type").and_then(Value::as_str).unwrap_or("object");
     let allowed_keys: &[&str] = match ty {
         "knn_vector" => &[
@@ -844,6 +1119,13 @@ fn field_type(name: &str, def: &Value) -> Result<FieldType, Failure> {
                 .or_else(|| def.get("space_type"))
                 .and_then(Value::as_str)
                 .unwrap_or("l2");
+            if aoss {
+                let method_name = method.and_then(|m| m.get("name")).and_then(Value::as_str);
+                serverless::check_knn_method(name, engine, method_name).map_err(|mut f| {
+                    f.serverless = true;
+                    f
+                })?;
+            }
             if let Some(m) = method {
                 if let Some(k) = m.as_object().and_then(|o| {
                     o.keys().find(|k| {
@@ -871,6 +1153,36 @@ fn field_type(name: &str, def: &Value) -> Result<FieldType, Failure> {
                         "hnsw parameter {k:?} is not implemented"
                     )));
                 }
+                if engine == "lucene"
+                    && m.get("parameters")
+                        .and_then(|p| p.get("ef_search"))
+                        .is_some()
+                {
+                    // Lucene's HNSW takes m and ef_construction; ef_search is faiss's (and
+                    // nmslib's index setting).
+                    return Err(fail(
+                        400,
+                        "mapper_parsing_exception",
+                        format!(
+                            "Validation Failed: 1: Unknown parameter 'ef_search' for method 'hnsw' \
+                             of engine 'lucene' in field [{name}];"
+                        ),
+                    ));
+                }
+            }
+            let ef_search = method
+                .and_then(|m| m.get("parameters"))
+                .and_then(|p| p.get("ef_search"))
+                .and_then(Value::as_u64);
+            if engine == "faiss" && space == "cosinesimil" && version < (2, 19) {
+                return Err(fail(
+                    400,
+                    "mapper_parsing_exception",
+                    format!(
+                        "Validation Failed: 1: space type [cosinesimil] is not supported with \
+                         [faiss] engine in field [{name}];"
+                    ),
+                ));
             }
             match engine {
                 "faiss" | "lucene" => {}
@@ -902,6 +1214,8 @@ fn field_type(name: &str, def: &Value) -> Result<FieldType, Failure> {
             FieldType::Knn {
                 dim: dim as usize,
                 space,
+                engine: engine.to_string(),
+                ef_search,
             }
         }
         "keyword" => FieldType::Keyword,
@@ -941,7 +1255,7 @@ fn field_type(name: &str, def: &Value) -> Result<FieldType, Failure> {
 }
 
 /// `PUT /<index>/_mapping`: new fields are added; an existing field cannot change type.
-fn put_mapping(idx: &mut Index, body: &Value) -> Answer {
+fn put_mapping(idx: &mut Index, body: &Value, aoss: bool, version: (u32, u32)) -> Answer {
     if let Some(k) = body
         .as_object()
         .and_then(|o| o.keys().find(|k| *k != "properties"))
@@ -957,7 +1271,7 @@ fn put_mapping(idx: &mut Index, body: &Value) -> Answer {
         .unwrap_or_default();
     let mut added = Vec::new();
     for (name, def) in &props {
-        let ft = field_type(name, def)?;
+        let ft = field_type(name, def, aoss, version)?;
         match idx.fields.get(name) {
             Some(old) if *old != ft => {
                 return Err(fail(
@@ -1029,7 +1343,7 @@ fn check_document(idx: &Index, id: &str, source: &Value) -> Result<(), Value> {
         };
         for v in values {
             match ft {
-                FieldType::Knn { dim, space } => {
+                FieldType::Knn { dim, space, .. } => {
                     let Some(arr) = v.as_array() else {
                         return Err(parsing_error(
                             name,
@@ -1155,6 +1469,7 @@ fn bulk(
     path_index: Option<&&str>,
     query: &[(String, String)],
     text: &str,
+    aoss: bool,
 ) -> Answer {
     let refresh = query
         .iter()
@@ -1225,6 +1540,28 @@ fn bulk(
             })?
             .to_string();
         let id = meta.get("_id").and_then(Value::as_str).map(str::to_string);
+        if aoss && op != "delete" && id.is_some() {
+            // Serverless names documents itself; the item fails, the others go on. Its
+            // source line is consumed like any other.
+            let _ = lines.next();
+            errors = true;
+            st.refusals.push(format!(
+                "bulk {op} item with _id {}: 400 {}",
+                id.as_deref().unwrap_or_default(),
+                serverless::DOCUMENT_ID_NOT_SUPPORTED
+            ));
+            items.push(item_error(
+                &index,
+                id.as_deref().unwrap_or_default(),
+                op,
+                400,
+                json!({
+                    "type": "illegal_argument_exception",
+                    "reason": serverless::DOCUMENT_ID_NOT_SUPPORTED,
+                }),
+            ));
+            continue;
+        }
         let source = if op == "delete" {
             None
         } else {
@@ -1275,12 +1612,24 @@ fn bulk(
                 "bulk write to missing index {index} (would auto-create it)"
             )));
         };
-        let id = id.unwrap_or_else(|| format!("auto-{}", idx.next_order));
+        let id = match id {
+            Some(id) => id,
+            None if op == "delete" => {
+                return Err(fail(
+                    400,
+                    "action_request_validation_exception",
+                    "Validation Failed: 1: id is missing;",
+                ));
+            }
+            None => idx.service_id(),
+        };
         match source {
             None => {
                 let found = idx.live.remove(&id);
                 idx.next_seq += 1;
-                idx.dirty = true;
+                if found.is_some() {
+                    idx.changed(&id, None);
+                }
                 let (status, result) = if found.is_some() {
                     (200, "deleted")
                 } else {
@@ -1340,17 +1689,15 @@ fn bulk(
                         Some((f.clone(), (v, norm)))
                     })
                     .collect();
-                idx.live.insert(
-                    id.clone(),
-                    Arc::new(Doc {
-                        source,
-                        vectors,
-                        seq_no,
-                        version,
-                        order,
-                    }),
-                );
-                idx.dirty = true;
+                let doc = Arc::new(Doc {
+                    source,
+                    vectors,
+                    seq_no,
+                    version,
+                    order,
+                });
+                idx.live.insert(id.clone(), doc.clone());
+                idx.changed(&id, Some(doc));
                 let (status, result) = if existing.is_some() {
                     (200, "updated")
                 } else {
@@ -1441,7 +1788,20 @@ fn boost_of(q: &Value) -> f64 {
 }
 
 /// Documents matching `query` with their scores.
-fn eval(idx: &Index, docs: &BTreeMap<String, Arc<Doc>>, query: &Value) -> Result<Scored, Failure> {
+/// What a query evaluation needs beyond the documents: the index name, the server's version,
+/// and where k-NN searches are recorded.
+struct QueryCtx<'a> {
+    index: &'a str,
+    version: (u32, u32),
+    knn: &'a mut Vec<KnnSearch>,
+}
+
+fn eval(
+    idx: &Index,
+    docs: &BTreeMap<String, Arc<Doc>>,
+    ctx: &mut QueryCtx<'_>,
+    query: &Value,
+) -> Result<Scored, Failure> {
     let obj = query.as_object().ok_or_else(|| {
         fail(
             400,
@@ -1578,8 +1938,8 @@ fn eval(idx: &Index, docs: &BTreeMap<String, Arc<Doc>>, query: &Value) -> Result
                 }
             }
         }
-        "bool" => out = eval_bool(idx, docs, body)?,
-        "knn" => out = eval_knn(idx, docs, body)?,
+        "bool" => out = eval_bool(idx, docs, ctx, body)?,
+        "knn" => out = eval_knn(idx, docs, ctx, body)?,
         other => {
             return Err(unsupported(format!(
                 "query type [{other}] is not implemented by the test server"
@@ -1600,6 +1960,7 @@ fn clauses(v: Option<&Value>) -> Vec<&Value> {
 fn eval_bool(
     idx: &Index,
     docs: &BTreeMap<String, Arc<Doc>>,
+    ctx: &mut QueryCtx<'_>,
     body: &Value,
 ) -> Result<Scored, Failure> {
     if let Some(k) = body.as_object().and_then(|o| {
@@ -1627,18 +1988,23 @@ fn eval_bool(
         });
     };
     for q in &must {
-        let r = eval(idx, docs, q)?;
+        let r = eval(idx, docs, ctx, q)?;
         for (id, s) in &r {
             *scores.get_mut(id).unwrap() += s;
         }
         intersect(r.into_iter().map(|(id, _)| id).collect());
     }
     for q in &filter {
-        intersect(eval(idx, docs, q)?.into_iter().map(|(id, _)| id).collect());
+        intersect(
+            eval(idx, docs, ctx, q)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+        );
     }
     let mut should_hits: HashMap<String, usize> = HashMap::new();
     for q in &should {
-        for (id, s) in eval(idx, docs, q)? {
+        for (id, s) in eval(idx, docs, ctx, q)? {
             *scores.get_mut(&id).unwrap() += s;
             *should_hits.entry(id).or_default() += 1;
         }
@@ -1653,7 +2019,7 @@ fn eval_bool(
     };
     let mut excluded = std::collections::HashSet::new();
     for q in &must_not {
-        excluded.extend(eval(idx, docs, q)?.into_iter().map(|(id, _)| id));
+        excluded.extend(eval(idx, docs, ctx, q)?.into_iter().map(|(id, _)| id));
     }
     let boost = boost_of(body);
     let mut out = Vec::new();
@@ -1699,6 +2065,7 @@ fn score_of(space: Space, q: &[f64], nq: f64, v: &[f32], nv: f64) -> f64 {
 fn eval_knn(
     idx: &Index,
     docs: &BTreeMap<String, Arc<Doc>>,
+    ctx: &mut QueryCtx<'_>,
     body: &Value,
 ) -> Result<Scored, Failure> {
     let (field, params) = single_field(body, "knn")?;
@@ -1709,6 +2076,14 @@ fn eval_knn(
         match k.as_str() {
             "vector" | "k" | "filter" | "boost" => {}
             "method_parameters" => {
+                if ctx.version < (2, 16) {
+                    // Introduced in 2.16: older versions do not know the key.
+                    return Err(fail(
+                        400,
+                        "parsing_exception",
+                        "[knn] unknown token [START_OBJECT] after [method_parameters]",
+                    ));
+                }
                 let mp = p[k].as_object().ok_or_else(|| {
                     fail(
                         400,
@@ -1731,7 +2106,13 @@ fn eval_knn(
             }
         }
     }
-    let Some(FieldType::Knn { dim, space }) = idx.fields.get(field.as_str()) else {
+    let Some(FieldType::Knn {
+        dim,
+        space,
+        engine,
+        ef_search: mapping_ef,
+    }) = idx.fields.get(field.as_str())
+    else {
         return Err(fail(
             400,
             "query_shard_exception",
@@ -1776,8 +2157,35 @@ fn eval_knn(
             format!("[knn] requires 0 < k <= 10000, got {k}"),
         ));
     }
+    // The ef the engine searches with, as the k-NN documentation describes it: a query's
+    // `method_parameters.ef_search` first; faiss then reads its mapping's method parameter
+    // (default 100) and never the index setting `index.knn.algo_param.ef_search`; lucene
+    // searches with k.
+    let query_ef = p
+        .get("method_parameters")
+        .and_then(|m| m.get("ef_search"))
+        .and_then(Value::as_u64);
+    let (ef_search, ef_from) = match (query_ef, engine.as_str(), mapping_ef) {
+        (Some(ef), _, _) => (ef, "query"),
+        (None, "faiss", Some(ef)) => (*ef, "mapping"),
+        (None, "faiss", None) => (100, "default"),
+        _ => (k as u64, "k"),
+    };
+    ctx.knn.push(KnnSearch {
+        index: ctx.index.to_string(),
+        field: field.clone(),
+        engine: engine.clone(),
+        k: k as u64,
+        ef_search,
+        ef_from,
+    });
     let allowed: Option<std::collections::HashSet<String>> = match p.get("filter") {
-        Some(f) => Some(eval(idx, docs, f)?.into_iter().map(|(id, _)| id).collect()),
+        Some(f) => Some(
+            eval(idx, docs, ctx, f)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+        ),
         None => None,
     };
     let boost = boost_of(params);
@@ -1976,7 +2384,8 @@ fn cmp_tuples(a: &[Value], b: &[Value], keys: &[SortKey]) -> std::cmp::Ordering 
     std::cmp::Ordering::Equal
 }
 
-fn search(index: &str, idx: &Index, body: &Value) -> Answer {
+fn search(idx: &Index, body: &Value, mut ctx: QueryCtx<'_>) -> Answer {
+    let index = ctx.index;
     let body = if body.is_null() {
         json!({})
     } else {
@@ -2005,7 +2414,7 @@ fn search(index: &str, idx: &Index, body: &Value) -> Answer {
     }
     let docs = idx.searchable.clone();
     let matched = match obj.get("query") {
-        Some(q) => eval(idx, &docs, q)?,
+        Some(q) => eval(idx, &docs, &mut ctx, q)?,
         None => docs.keys().map(|k| (k.clone(), 1.0)).collect(),
     };
     let size = obj
@@ -2216,7 +2625,14 @@ fn aggregations(
     Ok(Value::Object(out))
 }
 
-fn delete_by_query(idx: &mut Index, body: &Value, query: &[(String, String)]) -> Answer {
+fn delete_by_query(
+    index: &str,
+    idx: &mut Index,
+    body: &Value,
+    query: &[(String, String)],
+    time_out: bool,
+    version: (u32, u32),
+) -> Answer {
     let obj = body.as_object().ok_or_else(|| {
         fail(
             400,
@@ -2253,16 +2669,28 @@ fn delete_by_query(idx: &mut Index, body: &Value, query: &[(String, String)]) ->
     }
     // Works on a point-in-time view of what is searchable, like OpenSearch's scroll.
     let snapshot = idx.searchable.clone();
-    let matched = eval(idx, &snapshot, q)?;
+    let mut knn = Vec::new();
+    let mut ctx = QueryCtx {
+        index,
+        version,
+        knn: &mut knn,
+    };
+    let matched = eval(idx, &snapshot, &mut ctx, q)?;
     let mut deleted = 0u64;
     let mut conflicts = 0u64;
-    for (id, _) in &matched {
+    // A request whose time runs out stops part way: what it deleted stays deleted.
+    let stop_after = if time_out {
+        matched.len() / 2
+    } else {
+        matched.len()
+    };
+    for (id, _) in matched.iter().take(stop_after) {
         let seen = &snapshot[id];
         match idx.live.get(id) {
             Some(cur) if cur.seq_no == seen.seq_no => {
                 idx.live.remove(id);
                 idx.next_seq += 1;
-                idx.dirty = true;
+                idx.changed(id, None);
                 deleted += 1;
             }
             _ => {
@@ -2283,7 +2711,7 @@ fn delete_by_query(idx: &mut Index, body: &Value, query: &[(String, String)]) ->
     Ok((
         200,
         json!({
-            "took": 1, "timed_out": false, "total": matched.len(), "deleted": deleted, "batches": 1,
+            "took": 1, "timed_out": time_out, "total": matched.len(), "deleted": deleted, "batches": 1,
             "version_conflicts": conflicts, "noops": 0, "retries": {"bulk": 0, "search": 0},
             "throttled_millis": 0, "requests_per_second": -1.0, "throttled_until_millis": 0, "failures": [],
         }),

@@ -56,15 +56,25 @@ mod error;
 mod index;
 mod mapping;
 mod query;
+mod recent;
+mod version;
+mod visibility;
 
 pub use bulk::{BulkItemError, BulkReport};
 pub use catalog::OpenSearchCatalog;
 pub use config::{
-    AwsService, Engine, OpenSearchAuth, OpenSearchConfig, OpenSearchConfigBuilder, RefreshPolicy,
-    SpaceType,
+    AwsService, Deployment, Engine, OpenSearchAuth, OpenSearchConfig, OpenSearchConfigBuilder,
+    RefreshPolicy, SpaceType,
 };
 pub use index::OpenSearchIndex;
 pub use mapping::vector_field;
+pub use version::OpenSearchVersion;
+
+/// The `aws-config` crate SigV4 signing loads credentials with, so callers can build the
+/// [`SdkConfig`](aws_config::SdkConfig) of [`OpenSearchConfigBuilder::sigv4_with_config`]
+/// without a separate, possibly different, dependency. Feature `aws-auth`.
+#[cfg(feature = "aws-auth")]
+pub use aws_config;
 
 /// The `opensearch` crate this backend is built on, so callers can use
 /// [`OpenSearchIndex::client`] without a separate, possibly different, dependency.
