@@ -319,16 +319,17 @@ impl OpenSearchCatalog {
             let record = record_of(h.get("_source"), &who.id)?;
             last_examined = Some((record.created_at_ms, record.asset_id.clone()));
             let asset = record.asset_id.as_str().to_string();
-            if self.recent.is_deleted(&who.id)
-                || self.recent.is_removed(&asset)
-                || !seen.insert(record.asset_id.clone())
-            {
+            if self.recent.is_removed(&asset) || seen.contains(&record.asset_id) {
                 continue;
             }
+            // This handle's own last write of the asset is its current record, whichever copy
+            // the service shows; a copy it deleted otherwise is gone.
             let shown = match self.recent.latest(&asset, &asset) {
-                Some(w) if w.id != who.id => w.value,
-                _ => record,
+                Some(w) => w.value,
+                None if self.recent.is_deleted(&who.id) => continue,
+                None => record,
             };
+            seen.insert(shown.asset_id.clone());
             if !matches(&shown) {
                 continue;
             }
