@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 use aws_credential_types::Credentials as AwsCredentials;
 #[cfg(feature = "aws-auth")]
 use aws_credential_types::provider::SharedCredentialsProvider;
-#[cfg(feature = "aws-auth")]
-use crossmodal_opensearch::aws_config;
 use crossmodal_core::conformance::{self, clustered_records, vector_index_suite};
 use crossmodal_core::{
     EmbeddingSpace, ErrorKind, Filter, IndexSpec, MediaFormat, MediaKind, RetryPolicy, VectorIndex,
     VectorQuery,
 };
-use crossmodal_opensearch::opensearch::{BulkParts, SearchParts};
 #[cfg(feature = "aws-auth")]
 use crossmodal_opensearch::AwsService;
+#[cfg(feature = "aws-auth")]
+use crossmodal_opensearch::aws_config;
+use crossmodal_opensearch::opensearch::{BulkParts, SearchParts};
 use crossmodal_opensearch::{
     Engine, OpenSearchConfig, OpenSearchIndex, RefreshPolicy, SpaceType, vector_field,
 };
@@ -824,7 +824,8 @@ async fn faiss_takes_ef_search_from_the_mapping_not_the_index_setting() {
         .await
         .unwrap();
     assert!(r.status_code().is_success());
-    let q = json!({"size": 3, "query": {"knn": {"vector_visual": {"vector": [1, 0, 0, 0], "k": 3}}}});
+    let q =
+        json!({"size": 3, "query": {"knn": {"vector_visual": {"vector": [1, 0, 0, 0], "k": 3}}}});
     client
         .search(SearchParts::Index(&[&old]))
         .body(q)
@@ -852,7 +853,11 @@ async fn faiss_takes_ef_search_from_the_mapping_not_the_index_setting() {
         .rfind(|r| r.method == "PUT" && r.path.ends_with(index.index_name()))
         .unwrap()
         .json();
-    assert!(create["settings"]["index"].get("knn.algo_param.ef_search").is_none());
+    assert!(
+        create["settings"]["index"]
+            .get("knn.algo_param.ef_search")
+            .is_none()
+    );
     assert_eq!(
         create["mappings"]["properties"]["vector_visual"]["method"]["parameters"]["ef_search"],
         128
@@ -894,7 +899,14 @@ async fn a_delete_by_query_that_times_out_is_an_error_not_a_partial_success() {
     let server = KnnServer::start().await;
     let index = index_on(&server, "dbqtimeout", 4).await;
     let records: Vec<_> = (0..6)
-        .map(|seq| common::record(9, EmbeddingSpace::Audio, seq, vec![1.0, seq as f32, 0.0, 0.5]))
+        .map(|seq| {
+            common::record(
+                9,
+                EmbeddingSpace::Audio,
+                seq,
+                vec![1.0, seq as f32, 0.0, 0.5],
+            )
+        })
         .collect();
     let asset = records[0].asset_id.clone();
     index.upsert(records.clone()).await.unwrap();
@@ -903,9 +915,9 @@ async fn a_delete_by_query_that_times_out_is_an_error_not_a_partial_success() {
     server.inject_delete_by_query_timeout(1);
     let raw: Value = index
         .client()
-        .delete_by_query(crossmodal_opensearch::opensearch::DeleteByQueryParts::Index(&[
-            index.index_name(),
-        ]))
+        .delete_by_query(
+            crossmodal_opensearch::opensearch::DeleteByQueryParts::Index(&[index.index_name()]),
+        )
         .body(json!({"query": {"term": {"asset_id": asset.as_str()}}}))
         .refresh(true)
         .send()
@@ -914,7 +926,10 @@ async fn a_delete_by_query_that_times_out_is_an_error_not_a_partial_success() {
         .json()
         .await
         .unwrap();
-    assert_eq!((raw["timed_out"].as_bool(), raw["deleted"].as_u64()), (Some(true), Some(3)));
+    assert_eq!(
+        (raw["timed_out"].as_bool(), raw["deleted"].as_u64()),
+        (Some(true), Some(3))
+    );
 
     // Now: a Timeout error (temporary), nothing claimed deleted; repeating finishes it.
     index.upsert(records.clone()).await.unwrap();
@@ -922,7 +937,10 @@ async fn a_delete_by_query_that_times_out_is_an_error_not_a_partial_success() {
     let err = index.delete_asset(&asset).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.is_temporary());
-    assert!(err.message().contains("timed out after deleting 3 of 6"), "{err}");
+    assert!(
+        err.message().contains("timed out after deleting 3 of 6"),
+        "{err}"
+    );
     assert_eq!(index.delete_asset(&asset).await.unwrap(), 3);
     assert_eq!(index.stats().await.unwrap().vectors(), 0);
     server.assert_clean();

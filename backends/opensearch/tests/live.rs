@@ -21,9 +21,11 @@ use std::sync::{Arc, Mutex};
 
 use crossmodal_core::conformance::vector_index_suite;
 use crossmodal_core::{AssetCatalog, AssetQuery, AssetStatus, MediaFormat, VectorIndex};
+#[cfg(feature = "aws-auth")]
+use crossmodal_opensearch::AwsService;
 use crossmodal_opensearch::{
-    AwsService, Engine, OpenSearchCatalog, OpenSearchConfig, OpenSearchConfigBuilder,
-    OpenSearchIndex, RefreshPolicy, SpaceType,
+    Engine, OpenSearchCatalog, OpenSearchConfig, OpenSearchConfigBuilder, OpenSearchIndex,
+    RefreshPolicy, SpaceType,
 };
 
 fn live_builder(hint: &str) -> Option<OpenSearchConfigBuilder> {
@@ -43,6 +45,7 @@ fn live_builder(hint: &str) -> Option<OpenSearchConfigBuilder> {
     ) {
         b = b.basic_auth(user, password);
     }
+    #[cfg(feature = "aws-auth")]
     match var("CROSSMODAL_OPENSEARCH_SIGV4").as_deref() {
         None => {}
         Some("es") => {
@@ -59,6 +62,10 @@ fn live_builder(hint: &str) -> Option<OpenSearchConfigBuilder> {
                 .visibility_timeout(std::time::Duration::from_secs(180))
         }
         Some(other) => panic!("CROSSMODAL_OPENSEARCH_SIGV4 must be es or aoss, not {other}"),
+    }
+    #[cfg(not(feature = "aws-auth"))]
+    if let Some(v) = var("CROSSMODAL_OPENSEARCH_SIGV4") {
+        panic!("CROSSMODAL_OPENSEARCH_SIGV4={v} needs the aws-auth feature");
     }
     match var("CROSSMODAL_OPENSEARCH_ENGINE").as_deref() {
         None | Some("faiss") => {}

@@ -33,7 +33,11 @@ fn spec(dim: usize) -> IndexSpec {
     IndexSpec::new("test-model", dim)
 }
 
-async fn serverless_index(server: &KnnServer, hint: &str, refresh: RefreshPolicy) -> OpenSearchIndex {
+async fn serverless_index(
+    server: &KnnServer,
+    hint: &str,
+    refresh: RefreshPolicy,
+) -> OpenSearchIndex {
     let config = common::serverless_builder(&server.url(), hint)
         .refresh(refresh)
         .build()
@@ -51,8 +55,18 @@ fn assert_within_serverless_rules(server: &KnnServer) {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        assert!(auth.contains("/aoss/aws4_request"), "{} {}: {auth}", r.method, r.path);
-        assert!(r.param("refresh").is_none(), "{} {} has refresh", r.method, r.path);
+        assert!(
+            auth.contains("/aoss/aws4_request"),
+            "{} {}: {auth}",
+            r.method,
+            r.path
+        );
+        assert!(
+            r.param("refresh").is_none(),
+            "{} {} has refresh",
+            r.method,
+            r.path
+        );
         assert!(
             !r.path.ends_with("/_refresh") && !r.path.ends_with("/_delete_by_query"),
             "{} {}",
@@ -90,8 +104,11 @@ async fn the_conformance_suite_passes_on_serverless_rules() {
                 .refresh(RefreshPolicy::WaitFor)
                 .build()
                 .unwrap();
-            Box::new(OpenSearchIndex::connect(config, spec).await.expect("connect"))
-                as Box<dyn VectorIndex>
+            Box::new(
+                OpenSearchIndex::connect(config, spec)
+                    .await
+                    .expect("connect"),
+            ) as Box<dyn VectorIndex>
         }
     })
     .await;
@@ -191,9 +208,11 @@ async fn the_refresh_api_is_404_and_flush_waits_for_visibility() {
     let r = index
         .client()
         .indices()
-        .refresh(crossmodal_opensearch::opensearch::indices::IndicesRefreshParts::Index(&[
-            index.index_name(),
-        ]))
+        .refresh(
+            crossmodal_opensearch::opensearch::indices::IndicesRefreshParts::Index(&[
+                index.index_name()
+            ]),
+        )
         .send()
         .await
         .unwrap();
@@ -229,13 +248,22 @@ async fn flush_fails_as_a_timeout_when_the_service_is_slower_than_allowed() {
         .unwrap();
     let index = OpenSearchIndex::connect(config, spec(4)).await.unwrap();
     index
-        .upsert(vec![common::record(1, EmbeddingSpace::Visual, 0, vec![1.0; 4])])
+        .upsert(vec![common::record(
+            1,
+            EmbeddingSpace::Visual,
+            0,
+            vec![1.0; 4],
+        )])
         .await
         .unwrap();
     let err = index.flush().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.is_temporary());
-    assert!(err.message().contains("1 written document(s) not found yet"), "{err}");
+    assert!(
+        err.message()
+            .contains("1 written document(s) not found yet"),
+        "{err}"
+    );
     assert_within_serverless_rules(&server);
 }
 
@@ -261,7 +289,11 @@ async fn delete_by_query_is_404_and_the_crate_deletes_by_searched_ids() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status_code().as_u16(), 400, "refresh=true is refused first");
+    assert_eq!(
+        r.status_code().as_u16(),
+        400,
+        "refresh=true is refused first"
+    );
     let r = index
         .client()
         .delete_by_query(DeleteByQueryParts::Index(&[index.index_name()]))
@@ -280,7 +312,12 @@ async fn delete_by_query_is_404_and_the_crate_deletes_by_searched_ids() {
     fresh.clear_requests();
     assert_eq!(index.delete_asset(&target.asset_id).await.unwrap(), 3);
     let sent = fresh.requests();
-    assert_eq!(sent.len(), 2, "{:?}", sent.iter().map(|r| &r.path).collect::<Vec<_>>());
+    assert_eq!(
+        sent.len(),
+        2,
+        "{:?}",
+        sent.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
     assert!(sent[0].path.ends_with("/_search"));
     assert_eq!(
         sent[0].json()["query"],
@@ -288,7 +325,12 @@ async fn delete_by_query_is_404_and_the_crate_deletes_by_searched_ids() {
     );
     assert!(sent[1].path.ends_with("/_bulk"));
     assert_eq!(sent[1].body.lines().count(), 3);
-    assert!(sent[1].body.lines().all(|l| l.starts_with(r#"{"delete":{"_id":"#)));
+    assert!(
+        sent[1]
+            .body
+            .lines()
+            .all(|l| l.starts_with(r#"{"delete":{"_id":"#))
+    );
     assert_eq!(fresh.doc_count(index.index_name()), 1);
     // Deleted documents stay searchable on the service for a while: this handle hides them.
     let q = VectorQuery::new(EmbeddingSpace::Visual, vec![1.0, 0.0, 0.0, 0.0], 10);
@@ -338,7 +380,9 @@ async fn duplicates_left_by_racing_writers_are_hidden_and_repaired() {
         .build()
         .unwrap();
     // Two processes: two handles that do not share what they wrote.
-    let a = OpenSearchIndex::connect(config.clone(), spec(4)).await.unwrap();
+    let a = OpenSearchIndex::connect(config.clone(), spec(4))
+        .await
+        .unwrap();
     let b = OpenSearchIndex::connect(config, spec(4)).await.unwrap();
     let name = a.index_name().to_string();
     let r = common::record(5, EmbeddingSpace::Visual, 0, vec![1.0, 0.0, 0.0, 0.0]);
@@ -364,10 +408,18 @@ async fn duplicates_left_by_racing_writers_are_hidden_and_repaired() {
     .await
     .unwrap();
     let hits = c
-        .search(&VectorQuery::new(EmbeddingSpace::Visual, vec![1.0, 0.0, 0.0, 0.0], 2))
+        .search(&VectorQuery::new(
+            EmbeddingSpace::Visual,
+            vec![1.0, 0.0, 0.0, 0.0],
+            2,
+        ))
         .await
         .unwrap();
-    assert_eq!(hits.len(), 2, "k unique hits although a duplicate took a place: {hits:?}");
+    assert_eq!(
+        hits.len(),
+        2,
+        "k unique hits although a duplicate took a place: {hits:?}"
+    );
     assert_eq!(hits[0].asset_id, r.asset_id);
     assert_eq!(hits[0].meta.tags, vec!["newer".to_string()]);
     assert_eq!(hits[1].asset_id, other.asset_id);
@@ -392,9 +444,11 @@ async fn lucene_is_refused_and_the_crate_only_builds_faiss() {
         .client()
         .indices()
         .create(IndicesCreateParts::Index(&common::unique_index("luc")))
-        .body(json!({"settings": {"index": {"knn": true}}, "mappings": {"properties": {
+        .body(
+            json!({"settings": {"index": {"knn": true}}, "mappings": {"properties": {
             "vector_visual": {"type": "knn_vector", "dimension": 4, "method": {
-                "name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}}}}}))
+                "name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}}}}}),
+        )
         .send()
         .await
         .unwrap();
@@ -610,13 +664,20 @@ async fn catalog_copies_left_by_racing_writers_resolve_to_the_newest() {
         message: "boom".into(),
     };
     b.upsert(&failed).await.unwrap();
-    assert_eq!(server.docs_where(&name, "asset_id", r.asset_id.as_str()).len(), 2);
+    assert_eq!(
+        server
+            .docs_where(&name, "asset_id", r.asset_id.as_str())
+            .len(),
+        2
+    );
     a.flush().await.unwrap();
     b.flush().await.unwrap();
     let c = OpenSearchCatalog::connect(config).await.unwrap();
     assert_eq!(c.get(&r.asset_id).await.unwrap(), Some(failed.clone()));
     assert_eq!(
-        server.docs_where(&name, "asset_id", r.asset_id.as_str()).len(),
+        server
+            .docs_where(&name, "asset_id", r.asset_id.as_str())
+            .len(),
         1,
         "the older copy was deleted"
     );

@@ -83,25 +83,36 @@ impl Spec {
     /// Whether `schema` (through `$ref`s) lists `properties`, leaves `additionalProperties`
     /// unsaid, and `inst` is an object with a key it does not list.
     fn names_other_properties(&self, loc: &Loc, schema: &Value, inst: &Value) -> bool {
-        let mut loc = loc.clone();
-        let mut schema = std::sync::Arc::new(schema.clone());
+        let Some(obj) = inst.as_object() else {
+            return false;
+        };
+        let open_without = |schema: &Value| {
+            schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .is_some_and(|props| {
+                    schema.get("additionalProperties").is_none()
+                        && schema.get("patternProperties").is_none()
+                        && obj.keys().any(|k| !props.contains_key(k))
+                })
+        };
+        let Some(first) = schema.get("$ref").and_then(Value::as_str) else {
+            return open_without(schema);
+        };
+        let (mut loc, mut resolved) = self.resolve(loc, first);
         for _ in 0..8 {
-            let Some(r) = schema.get("$ref").and_then(Value::as_str).map(str::to_string) else {
+            let Some(r) = resolved
+                .get("$ref")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
                 break;
             };
             let (l, s) = self.resolve(&loc, &r);
             loc = l;
-            schema = s;
+            resolved = s;
         }
-        let (Some(props), Some(obj)) = (
-            schema.get("properties").and_then(Value::as_object),
-            inst.as_object(),
-        ) else {
-            return false;
-        };
-        schema.get("additionalProperties").is_none()
-            && schema.get("patternProperties").is_none()
-            && obj.keys().any(|k| !props.contains_key(k))
+        open_without(&resolved)
     }
 
     /// Validates `instance` against the schema at `pointer` in `file` (relative to the spec
@@ -259,20 +270,19 @@ impl Spec {
                     ok
                 })
                 .collect();
-            let mut matches = matching.len();
-            if matches > 1 {
-                // The description leaves some object branches open by omission (`SortOptions`
-                // lists `_score`, `_geo_distance`, `_script` but no `additionalProperties`, so
-                // `{"field": "asc"}` would match it and `FieldWithDirection` both): a branch
-                // that names its properties does not claim an object with other keys when
-                // another branch takes it.
-                let closed = matching
-                    .iter()
-                    .filter(|s| !self.names_other_properties(loc, s, inst))
-                    .count();
-                if closed >= 1 {
-                    matches = closed;
-                }
+            // The description leaves some object branches open by omission (`SortOptions`
+            // lists `_score`, `_geo_distance`, `_script` but no `additionalProperties`, so
+            // `{"field": "asc"}` would match it and `FieldWithDirection` both, and
+            // `{"field": "sideways"}` would match it alone): in a oneOf, a branch that names
+            // its properties does not claim an object with other keys.
+            let matches = matching
+                .iter()
+                .filter(|s| !self.names_other_properties(loc, s, inst))
+                .count();
+            if matches == 0 && !matching.is_empty() {
+                branch_errors.push(format!(
+                    "{here}: only branches that do not list its keys would take it"
+                ));
             }
             let lenient = query_mode || schema.contains_key("discriminator");
             if matches == 0 {

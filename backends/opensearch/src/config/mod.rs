@@ -19,8 +19,8 @@ use crate::version::{OpenSearchVersion, check_engine, query_ef_search_supported}
 /// [`Deployment`] rules, the index layout and HNSW parameters, write visibility, time-outs and
 /// retries.
 ///
-/// Build one with [`OpenSearchConfig::builder`] (or the [`new`](Self::new),
-/// [`aws`](Self::aws) and [`serverless`](Self::serverless) shortcuts):
+/// Build one with [`OpenSearchConfig::builder`] (or the [`new`](Self::new) shortcut, and with
+/// feature `aws-auth` `aws` and `serverless`):
 ///
 /// ```
 /// use std::time::Duration;
