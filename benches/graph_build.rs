@@ -123,7 +123,10 @@ fn main() {
     let n = env_usize("GRAPH_N", 100_000);
     let dim = env_usize("GRAPH_DIM", 512);
     let rounds = env_usize("GRAPH_ROUNDS", 3);
-    let threads = env_usize("GRAPH_THREADS", std::thread::available_parallelism().map_or(1, |t| t.get()));
+    let threads = env_usize(
+        "GRAPH_THREADS",
+        std::thread::available_parallelism().map_or(1, |t| t.get()),
+    );
     let rows = clustered(n, dim, 7);
     let queries = clustered(200, dim, 8);
     let config = GraphConfig::default().keep_pruned(env_usize("GRAPH_KEEP_PRUNED", 1) == 1);

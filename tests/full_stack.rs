@@ -1,11 +1,21 @@
 //! The production composition end to end, against local servers: `MarengoProvider` (Marengo
 //! Embed 3.0) on the Bedrock-protocol test server, `S3MediaStore` on the S3-compatible server
 //! (moto), `OpenSearchIndex` on the OpenSearch k-NN test server, a `MemoryEmbeddingCache`, and
-//! the catalog in OpenSearch too (`OpenSearchCatalog` on osmem-server, which scripts/test.sh
-//! starts; the k-NN test server implements only what the index needs) or, without osmem, an
-//! in-memory `SqliteCatalog`. It ingests the quickstart's generated library and answers the
-//! quickstart's queries with the same top results as the embedded default
-//! (`Engine::open_local` with the offline demo embedder).
+//! an `OpenSearchCatalog`. It runs twice, once per OpenSearch deployment:
+//!
+//! - **Amazon OpenSearch Serverless** (`OpenSearchConfig` with SigV4 `aoss`): the k-NN test
+//!   server acts as a vector search collection (`KnnServer::start_serverless`: only
+//!   `aoss`-signed requests, no custom ids, no refresh, no `_refresh` / `_delete_by_query`,
+//!   writes searchable after a delay), and the catalog lives in the same collection (osmem-server
+//!   cannot act as Serverless; the k-NN test server implements the bulk and search requests
+//!   the Serverless catalog sends).
+//! - **An Amazon OpenSearch Service domain** (SigV4 `es`): the k-NN test server as a cluster,
+//!   the catalog on osmem-server (which scripts/test.sh starts) or, without osmem, an in-memory
+//!   `SqliteCatalog`.
+//!
+//! Each run ingests the quickstart's generated library and answers the quickstart's queries with
+//! the same top results as the embedded default (`Engine::open_local` with the offline demo
+//! embedder).
 //!
 //! To make the two stacks comparable, the Bedrock test server is given the demo embedder as its
 //! vector source: for a text it returns the demo's text vector; for media (read from S3 in place,
@@ -22,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossmodal::bedrock::{MarengoModel, MarengoProvider, PollPolicy, aws_sdk_s3};
-use crossmodal::opensearch::{OpenSearchCatalog, OpenSearchConfig, OpenSearchIndex};
+use crossmodal::opensearch::{
+    AwsService, Deployment, OpenSearchCatalog, OpenSearchConfig, OpenSearchIndex, aws_config,
+};
 use crossmodal::s3::{S3MediaStore, S3StoreConfig};
 use crossmodal::{
     AssetCatalog, EmbeddingProvider, EmbeddingSpace, Engine, EngineParts, IndexSpec, IngestConfig,
@@ -136,13 +148,30 @@ fn fast_retry() -> RetryPolicy {
         .deadline(Some(Duration::from_secs(30)))
 }
 
-fn opensearch_config(url: &str, hint: &str) -> OpenSearchConfig {
+/// How long the Serverless-mode k-NN server takes to make writes searchable (the service:
+/// about 60 s).
+const SERVERLESS_VISIBILITY: Duration = Duration::from_millis(300);
+
+fn opensearch_builder(url: &str, hint: &str) -> crossmodal::opensearch::OpenSearchConfigBuilder {
     OpenSearchConfig::builder(url)
         .index(aws_helpers::unique_bucket(hint))
         .retry(fast_retry())
         .request_timeout(Duration::from_secs(20))
+}
+
+fn opensearch_config(url: &str, hint: &str) -> OpenSearchConfig {
+    opensearch_builder(url, hint)
         .build()
         .expect("OpenSearch configuration")
+}
+
+/// Static test credentials in us-east-1, as the SigV4 signer loads them.
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_helpers::credentials())
+        .load()
+        .await
 }
 
 /// The production composition and the servers behind it.
@@ -157,7 +186,11 @@ struct FullStack {
 }
 
 impl FullStack {
-    async fn start(endpoint: &str, demo: Arc<CaptionHashEmbedder>) -> FullStack {
+    async fn start(
+        endpoint: &str,
+        demo: Arc<CaptionHashEmbedder>,
+        deployment: Deployment,
+    ) -> FullStack {
         let s3 = aws_helpers::s3_client(endpoint);
         let bucket = aws_helpers::create_bucket(&s3, "fullstack").await;
 
@@ -188,24 +221,47 @@ impl FullStack {
         )
         .expect("S3 store");
 
-        // Vectors in OpenSearch (the k-NN test server).
-        let knn = KnnServer::start().await;
+        // Vectors in OpenSearch (the k-NN test server), signed as the service wants.
+        let (knn, service) = match deployment {
+            Deployment::Serverless => (
+                KnnServer::start_serverless(SERVERLESS_VISIBILITY).await,
+                AwsService::Serverless,
+            ),
+            _ => (KnnServer::start().await, AwsService::OpenSearchService),
+        };
+        let index_config = opensearch_builder(&knn.url(), "fullstack")
+            .sigv4_with_config(service, sdk_config().await)
+            .visibility_timeout(Duration::from_secs(30))
+            .build()
+            .expect("OpenSearch configuration");
+        assert_eq!(index_config.deployment(), deployment);
         let index = Arc::new(
-            OpenSearchIndex::connect(
-                opensearch_config(&knn.url(), "fullstack"),
-                IndexSpec::for_model(provider.model()),
-            )
-            .await
-            .expect("OpenSearch index"),
+            OpenSearchIndex::connect(index_config.clone(), IndexSpec::for_model(provider.model()))
+                .await
+                .expect("OpenSearch index"),
         );
 
-        // The catalog: OpenSearch on osmem-server when it runs, SQLite otherwise.
+        // The catalog: on Serverless in the same collection; on a domain in OpenSearch on
+        // osmem-server when it runs, SQLite otherwise.
         let osmem = std::env::var(OSMEM_VAR)
             .ok()
             .map(|v| v.trim().trim_end_matches('/').to_string())
             .filter(|v| !v.is_empty());
-        let (catalog, os_catalog): (Arc<dyn AssetCatalog>, _) = match osmem {
-            Some(url) => {
+        let (catalog, os_catalog): (Arc<dyn AssetCatalog>, _) = match (deployment, osmem) {
+            (Deployment::Serverless, _) => {
+                let catalog = Arc::new(
+                    OpenSearchCatalog::connect(index_config)
+                        .await
+                        .expect("OpenSearch catalog on the Serverless-mode k-NN server"),
+                );
+                eprintln!(
+                    "full stack (serverless): catalog = OpenSearchCatalog in the collection \
+                     (index {}; osmem-server cannot act as Serverless)",
+                    catalog.index_name()
+                );
+                (catalog.clone(), Some(catalog))
+            }
+            (_, Some(url)) => {
                 let catalog = Arc::new(
                     OpenSearchCatalog::connect(opensearch_config(&url, "fullstack"))
                         .await
@@ -217,7 +273,7 @@ impl FullStack {
                 );
                 (catalog.clone(), Some(catalog))
             }
-            None => {
+            (_, None) => {
                 assert!(
                     !crossmodal_testkit::skip::under_ci(),
                     "{OSMEM_VAR} is not set under CI=true: scripts/test.sh starts osmem-server"
@@ -360,12 +416,26 @@ fn assert_same(title: &str, local: &SearchResults, full: &SearchResults, bucket:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_stack_answers_the_quickstart_queries_like_the_embedded_default() {
-    let Some(endpoint) =
-        s3_endpoint("full_stack_answers_the_quickstart_queries_like_the_embedded_default")
-    else {
+async fn full_stack_on_opensearch_serverless_answers_like_the_embedded_default() {
+    let test = "full_stack_on_opensearch_serverless_answers_like_the_embedded_default";
+    let Some(endpoint) = s3_endpoint(test) else {
         return;
     };
+    full_stack_run(&endpoint, Deployment::Serverless).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_stack_on_an_opensearch_service_domain_answers_like_the_embedded_default() {
+    let test = "full_stack_on_an_opensearch_service_domain_answers_like_the_embedded_default";
+    let Some(endpoint) = s3_endpoint(test) else {
+        return;
+    };
+    full_stack_run(&endpoint, Deployment::Cluster).await;
+}
+
+/// Ingests the quickstart library into the embedded default and into the production
+/// composition on `deployment`, and checks both answer the quickstart's queries alike.
+async fn full_stack_run(endpoint: &str, deployment: Deployment) {
     let dir = tempfile::tempdir().unwrap();
     let samples_dir = dir.path().join("samples");
     let files = samples::generate(&samples_dir).expect("generate the sample library");
@@ -384,14 +454,20 @@ async fn full_stack_answers_the_quickstart_queries_like_the_embedded_default() {
     let local = Engine::open_local(dir.path().join("embedded"), demo.clone())
         .await
         .expect("embedded default");
-    let full = FullStack::start(&endpoint, demo).await;
+    let full = FullStack::start(endpoint, demo, deployment).await;
 
     let local_secs = ingest_all(&local, &files, "embedded default").await;
     let full_secs = ingest_all(&full.engine, &files, "full stack").await;
     eprintln!(
-        "ingested {} files: embedded default {local_secs:.2?}, full stack {full_secs:.2?}",
+        "ingested {} files: embedded default {local_secs:.2?}, full stack ({deployment}) \
+         {full_secs:.2?}",
         files.len()
     );
+    // The catalog's last writes (the `Indexed` marks) are searchable once the service makes
+    // them so: on Serverless that takes a while, and `flush` waits for it.
+    if let Some(catalog) = &full.os_catalog {
+        catalog.flush().await.expect("catalog flush");
+    }
 
     // What the provider sent: every media file read in place from the store's bucket, each
     // embedded once (queries by known bytes come from the cache).
@@ -531,6 +607,22 @@ async fn full_stack_answers_the_quickstart_queries_like_the_embedded_default() {
 
     full.bedrock.assert_no_violations();
     full.knn.assert_clean();
+    full.knn.assert_no_serverless_refusals();
+    if deployment == Deployment::Serverless {
+        let requests = full.knn.requests();
+        assert!(
+            requests.iter().all(|r| r.param("refresh").is_none()
+                && !r.path.ends_with("/_refresh")
+                && !r.path.ends_with("/_delete_by_query")),
+            "a request Serverless refuses"
+        );
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.path.ends_with("/_bulk") && r.body.contains(r#"{"index":{}}"#)),
+            "the documents were written without ids"
+        );
+    }
     assert!(
         full.knn.validates() || !crossmodal_testkit::skip::under_ci(),
         "the k-NN test server did not validate requests against the OpenSearch specification"

@@ -1,20 +1,23 @@
-//! Bulk upserts: batching, per-item results, per-item retries of rejected-for-load documents.
+//! Bulk writes: batching, per-item results, per-item retries of rejected-for-load documents;
+//! `index` items with the record key as `_id` (clusters) or without (Serverless, where the
+//! service assigns ids), and `delete` items by id.
 
 use std::fmt;
 use std::time::Duration;
 
 use crossmodal_core::{Error, ErrorKind, RecordKey, Result};
 use opensearch::BulkParts;
+use opensearch::params::Refresh;
 use serde_json::Value;
 
 use crate::client::Conn;
-use crate::config::RefreshPolicy;
 use crate::error::{error_type_reason, kind_of_status, status_is_temporary};
 
 /// One document OpenSearch refused in a `_bulk` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BulkItemError {
-    /// The document id (`<asset>:<space>:<seq>`).
+    /// The record key as a document id (`<asset>:<space>:<seq>`): the `_id` on a cluster, the
+    /// `key` field on Serverless (where the service assigns the `_id`).
     pub doc_id: String,
     /// The record the document holds.
     pub key: RecordKey,
@@ -39,6 +42,7 @@ impl fmt::Display for BulkItemError {
 
 /// What a bulk upsert did, document by document: nothing is dropped silently.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BulkReport {
     /// Documents written (created or replaced).
     pub indexed: usize,
@@ -48,6 +52,12 @@ pub struct BulkReport {
     pub requests: usize,
     /// Document sends repeated because OpenSearch rejected them for load (item status 429).
     pub retried_items: usize,
+    /// Serverless: earlier documents of the same keys deleted after the new ones were written
+    /// (a cluster replaces by `_id` and reports 0).
+    pub replaced: usize,
+    /// Serverless: earlier documents of the same keys that could not be deleted. Searches hide
+    /// them (the newest document of a key wins) and delete them when they see them.
+    pub stale: usize,
 }
 
 impl BulkReport {
@@ -103,28 +113,55 @@ impl BulkReport {
         self.failed.extend(other.failed);
         self.requests += other.requests;
         self.retried_items += other.retried_items;
+        self.replaced += other.replaced;
+        self.stale += other.stale;
     }
 }
 
-/// One document ready to send: its id, key, and the two NDJSON lines.
+/// Who names the documents a bulk request writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DocIds {
+    /// The record key is the `_id` (a cluster): an index item replaces the key's document.
+    RecordKey,
+    /// The service assigns the `_id` (Serverless, which refuses `_id` in index items).
+    Service,
+}
+
+/// One document ready to send: its record key, and the two NDJSON lines.
 #[derive(Debug, Clone)]
 pub(crate) struct BulkDoc {
+    /// The record key as a string (`<asset>:<space>:<seq>`).
     pub(crate) doc_id: String,
     pub(crate) key: RecordKey,
-    /// `{"index":{"_id":..}}\n{source}\n`
+    /// `{"index":{"_id":..}}\n{source}\n` (no `_id` when the service assigns it).
     pub(crate) lines: Vec<u8>,
 }
 
 impl BulkDoc {
-    pub(crate) fn new(key: RecordKey, source: &impl serde::Serialize) -> Result<BulkDoc> {
+    pub(crate) fn new(
+        key: RecordKey,
+        source: &impl serde::Serialize,
+        ids: DocIds,
+    ) -> Result<BulkDoc> {
         let doc_id = key.doc_id();
-        let mut lines = serde_json::to_vec(&serde_json::json!({"index": {"_id": doc_id}}))
-            .map_err(crate::error::json_error)?;
+        let action = match ids {
+            DocIds::RecordKey => serde_json::json!({"index": {"_id": doc_id}}),
+            DocIds::Service => serde_json::json!({"index": {}}),
+        };
+        let mut lines = serde_json::to_vec(&action).map_err(crate::error::json_error)?;
         lines.push(b'\n');
         serde_json::to_writer(&mut lines, source).map_err(crate::error::json_error)?;
         lines.push(b'\n');
         Ok(BulkDoc { doc_id, key, lines })
     }
+}
+
+/// What one batch did: the report, and for every document written its record key and the
+/// `_id` it got.
+#[derive(Debug, Default)]
+pub(crate) struct BatchOutcome {
+    pub(crate) report: BulkReport,
+    pub(crate) written: Vec<(String, String)>,
 }
 
 /// Splits documents into batches of at most `max_docs` documents and (unless one document is
@@ -150,14 +187,16 @@ pub(crate) fn batches(docs: Vec<BulkDoc>, max_docs: usize, max_bytes: usize) -> 
 
 /// Sends one batch to `index`, retrying whole requests on temporary failures (through
 /// [`Conn::call`]) and items rejected for load (status 429 / 503) with backoff, up to the retry
-/// policy's attempts. Every document ends up in `indexed` or `failed`.
+/// policy's attempts. Every document ends up in `indexed` (and `written`) or `failed`.
 pub(crate) async fn send_batch(
     conn: &Conn,
     index: &str,
-    refresh: RefreshPolicy,
+    refresh: Option<Refresh>,
+    ids: DocIds,
     batch: Vec<BulkDoc>,
-) -> Result<BulkReport> {
+) -> Result<BatchOutcome> {
     let mut report = BulkReport::default();
+    let mut written = Vec::new();
     let mut pending = batch;
     let mut round = 0u32;
     loop {
@@ -177,7 +216,7 @@ pub(crate) async fn send_batch(
                     .bulk(BulkParts::Index(index))
                     .body(vec![body.clone()])
                     .request_timeout(conn.bulk_timeout);
-                if let Some(r) = refresh.write_param() {
+                if let Some(r) = refresh {
                     request = request.refresh(r);
                 }
                 request.send().await
@@ -210,9 +249,14 @@ pub(crate) async fn send_batch(
                 .and_then(Value::as_u64)
                 .and_then(|s| u16::try_from(s).ok())
                 .unwrap_or(0);
-            let id_matches = result.get("_id").and_then(Value::as_str) == Some(&doc.doc_id);
+            let returned_id = result.get("_id").and_then(Value::as_str);
+            let id_matches = match ids {
+                DocIds::RecordKey => returned_id == Some(&doc.doc_id),
+                DocIds::Service => returned_id.is_some_and(|id| !id.is_empty()),
+            };
             if (200..300).contains(&status) && result.get("error").is_none() && id_matches {
                 report.indexed += 1;
+                written.push((doc.doc_id, returned_id.unwrap_or_default().to_string()));
             } else if status_is_temporary(status) && round < conn.retry.max_attempts {
                 again.push(doc);
             } else {
@@ -220,7 +264,10 @@ pub(crate) async fn send_batch(
                 let (ty, reason) = if !id_matches && (200..300).contains(&status) {
                     (
                         Some("id_mismatch".to_string()),
-                        Some("the bulk answer names another document at this position".into()),
+                        Some(
+                            "the bulk answer names another document (or none) at this position"
+                                .into(),
+                        ),
                     )
                 } else {
                     (ty, reason)
@@ -235,7 +282,7 @@ pub(crate) async fn send_batch(
             }
         }
         if again.is_empty() {
-            return Ok(report);
+            return Ok(BatchOutcome { report, written });
         }
         report.retried_items += again.len();
         let wait = item_backoff(conn, round);
@@ -252,6 +299,95 @@ pub(crate) async fn send_batch(
 
 fn item_backoff(conn: &Conn, round: u32) -> Duration {
     conn.retry.wait(round.saturating_sub(1))
+}
+
+/// What deleting documents by id did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct DeleteOutcome {
+    /// Ids deleted (item result `deleted`).
+    pub(crate) deleted: Vec<String>,
+    /// Ids that were already gone (item status 404).
+    pub(crate) not_found: Vec<String>,
+    /// Ids OpenSearch refused to delete, with why.
+    pub(crate) failed: Vec<(String, String)>,
+}
+
+/// Deletes documents by id with bulk `delete` items (what Serverless offers instead of
+/// `_delete_by_query`), `batch_docs` per request, retrying items rejected for load.
+pub(crate) async fn send_deletes(
+    conn: &Conn,
+    index: &str,
+    ids: Vec<String>,
+    batch_docs: usize,
+) -> Result<DeleteOutcome> {
+    let mut outcome = DeleteOutcome::default();
+    let mut queue: Vec<String> = ids;
+    queue.sort();
+    queue.dedup();
+    for chunk in queue.chunks(batch_docs.max(1)) {
+        let mut pending: Vec<String> = chunk.to_vec();
+        let mut round = 0u32;
+        while !pending.is_empty() {
+            round += 1;
+            let mut body = Vec::new();
+            for id in &pending {
+                serde_json::to_writer(&mut body, &serde_json::json!({"delete": {"_id": id}}))
+                    .map_err(crate::error::json_error)?;
+                body.push(b'\n');
+            }
+            let body = &bytes::Bytes::from(body);
+            let value = conn
+                .call("bulk", move || async move {
+                    conn.client
+                        .bulk(BulkParts::Index(index))
+                        .body(vec![body.clone()])
+                        .request_timeout(conn.bulk_timeout)
+                        .send()
+                        .await
+                })
+                .await
+                .and_then(|r| r.ok("bulk"))
+                .map_err(|e| e.with_context("index", index))?;
+            let items = value
+                .get("items")
+                .and_then(Value::as_array)
+                .filter(|items| items.len() == pending.len())
+                .ok_or_else(|| {
+                    Error::backend("OpenSearch bulk delete answer does not list every item")
+                        .with_context("index", index)
+                })?;
+            let mut again = Vec::new();
+            for (id, item) in pending.into_iter().zip(items) {
+                let result = item.get("delete").unwrap_or(&Value::Null);
+                let status = result.get("status").and_then(Value::as_u64).unwrap_or(0);
+                match status {
+                    200..=299 => outcome.deleted.push(id),
+                    404 => outcome.not_found.push(id),
+                    s if status_is_temporary(u16::try_from(s).unwrap_or(0))
+                        && round < conn.retry.max_attempts =>
+                    {
+                        again.push(id)
+                    }
+                    _ => {
+                        let (ty, reason) = error_type_reason(result);
+                        outcome.failed.push((
+                            id,
+                            format!(
+                                "HTTP {status} {}: {}",
+                                ty.unwrap_or_else(|| "unknown".into()),
+                                reason.unwrap_or_else(|| "no reason given".into())
+                            ),
+                        ));
+                    }
+                }
+            }
+            if !again.is_empty() {
+                tokio::time::sleep(item_backoff(conn, round)).await;
+            }
+            pending = again;
+        }
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
 use crossmodal_core::{Error, Result, RetryPolicy};
 use opensearch::OpenSearch;
 use opensearch::auth::Credentials;
@@ -73,16 +72,18 @@ impl Conn {
             OpenSearchAuth::Basic { username, password } => {
                 builder = builder.auth(Credentials::Basic(username.clone(), password.clone()));
             }
+            #[cfg(feature = "aws-auth")]
             OpenSearchAuth::SigV4 { service, region } => {
-                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
                 if let Some(r) = region {
-                    loader = loader.region(Region::new(r.clone()));
+                    loader = loader.region(aws_config::Region::new(r.clone()));
                 }
                 let sdk_config = loader.load().await;
                 builder = builder
                     .auth(sigv4_credentials(&sdk_config)?)
                     .service_name(service.signing_name());
             }
+            #[cfg(feature = "aws-auth")]
             OpenSearchAuth::SigV4WithConfig {
                 service,
                 sdk_config,
@@ -134,6 +135,7 @@ pub(crate) async fn read_reply(op: &'static str, response: Response) -> Result<R
     Ok(Reply { status, body, text })
 }
 
+#[cfg(feature = "aws-auth")]
 fn sigv4_credentials(sdk_config: &aws_config::SdkConfig) -> Result<Credentials> {
     Credentials::try_from(sdk_config).map_err(|e| {
         Error::new(

@@ -3,18 +3,25 @@
 //! The distributed backend of crossmodal: [`OpenSearchIndex`], a [`crossmodal_core::VectorIndex`] in
 //! an OpenSearch k-NN index, and [`OpenSearchCatalog`], a [`crossmodal_core::AssetCatalog`] in a
 //! second index, on the official [`opensearch`] client. Works with self-managed OpenSearch,
-//! Amazon OpenSearch Service (SigV4 `es`) and Amazon OpenSearch Serverless (SigV4 `aoss`).
+//! Amazon OpenSearch Service (SigV4 `es`) and Amazon OpenSearch Serverless vector search
+//! collections (SigV4 `aoss`), which play by other rules ([`Deployment`]).
 //!
 //! - **Mapping**: `index.knn: true`; one `knn_vector` field per
 //!   [`EmbeddingSpace`](crossmodal_core::EmbeddingSpace) (`vector_visual`, `vector_visual_text`,
 //!   `vector_audio`, `vector_transcription`) with the model's dimension, HNSW on the configured
 //!   [`Engine`] (faiss by default, or lucene) and [`SpaceType`] (`cosinesimil` by default);
-//!   keyword `asset_id`, `space`, `kind`, `format`, `tags`; `seq`; float `start_sec` /
-//!   `end_sec`; date `created_at`; the model id and dimension in `_meta`. An existing index
-//!   built for another model, dimension or space is refused with `ErrorKind::Conflict`.
+//!   keyword `key` (the record key), `asset_id`, `space`, `kind`, `format`, `tags`; `seq`; float
+//!   `start_sec` / `end_sec`; date `created_at`, `written_at`; the model id and dimension in
+//!   `_meta`. An existing index built for another model, dimension or space is refused with
+//!   `ErrorKind::Conflict`.
 //! - **Writes**: `_bulk` in batches, every item's result checked; documents rejected for load
 //!   are resent with backoff; what is still refused is reported document by document
-//!   ([`BulkReport`]). Deletes by asset use `_delete_by_query`.
+//!   ([`BulkReport`]). On a cluster the record key is the `_id` and deletes by asset use
+//!   `_delete_by_query`; on Serverless the service assigns ids, an upsert replaces a key's
+//!   earlier documents by searching them and deleting them after the new one is written,
+//!   deletes search the ids and send bulk `delete` items, and
+//!   [`flush`](crossmodal_core::VectorIndex::flush) waits until the handle's writes are
+//!   searchable (about 60 s there; no refresh exists).
 //! - **Search**: `{"knn": {"vector_<space>": {"vector", "k", "filter"}}}` with the filter
 //!   **inside** the knn clause (OpenSearch's efficient filtering: `k` matching hits whenever that
 //!   many exist, never a post-filter that returns fewer), vectors excluded from `_source`, and
@@ -24,10 +31,14 @@
 //!   configured [`RetryPolicy`](crossmodal_core::RetryPolicy) and surface as temporary errors
 //!   (`RateLimited`, `Unavailable`, `Timeout`).
 //!
-//! Needs OpenSearch 2.19 or later for faiss with `cosinesimil` (the default); on older clusters
-//! use [`Engine::Lucene`], or faiss with [`SpaceType::InnerProduct`] (this crate stores and
-//! queries unit vectors, so the inner product is the cosine), and turn off
-//! [`ef_search_per_query`](OpenSearchConfigBuilder::ef_search_per_query) before 2.16.
+//! Versions: faiss with `cosinesimil` (the default) needs OpenSearch 2.19; faiss with
+//! [`SpaceType::InnerProduct`] 2.13 (this crate stores and queries unit vectors, so the inner
+//! product is the cosine); [`Engine::Lucene`] 2.4 (efficient filtering), with `innerproduct`
+//! 2.13; per-query `ef_search` 2.16. [`OpenSearchIndex::connect`] checks the version the cluster
+//! reports against these floors ([`OpenSearchVersion`]).
+//!
+//! Feature `aws-auth` (default): SigV4 with the AWS default credential chain. Without it the
+//! crate compiles no AWS SDK crate.
 //!
 //! ```no_run
 //! # async fn demo() -> crossmodal_core::Result<()> {
@@ -56,15 +67,25 @@ mod error;
 mod index;
 mod mapping;
 mod query;
+mod recent;
+mod version;
+mod visibility;
 
 pub use bulk::{BulkItemError, BulkReport};
 pub use catalog::OpenSearchCatalog;
 pub use config::{
-    AwsService, Engine, OpenSearchAuth, OpenSearchConfig, OpenSearchConfigBuilder, RefreshPolicy,
-    SpaceType,
+    AwsService, Deployment, Engine, OpenSearchAuth, OpenSearchConfig, OpenSearchConfigBuilder,
+    RefreshPolicy, SpaceType,
 };
 pub use index::OpenSearchIndex;
 pub use mapping::vector_field;
+pub use version::OpenSearchVersion;
+
+/// The `aws-config` crate SigV4 signing loads credentials with, so callers can build the
+/// [`SdkConfig`](aws_config::SdkConfig) of [`OpenSearchConfigBuilder::sigv4_with_config`]
+/// without a separate, possibly different, dependency. Feature `aws-auth`.
+#[cfg(feature = "aws-auth")]
+pub use aws_config;
 
 /// The `opensearch` crate this backend is built on, so callers can use
 /// [`OpenSearchIndex::client`] without a separate, possibly different, dependency.

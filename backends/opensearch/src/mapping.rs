@@ -7,8 +7,10 @@ use serde_json::{Map, Value, json};
 use crate::config::SpaceType;
 use crate::config::{Engine, OpenSearchConfig};
 
-/// Version of the document layout this crate writes, kept in the mapping's `_meta`.
-pub(crate) const LAYOUT_VERSION: u64 = 1;
+/// Version of the document layout this crate writes, kept in the mapping's `_meta`. Layout 2
+/// added the `key` and `written_at` fields (Serverless needs them; an index of layout 1 gains
+/// them on connect).
+pub(crate) const LAYOUT_VERSION: u64 = 2;
 
 /// The `_meta` key under which the index records what it holds.
 pub(crate) const META_KEY: &str = "crossmodal";
@@ -20,6 +22,18 @@ pub fn vector_field(space: EmbeddingSpace) -> String {
 
 /// `_source` patterns that leave every vector field out of search results.
 pub(crate) const VECTOR_FIELDS_PATTERN: &str = "vector_*";
+
+/// Fields layout 2 added: name and mapping. An existing index that lacks them gains them with
+/// `PUT _mapping`.
+const ADDED_FIELDS: &[(&str, &str)] = &[("key", "keyword"), ("written_at", "date")];
+
+/// The mapping of an [`ADDED_FIELDS`] field.
+fn added_field(ty: &str) -> Value {
+    match ty {
+        "date" => json!({"type": "date", "format": "epoch_millis"}),
+        other => json!({"type": other}),
+    }
+}
 
 /// Metadata fields: name and the mapping types an existing index may give them.
 const META_FIELDS: &[(&str, &[&str])] = &[
@@ -44,8 +58,16 @@ const META_FIELDS: &[(&str, &[&str])] = &[
 ];
 
 /// The mapping of one `knn_vector` field: HNSW with the configured engine, space and
-/// parameters, the model's dimension.
+/// parameters, the model's dimension. faiss reads `ef_search` from `method.parameters` (it
+/// ignores the index setting `index.knn.algo_param.ef_search`, which is nmslib's); lucene's
+/// HNSW takes only `m` and `ef_construction`.
 fn knn_field(config: &OpenSearchConfig, spec: &IndexSpec) -> Value {
+    let mut parameters = Map::new();
+    parameters.insert("m".into(), json!(config.m));
+    parameters.insert("ef_construction".into(), json!(config.ef_construction));
+    if let (Some(ef), Engine::Faiss) = (config.ef_search, config.engine) {
+        parameters.insert("ef_search".into(), json!(ef));
+    }
     json!({
         "type": "knn_vector",
         "dimension": spec.dimension,
@@ -53,22 +75,29 @@ fn knn_field(config: &OpenSearchConfig, spec: &IndexSpec) -> Value {
             "name": "hnsw",
             "engine": config.engine.as_str(),
             "space_type": config.space_type.as_str(),
-            "parameters": {"m": config.m, "ef_construction": config.ef_construction},
+            "parameters": Value::Object(parameters),
         },
     })
 }
 
-/// The body of `PUT /<index>/_mapping` adding vector fields for `spaces` (an index created
-/// before a space existed gains its field; existing fields are never changed).
+/// The body of `PUT /<index>/_mapping` adding what an existing index lacks: vector fields for
+/// `spaces` (an index created before a space existed) and the fields of `fields` (an index of
+/// an older layout). Existing fields are never changed.
 pub(crate) fn add_fields_body(
     config: &OpenSearchConfig,
     spec: &IndexSpec,
-    spaces: &[EmbeddingSpace],
+    missing: &MissingFields,
 ) -> Value {
-    let properties: Map<String, Value> = spaces
+    let mut properties: Map<String, Value> = missing
+        .spaces
         .iter()
         .map(|s| (vector_field(*s), knn_field(config, spec)))
         .collect();
+    for (name, ty) in ADDED_FIELDS {
+        if missing.fields.iter().any(|f| f == name) {
+            properties.insert((*name).into(), added_field(ty));
+        }
+    }
     json!({"properties": properties})
 }
 
@@ -77,10 +106,6 @@ pub(crate) fn add_fields_body(
 pub(crate) fn index_body(config: &OpenSearchConfig, spec: &IndexSpec) -> Value {
     let mut index_settings = Map::new();
     index_settings.insert("knn".into(), json!(true));
-    if let (Some(ef), Engine::Faiss) = (config.ef_search, config.engine) {
-        // Read by faiss (and nmslib) at search time; Lucene uses k.
-        index_settings.insert("knn.algo_param.ef_search".into(), json!(ef));
-    }
     if let Some(n) = config.shards {
         index_settings.insert("number_of_shards".into(), json!(n));
     }
@@ -101,6 +126,9 @@ pub(crate) fn index_body(config: &OpenSearchConfig, spec: &IndexSpec) -> Value {
         "created_at".into(),
         json!({"type": "date", "format": "epoch_millis"}),
     );
+    for (name, ty) in ADDED_FIELDS {
+        properties.insert((*name).into(), added_field(ty));
+    }
     json!({
         "settings": {"index": Value::Object(index_settings)},
         "mappings": {
@@ -118,14 +146,30 @@ pub(crate) fn index_body(config: &OpenSearchConfig, spec: &IndexSpec) -> Value {
     })
 }
 
+/// What an existing index lacks and gains with `PUT _mapping`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct MissingFields {
+    /// Spaces whose vector field the index lacks (made by a version that did not know them).
+    pub(crate) spaces: Vec<EmbeddingSpace>,
+    /// Fields of a newer layout ([`ADDED_FIELDS`]).
+    pub(crate) fields: Vec<String>,
+}
+
+impl MissingFields {
+    /// Whether nothing is missing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.spaces.is_empty() && self.fields.is_empty()
+    }
+}
+
 /// What an existing, accepted index was built with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ExistingIndex {
     /// The engine its vector fields use (may differ from the configuration's; queries and
     /// scores are the same for both engines).
     pub(crate) engine: Option<String>,
-    /// Spaces whose vector field the index lacks (made by a version that did not know them).
-    pub(crate) missing_spaces: Vec<EmbeddingSpace>,
+    /// What it lacks.
+    pub(crate) missing: MissingFields,
 }
 
 fn conflict(index: &str, why: String) -> Error {
@@ -253,6 +297,31 @@ pub(crate) fn check_existing(
             }
         }
     }
+    let mut missing_fields = Vec::new();
+    for (name, ty) in ADDED_FIELDS {
+        match field(name)
+            .and_then(|f| f.get("type"))
+            .and_then(Value::as_str)
+        {
+            None => missing_fields.push((*name).to_string()),
+            Some(t) if t == *ty => {}
+            Some(t) => {
+                return Err(conflict(
+                    index,
+                    format!("field {name} is {t} (expected {ty})"),
+                ));
+            }
+        }
+    }
+    if config.is_serverless() && engine.as_deref().is_some_and(|e| e != "faiss") {
+        return Err(conflict(
+            index,
+            format!(
+                "its vector fields use the {} engine; Amazon OpenSearch Serverless takes faiss only",
+                engine.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
     if let Some(e) = &engine
         && e != config.engine.as_str()
     {
@@ -268,7 +337,10 @@ pub(crate) fn check_existing(
     }
     Ok(ExistingIndex {
         engine,
-        missing_spaces,
+        missing: MissingFields {
+            spaces: missing_spaces,
+            fields: missing_fields,
+        },
     })
 }
 
@@ -306,7 +378,17 @@ mod tests {
             assert_eq!(f["dimension"], 512);
             assert_eq!(f["method"]["space_type"], "cosinesimil");
             assert_eq!(f["method"]["engine"], "faiss");
+            // faiss reads ef_search from the method, not from the index setting.
+            assert_eq!(f["method"]["parameters"]["ef_search"], 100);
         }
+        assert!(
+            body["settings"]["index"]
+                .get("knn.algo_param.ef_search")
+                .is_none(),
+            "{body}"
+        );
+        assert_eq!(body["mappings"]["properties"]["key"]["type"], "keyword");
+        assert_eq!(body["mappings"]["properties"]["written_at"]["type"], "date");
         assert_eq!(body["mappings"]["_meta"]["crossmodal"]["model_id"], "m");
         assert_eq!(body["mappings"]["dynamic"], "strict");
         check_existing("i", &mappings(&body), &config(), &spec).unwrap();
@@ -341,9 +423,24 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("vector_transcription");
+        m["properties"].as_object_mut().unwrap().remove("key");
         let existing = check_existing("i", &m, &config(), &spec).unwrap();
-        assert_eq!(existing.missing_spaces, vec![EmbeddingSpace::Transcription]);
-        let add = add_fields_body(&config(), &spec, &existing.missing_spaces);
+        assert_eq!(existing.missing.spaces, vec![EmbeddingSpace::Transcription]);
+        assert_eq!(existing.missing.fields, vec!["key".to_string()]);
+        let add = add_fields_body(&config(), &spec, &existing.missing);
         assert_eq!(add["properties"]["vector_transcription"]["dimension"], 512);
+        assert_eq!(add["properties"]["key"]["type"], "keyword");
+        assert!(add["properties"].get("written_at").is_none());
+    }
+
+    #[test]
+    fn lucene_mappings_carry_no_ef_search() {
+        let lucene = OpenSearchConfig::builder("http://h")
+            .engine(Engine::Lucene)
+            .build()
+            .unwrap();
+        let body = index_body(&lucene, &IndexSpec::new("m", 8));
+        let params = &body["mappings"]["properties"]["vector_visual"]["method"]["parameters"];
+        assert_eq!(params, &json!({"m": 16, "ef_construction": 128}));
     }
 }

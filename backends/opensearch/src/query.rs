@@ -14,6 +14,12 @@ use crate::mapping::{VECTOR_FIELDS_PATTERN, vector_field};
 /// `0.6000000238418579`).
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct Document<'a> {
+    /// The record key `<asset>:<space>:<seq>` (the `_id` on a cluster; on Serverless the only
+    /// place the key lives).
+    key: String,
+    /// When this document was written (ms since the epoch): the newest document of a key wins
+    /// when two writers raced on Serverless.
+    written_at: i64,
     asset_id: &'a str,
     space: &'static str,
     seq: u32,
@@ -37,6 +43,8 @@ impl<'a> Document<'a> {
         let mut vector = std::collections::BTreeMap::new();
         vector.insert(vector_field(record.space), normalized(&record.vector));
         Document {
+            key: record.key().doc_id(),
+            written_at: crossmodal_core::now_ms(),
             asset_id: record.asset_id.as_str(),
             space: record.space.as_str(),
             seq: record.seq,
@@ -120,6 +128,46 @@ fn parse<T: serde::de::DeserializeOwned>(v: Option<&Value>, what: &str, hit: &Va
     serde_json::from_value(v.clone()).map_err(|e| corrupt(&format!("bad {what}: {e}"), hit))
 }
 
+/// Who a search hit is: its `_id`, record key and write time (the `key` and `written_at` fields;
+/// documents of layout 1 have neither: their `_id` is the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HitIdentity {
+    pub(crate) id: String,
+    pub(crate) key: String,
+    pub(crate) written_at: i64,
+}
+
+impl HitIdentity {
+    /// The identity of one element of `hits.hits`.
+    pub(crate) fn of(hit: &Value) -> Result<HitIdentity> {
+        let id = hit
+            .get("_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| corrupt("no _id", hit))?
+            .to_string();
+        let source = hit.get("_source");
+        let key = source
+            .and_then(|s| s.get("key"))
+            .and_then(Value::as_str)
+            .map_or_else(|| id.clone(), str::to_string);
+        let written_at = source
+            .and_then(|s| s.get("written_at"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        Ok(HitIdentity {
+            id,
+            key,
+            written_at,
+        })
+    }
+
+    /// Orders copies of one key: the newest write wins, ties broken by the id (so every reader
+    /// picks the same copy).
+    pub(crate) fn newer_than(&self, other: &HitIdentity) -> bool {
+        (self.written_at, &self.id) > (other.written_at, &other.id)
+    }
+}
+
 /// A [`Hit`] from one element of `hits.hits`, with `_score` converted back to cosine.
 pub(crate) fn parse_hit(hit: &Value, space_type: SpaceType) -> Result<Hit> {
     let source = hit
@@ -189,6 +237,8 @@ mod tests {
         assert!(text.contains(r#""vector_visual":[0.6,0.8]"#), "{text}");
         let doc: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(doc["format"], "mp4");
+        assert_eq!(doc["key"], r.key().doc_id());
+        assert!(doc["written_at"].as_i64().unwrap() > 1_700_000_000_000);
         let mut source = doc.clone();
         source.as_object_mut().unwrap().remove("vector_visual");
         let hit = parse_hit(
@@ -197,6 +247,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(hit.score, 0.5);
+        let who = HitIdentity::of(&json!({"_id": "x", "_source": source})).unwrap();
+        assert_eq!((who.id.as_str(), who.key.clone()), ("x", r.key().doc_id()));
+        let older = HitIdentity {
+            written_at: who.written_at - 1,
+            ..who.clone()
+        };
+        assert!(who.newer_than(&older) && !older.newer_than(&who));
         assert_eq!(
             (&hit.asset_id, hit.space, hit.seq, hit.segment, &hit.meta),
             (&r.asset_id, r.space, r.seq, r.segment, &r.meta)

@@ -9,16 +9,22 @@ use crossmodal_testkit::knn_server;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "aws-auth")]
 use aws_credential_types::Credentials as AwsCredentials;
+#[cfg(feature = "aws-auth")]
 use aws_credential_types::provider::SharedCredentialsProvider;
 use crossmodal_core::conformance::{self, clustered_records, vector_index_suite};
 use crossmodal_core::{
     EmbeddingSpace, ErrorKind, Filter, IndexSpec, MediaFormat, MediaKind, RetryPolicy, VectorIndex,
     VectorQuery,
 };
+#[cfg(feature = "aws-auth")]
+use crossmodal_opensearch::AwsService;
+#[cfg(feature = "aws-auth")]
+use crossmodal_opensearch::aws_config;
 use crossmodal_opensearch::opensearch::{BulkParts, SearchParts};
 use crossmodal_opensearch::{
-    AwsService, OpenSearchConfig, OpenSearchIndex, RefreshPolicy, SpaceType, vector_field,
+    Engine, OpenSearchConfig, OpenSearchIndex, RefreshPolicy, SpaceType, vector_field,
 };
 use serde_json::{Value, json};
 
@@ -564,6 +570,7 @@ async fn without_refresh_writes_become_visible_on_flush() {
     server.assert_clean();
 }
 
+#[cfg(feature = "aws-auth")]
 #[tokio::test]
 async fn basic_auth_and_sigv4_sign_requests() {
     let server = KnnServer::start().await;
@@ -795,4 +802,239 @@ async fn a_missing_space_field_is_added_not_refused() {
         .unwrap();
     assert_eq!(hits[0].asset_id, r.asset_id);
     server.assert_clean();
+}
+
+#[tokio::test]
+async fn faiss_takes_ef_search_from_the_mapping_not_the_index_setting() {
+    let server = KnnServer::start().await;
+    let probe = index_on(&server, "efprobe", 4).await;
+    let client = probe.client();
+    // What the old code created: ef_search as the index setting, which faiss ignores.
+    let old = common::unique_index("efold");
+    let r = client
+        .indices()
+        .create(crossmodal_opensearch::opensearch::indices::IndicesCreateParts::Index(&old))
+        .body(json!({
+            "settings": {"index": {"knn": true, "knn.algo_param.ef_search": 128}},
+            "mappings": {"properties": {"vector_visual": {"type": "knn_vector", "dimension": 4,
+                "method": {"name": "hnsw", "engine": "faiss", "space_type": "cosinesimil",
+                    "parameters": {"m": 16, "ef_construction": 128}}}}},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status_code().is_success());
+    let q =
+        json!({"size": 3, "query": {"knn": {"vector_visual": {"vector": [1, 0, 0, 0], "k": 3}}}});
+    client
+        .search(SearchParts::Index(&[&old]))
+        .body(q)
+        .send()
+        .await
+        .unwrap();
+    let searched = server.knn_searches();
+    let last = searched.last().unwrap();
+    assert_eq!(
+        (last.ef_search, last.ef_from),
+        (100, "default"),
+        "faiss ignored the index setting: {last:?}"
+    );
+
+    // The crate's mapping: ef_search in method.parameters, no index setting.
+    let config = common::builder(&server.url(), "efnew")
+        .ef_search(128)
+        .ef_search_per_query(false)
+        .build()
+        .unwrap();
+    let index = OpenSearchIndex::connect(config, spec(4)).await.unwrap();
+    let create = server
+        .requests()
+        .into_iter()
+        .rfind(|r| r.method == "PUT" && r.path.ends_with(index.index_name()))
+        .unwrap()
+        .json();
+    assert!(
+        create["settings"]["index"]
+            .get("knn.algo_param.ef_search")
+            .is_none()
+    );
+    assert_eq!(
+        create["mappings"]["properties"]["vector_visual"]["method"]["parameters"]["ef_search"],
+        128
+    );
+    let r = common::record(1, EmbeddingSpace::Visual, 0, vec![1.0, 0.0, 0.0, 0.0]);
+    index.upsert(vec![r.clone()]).await.unwrap();
+    index
+        .search(&VectorQuery::new(r.space, r.vector.clone(), 3))
+        .await
+        .unwrap();
+    let last = server.knn_searches().last().cloned().unwrap();
+    assert_eq!((last.ef_search, last.ef_from), (128, "mapping"), "{last:?}");
+
+    // Per query (2.16+): method_parameters.ef_search, at least k.
+    let config = common::builder(&server.url(), "efquery")
+        .ef_search(64)
+        .build()
+        .unwrap();
+    let index = OpenSearchIndex::connect(config, spec(4)).await.unwrap();
+    index.upsert(vec![r.clone()]).await.unwrap();
+    index
+        .search(&VectorQuery::new(r.space, r.vector.clone(), 80))
+        .await
+        .unwrap();
+    let last = server.knn_searches().last().cloned().unwrap();
+    assert_eq!((last.ef_search, last.ef_from), (80, "query"), "{last:?}");
+
+    // lucene takes no ef_search in its mapping (the server refuses one, as OpenSearch does).
+    let lucene = common::builder(&server.url(), "eflucene")
+        .engine(Engine::Lucene)
+        .build()
+        .unwrap();
+    OpenSearchIndex::connect(lucene, spec(4)).await.unwrap();
+    server.assert_clean();
+}
+
+#[tokio::test]
+async fn a_delete_by_query_that_times_out_is_an_error_not_a_partial_success() {
+    let server = KnnServer::start().await;
+    let index = index_on(&server, "dbqtimeout", 4).await;
+    let records: Vec<_> = (0..6)
+        .map(|seq| {
+            common::record(
+                9,
+                EmbeddingSpace::Audio,
+                seq,
+                vec![1.0, seq as f32, 0.0, 0.5],
+            )
+        })
+        .collect();
+    let asset = records[0].asset_id.clone();
+    index.upsert(records.clone()).await.unwrap();
+
+    // What the old code saw: HTTP 200, `deleted: 3`, `timed_out: true`; it reported 3 deleted.
+    server.inject_delete_by_query_timeout(1);
+    let raw: Value = index
+        .client()
+        .delete_by_query(
+            crossmodal_opensearch::opensearch::DeleteByQueryParts::Index(&[index.index_name()]),
+        )
+        .body(json!({"query": {"term": {"asset_id": asset.as_str()}}}))
+        .refresh(true)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (raw["timed_out"].as_bool(), raw["deleted"].as_u64()),
+        (Some(true), Some(3))
+    );
+
+    // Now: a Timeout error (temporary), nothing claimed deleted; repeating finishes it.
+    index.upsert(records.clone()).await.unwrap();
+    server.inject_delete_by_query_timeout(1);
+    let err = index.delete_asset(&asset).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.is_temporary());
+    assert!(
+        err.message().contains("timed out after deleting 3 of 6"),
+        "{err}"
+    );
+    assert_eq!(index.delete_asset(&asset).await.unwrap(), 3);
+    assert_eq!(index.stats().await.unwrap().vectors(), 0);
+    server.assert_clean();
+}
+
+#[tokio::test]
+async fn connect_checks_the_version_the_cluster_reports() {
+    let server = KnnServer::start().await;
+    server.set_version("2.11.1");
+    // What the old code did on 2.11: create faiss + cosinesimil, which OpenSearch refuses
+    // with a mapping error that does not say what to do.
+    let config = common::builder(&server.url(), "v211").build().unwrap();
+    let err = OpenSearchIndex::connect(config, spec(4)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(
+        err.message().contains("2.19") && err.message().contains("Lucene"),
+        "{err}"
+    );
+    assert!(
+        !server.requests().iter().any(|r| r.method == "PUT"),
+        "refused before creating anything"
+    );
+    // lucene works on 2.11; the per-query ef_search (2.16+) is left out of queries.
+    let config = common::builder(&server.url(), "v211l")
+        .engine(Engine::Lucene)
+        .build()
+        .unwrap();
+    let index = OpenSearchIndex::connect(config, spec(4)).await.unwrap();
+    assert_eq!(index.opensearch_version().unwrap().to_string(), "2.11");
+    let r = common::record(1, EmbeddingSpace::Visual, 0, vec![1.0, 0.0, 0.0, 0.0]);
+    index.upsert(vec![r.clone()]).await.unwrap();
+    server.clear_requests();
+    let hits = index
+        .search(&VectorQuery::new(r.space, r.vector.clone(), 1))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    let body = searches(&server)[0].json();
+    assert!(
+        body["query"]["knn"]["vector_visual"]
+            .get("method_parameters")
+            .is_none(),
+        "{body}"
+    );
+    // Asking for it explicitly on 2.11 is refused with the floor named.
+    let config = common::builder(&server.url(), "v211e")
+        .engine(Engine::Lucene)
+        .ef_search_per_query(true)
+        .build()
+        .unwrap();
+    let err = OpenSearchIndex::connect(config, spec(4)).await.unwrap_err();
+    assert!(err.message().contains("2.16"), "{err}");
+    // 2.15: faiss innerproduct is the fallback.
+    server.set_version("2.15.0");
+    let config = common::builder(&server.url(), "v215")
+        .space_type(SpaceType::InnerProduct)
+        .build()
+        .unwrap();
+    OpenSearchIndex::connect(config, spec(4)).await.unwrap();
+    server.assert_clean();
+}
+
+#[tokio::test]
+async fn field_sorts_fit_the_specification_and_bad_ones_do_not() {
+    // The description's `SortCombinations` is a oneOf whose `SortOptions` branch leaves
+    // `additionalProperties` unsaid; a field sort must still count as exactly one branch (the
+    // catalog's `list` sorts by fields), while a bad order is refused.
+    let server = KnnServer::start().await;
+    if !server.validates() {
+        assert!(!common::under_ci());
+        return;
+    }
+    let index = index_on(&server, "sorts", 4).await;
+    for sort in [
+        json!([{"created_at": {"order": "desc"}}, {"asset_id": "asc"}]),
+        json!(["_score", {"seq": "desc"}]),
+    ] {
+        let r = index
+            .client()
+            .search(SearchParts::Index(&[index.index_name()]))
+            .body(json!({"size": 1, "sort": sort}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status_code().as_u16(), 200, "{sort}");
+    }
+    server.assert_clean();
+    let r = index
+        .client()
+        .search(SearchParts::Index(&[index.index_name()]))
+        .body(json!({"size": 1, "sort": [{"seq": "sideways"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status_code().as_u16(), 400);
+    assert_eq!(server.violations().len(), 1);
 }

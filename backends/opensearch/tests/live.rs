@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `CROSSMODAL_OPENSEARCH_URL` | the cluster, e.g. `https://localhost:9200` (required) |
 //! | `CROSSMODAL_OPENSEARCH_USER`, `CROSSMODAL_OPENSEARCH_PASSWORD` | basic authentication |
-//! | `CROSSMODAL_OPENSEARCH_SIGV4` | `es` (Amazon OpenSearch Service) or `aoss` (Serverless); credentials from the default AWS chain |
+//! | `CROSSMODAL_OPENSEARCH_SIGV4` | `es` (Amazon OpenSearch Service) or `aoss` (a Serverless vector search collection: Serverless rules, the client waits up to 3 minutes per write for visibility); credentials from the default AWS chain |
 //! | `CROSSMODAL_OPENSEARCH_REGION` | SigV4 region (default: `AWS_REGION` / the profile's) |
 //! | `CROSSMODAL_OPENSEARCH_ENGINE` | `faiss` (default) or `lucene` |
 //! | `CROSSMODAL_OPENSEARCH_SPACE` | `cosinesimil` (default) or `innerproduct` |
@@ -21,9 +21,11 @@ use std::sync::{Arc, Mutex};
 
 use crossmodal_core::conformance::vector_index_suite;
 use crossmodal_core::{AssetCatalog, AssetQuery, AssetStatus, MediaFormat, VectorIndex};
+#[cfg(feature = "aws-auth")]
+use crossmodal_opensearch::AwsService;
 use crossmodal_opensearch::{
-    AwsService, Engine, OpenSearchCatalog, OpenSearchConfig, OpenSearchConfigBuilder,
-    OpenSearchIndex, RefreshPolicy, SpaceType,
+    Engine, OpenSearchCatalog, OpenSearchConfig, OpenSearchConfigBuilder, OpenSearchIndex,
+    RefreshPolicy, SpaceType,
 };
 
 fn live_builder(hint: &str) -> Option<OpenSearchConfigBuilder> {
@@ -43,6 +45,7 @@ fn live_builder(hint: &str) -> Option<OpenSearchConfigBuilder> {
     ) {
         b = b.basic_auth(user, password);
     }
+    #[cfg(feature = "aws-auth")]
     match var("CROSSMODAL_OPENSEARCH_SIGV4").as_deref() {
         None => {}
         Some("es") => {
@@ -51,8 +54,18 @@ fn live_builder(hint: &str) -> Option<OpenSearchConfigBuilder> {
                 var("CROSSMODAL_OPENSEARCH_REGION"),
             )
         }
-        Some("aoss") => b = b.sigv4(AwsService::Serverless, var("CROSSMODAL_OPENSEARCH_REGION")),
+        Some("aoss") => {
+            // The suite expects read-your-writes: the client waits for the service.
+            b = b
+                .sigv4(AwsService::Serverless, var("CROSSMODAL_OPENSEARCH_REGION"))
+                .refresh(RefreshPolicy::WaitFor)
+                .visibility_timeout(std::time::Duration::from_secs(180))
+        }
         Some(other) => panic!("CROSSMODAL_OPENSEARCH_SIGV4 must be es or aoss, not {other}"),
+    }
+    #[cfg(not(feature = "aws-auth"))]
+    if let Some(v) = var("CROSSMODAL_OPENSEARCH_SIGV4") {
+        panic!("CROSSMODAL_OPENSEARCH_SIGV4={v} needs the aws-auth feature");
     }
     match var("CROSSMODAL_OPENSEARCH_ENGINE").as_deref() {
         None | Some("faiss") => {}
@@ -134,6 +147,8 @@ async fn live_cluster_catalog_round_trip() {
         .set_status(&records[2].asset_id, &AssetStatus::Indexed)
         .await
         .unwrap();
+    // Serverless: list and counts see writes once the service makes them searchable.
+    catalog.flush().await.unwrap();
     let page = catalog.list(&AssetQuery::new().limit(3)).await.unwrap();
     assert_eq!(page.assets.len(), 3);
     assert_eq!(page.assets[0].asset_id, records[4].asset_id);

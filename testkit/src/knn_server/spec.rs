@@ -2,8 +2,10 @@
 //! description (`shared/reference/opensearch-api-specification/spec/`).
 //!
 //! A small JSON Schema interpreter for the keywords that description uses: `$ref` (across
-//! files), `type` (incl. `null`), `enum`, `const`, `allOf`, `anyOf`, `oneOf` (exactly one; at
-//! least one where the schema names a `discriminator`, or for query strings, whose values are
+//! files), `type` (incl. `null`), `enum`, `const`, `allOf`, `anyOf`, `oneOf` (exactly one, not
+//! counting a branch that lists its properties, leaves `additionalProperties` unsaid and would
+//! take an object with other keys only by that omission; at least one where the schema names a
+//! `discriminator`, or for query strings, whose values are
 //! untyped text), `not`, `properties`, `additionalProperties`, `required`, `min/maxProperties`,
 //! `propertyNames`, `items`, `min/maxItems`, `min/maxLength`, `minimum`/`maximum`. `format`,
 //! `pattern` and `x-*` extensions are not checked.
@@ -76,6 +78,41 @@ impl Spec {
         );
         self.resolved.lock().unwrap().insert(key, target.clone());
         (Loc { file }, target)
+    }
+
+    /// Whether `schema` (through `$ref`s) lists `properties`, leaves `additionalProperties`
+    /// unsaid, and `inst` is an object with a key it does not list.
+    fn names_other_properties(&self, loc: &Loc, schema: &Value, inst: &Value) -> bool {
+        let Some(obj) = inst.as_object() else {
+            return false;
+        };
+        let open_without = |schema: &Value| {
+            schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .is_some_and(|props| {
+                    schema.get("additionalProperties").is_none()
+                        && schema.get("patternProperties").is_none()
+                        && obj.keys().any(|k| !props.contains_key(k))
+                })
+        };
+        let Some(first) = schema.get("$ref").and_then(Value::as_str) else {
+            return open_without(schema);
+        };
+        let (mut loc, mut resolved) = self.resolve(loc, first);
+        for _ in 0..8 {
+            let Some(r) = resolved
+                .get("$ref")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                break;
+            };
+            let (l, s) = self.resolve(&loc, &r);
+            loc = l;
+            resolved = s;
+        }
+        open_without(&resolved)
     }
 
     /// Validates `instance` against the schema at `pointer` in `file` (relative to the spec
@@ -221,7 +258,7 @@ impl Spec {
         }
         if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
             let mut branch_errors = Vec::new();
-            let matches = one
+            let matching: Vec<&Value> = one
                 .iter()
                 .filter(|s| {
                     let mut e = Vec::new();
@@ -232,7 +269,21 @@ impl Spec {
                     }
                     ok
                 })
+                .collect();
+            // The description leaves some object branches open by omission (`SortOptions`
+            // lists `_score`, `_geo_distance`, `_script` but no `additionalProperties`, so
+            // `{"field": "asc"}` would match it and `FieldWithDirection` both, and
+            // `{"field": "sideways"}` would match it alone): in a oneOf, a branch that names
+            // its properties does not claim an object with other keys.
+            let matches = matching
+                .iter()
+                .filter(|s| !self.names_other_properties(loc, s, inst))
                 .count();
+            if matches == 0 && !matching.is_empty() {
+                branch_errors.push(format!(
+                    "{here}: only branches that do not list its keys would take it"
+                ));
+            }
             let lenient = query_mode || schema.contains_key("discriminator");
             if matches == 0 {
                 let mut shown = branch_errors.clone();

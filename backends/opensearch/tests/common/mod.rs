@@ -132,3 +132,31 @@ pub fn asset_record(
         updated_at_ms: created_at_ms + 5,
     }
 }
+
+/// An SDK configuration with static test credentials in us-east-1 (what SigV4 tests sign with;
+/// the test servers check the signature's scope, not its value).
+#[cfg(feature = "aws-auth")]
+pub fn static_sdk_config() -> crossmodal_opensearch::aws_config::SdkConfig {
+    use crossmodal_opensearch::aws_config;
+    aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "tests"),
+            ),
+        )
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build()
+}
+
+/// A builder for a Serverless collection at `url`: SigV4 `aoss`, a fresh index name, fast
+/// retries, and a visibility time-out that suits a test server's short delay.
+#[cfg(feature = "aws-auth")]
+pub fn serverless_builder(url: &str, hint: &str) -> OpenSearchConfigBuilder {
+    builder(url, hint)
+        .sigv4_with_config(
+            crossmodal_opensearch::AwsService::Serverless,
+            static_sdk_config(),
+        )
+        .visibility_timeout(Duration::from_secs(10))
+}

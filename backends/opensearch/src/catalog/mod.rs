@@ -1,5 +1,7 @@
 //! [`OpenSearchCatalog`]: the [`AssetCatalog`] in a second OpenSearch index.
 
+mod serverless;
+
 use async_trait::async_trait;
 use crossmodal_core::{
     AssetCatalog, AssetId, AssetPage, AssetQuery, AssetRecord, AssetState, AssetStatus, Error,
@@ -7,6 +9,7 @@ use crossmodal_core::{
 };
 use opensearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesGetMappingParts,
+    IndicesPutMappingParts, IndicesRefreshParts,
 };
 use opensearch::{DeleteParts, GetParts, IndexParts, OpenSearch, SearchParts};
 use serde_json::{Value, json};
@@ -14,6 +17,7 @@ use serde_json::{Value, json};
 use crate::client::Conn;
 use crate::config::OpenSearchConfig;
 use crate::mapping::{LAYOUT_VERSION, META_KEY, mappings_of};
+use crate::recent::Recent;
 
 /// Largest page [`AssetCatalog::list`] returns.
 const MAX_PAGE: usize = 1000;
@@ -24,21 +28,32 @@ const STATUS_ATTEMPTS: u32 = 8;
 /// An [`AssetCatalog`] in an OpenSearch index (by default `<vector index>-assets`), so a
 /// deployment on OpenSearch needs no other database.
 ///
-/// - One document per asset, id = the asset id: the whole [`AssetRecord`] as a stored, unindexed
-///   object (`record`), next to the fields queries use (`kind`, `state`, `created_at`,
-///   `updated_at`, `tags`); strict mapping, `_meta.crossmodal.holds = "assets"`.
+/// - One document per asset: the whole [`AssetRecord`] as a stored, unindexed object
+///   (`record`), next to the fields queries use (`asset_id`, `kind`, `state`, `created_at`,
+///   `updated_at`, `tags`) and `written_at`; strict mapping, `_meta.crossmodal.holds = "assets"`.
 /// - [`list`](AssetCatalog::list) sorts by `created_at` then `asset_id`, both descending, and
 ///   pages with `search_after` (the cursor is `os1.<created_at_ms>.<asset_id>`), so deep pages
 ///   cost the same as the first.
-/// - [`set_status`](AssetCatalog::set_status) is a read-modify-write guarded by
-///   `if_seq_no` / `if_primary_term` (optimistic concurrency), retried on conflicts.
-/// - Writes use the configured [`RefreshPolicy`](crate::RefreshPolicy) (`wait_for` by default),
-///   so a `list` right after an `upsert` sees it.
+/// - On a [`Deployment::Cluster`](crate::Deployment::Cluster) the document id is the asset id
+///   (`PUT _doc/<asset>`); [`set_status`](AssetCatalog::set_status) is a read-modify-write
+///   guarded by `if_seq_no` / `if_primary_term` (optimistic concurrency), retried on
+///   conflicts; writes use the configured [`RefreshPolicy`](crate::RefreshPolicy) (`wait_for` by
+///   default), so a `list` right after an `upsert` sees it.
+/// - On [`Deployment::Serverless`](crate::Deployment::Serverless) (no custom ids, no refresh):
+///   an asset's document is found by a `term` search on `asset_id`; a write indexes a new
+///   document without id, then deletes the earlier ones with bulk `delete` items. What this
+///   handle wrote recently is remembered, so [`get`](AssetCatalog::get) and
+///   [`set_status`](AssetCatalog::set_status) see their own writes at once; `list` and `counts`
+///   see writes once the service makes them searchable (about 60 s; [`flush`](Self::flush) waits
+///   for it). Two writers racing on one asset may leave two documents: reads take the newest
+///   write and delete the other (last writer wins; there is no optimistic concurrency there).
 #[derive(Debug, Clone)]
 pub struct OpenSearchCatalog {
     conn: Conn,
     config: OpenSearchConfig,
     index: String,
+    /// Serverless: what this handle (and its clones) wrote and deleted recently.
+    recent: Recent<AssetRecord>,
 }
 
 fn catalog_body() -> Value {
@@ -53,6 +68,7 @@ fn catalog_body() -> Value {
                 "tags": {"type": "keyword"},
                 "created_at": {"type": "date", "format": "epoch_millis"},
                 "updated_at": {"type": "date", "format": "epoch_millis"},
+                "written_at": {"type": "date", "format": "epoch_millis"},
                 "record": {"type": "object", "enabled": false},
             },
         },
@@ -67,6 +83,7 @@ fn document(record: &AssetRecord) -> Result<Value> {
         "tags": record.tags,
         "created_at": record.created_at_ms,
         "updated_at": record.updated_at_ms,
+        "written_at": now_ms(),
         "record": serde_json::to_value(record).map_err(crate::error::json_error)?,
     }))
 }
@@ -151,12 +168,58 @@ impl OpenSearchCatalog {
             .await
             .and_then(|r| r.ok("indices.get_mapping"))
             .map_err(ctx)?;
-        check_catalog_mapping(&index, mappings_of(&mapping))?;
+        let mappings = mappings_of(&mapping);
+        check_catalog_mapping(&index, mappings)?;
+        let has_written_at = mappings
+            .and_then(|m| m.pointer("/properties/written_at/type"))
+            .is_some();
+        if !has_written_at {
+            // A catalog of layout 1: add the field this version writes.
+            let body = &json!({"properties": {
+                "written_at": {"type": "date", "format": "epoch_millis"}}});
+            conn.call("indices.put_mapping", move || async move {
+                client
+                    .indices()
+                    .put_mapping(IndicesPutMappingParts::Index(&[idx]))
+                    .body(body.clone())
+                    .send()
+                    .await
+            })
+            .await
+            .and_then(|r| r.ok("indices.put_mapping"))
+            .map_err(ctx)?;
+        }
+        let recent = Recent::new(config.visibility_timeout);
         Ok(OpenSearchCatalog {
             conn,
             config,
             index,
+            recent,
         })
+    }
+
+    /// Makes every write so far visible to [`list`](AssetCatalog::list) and
+    /// [`counts`](AssetCatalog::counts): `_refresh` on a cluster; on Serverless it waits
+    /// (polling, up to the [visibility time-out](crate::OpenSearchConfigBuilder::visibility_timeout))
+    /// until this handle's writes are searchable and its deletes gone.
+    pub async fn flush(&self) -> Result<()> {
+        if self.config.is_serverless() {
+            return self.wait_for_own_writes().await;
+        }
+        let index = self.index.as_str();
+        self.conn
+            .call("indices.refresh", move || async move {
+                self.conn
+                    .client
+                    .indices()
+                    .refresh(IndicesRefreshParts::Index(&[index]))
+                    .send()
+                    .await
+            })
+            .await
+            .and_then(|r| r.ok("indices.refresh"))
+            .map_err(|e| self.ctx(e))?;
+        Ok(())
     }
 
     /// The catalog index name.
@@ -272,6 +335,20 @@ impl OpenSearchCatalog {
     }
 }
 
+/// The `bool.filter` clauses of a list query.
+fn list_filter(query: &AssetQuery) -> Vec<Value> {
+    let mut filter = Vec::new();
+    if !query.kinds.is_empty() {
+        let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
+        filter.push(json!({"terms": {"kind": kinds}}));
+    }
+    if !query.states.is_empty() {
+        let states: Vec<&str> = query.states.iter().map(|s| s.as_str()).collect();
+        filter.push(json!({"terms": {"state": states}}));
+    }
+    filter
+}
+
 fn check_catalog_mapping(index: &str, mappings: Option<&Value>) -> Result<()> {
     let conflict = |why: &str| {
         Error::new(
@@ -315,14 +392,23 @@ fn check_catalog_mapping(index: &str, mappings: Option<&Value>) -> Result<()> {
 #[async_trait]
 impl AssetCatalog for OpenSearchCatalog {
     async fn upsert(&self, record: &AssetRecord) -> Result<()> {
+        if self.config.is_serverless() {
+            return self.upsert_serverless(record).await;
+        }
         self.put(record, None).await.map(|_| ())
     }
 
     async fn get(&self, asset: &AssetId) -> Result<Option<AssetRecord>> {
+        if self.config.is_serverless() {
+            return self.get_serverless(asset).await;
+        }
         Ok(self.get_doc(asset).await?.map(|(r, _, _)| r))
     }
 
     async fn set_status(&self, asset: &AssetId, status: &AssetStatus) -> Result<()> {
+        if self.config.is_serverless() {
+            return self.set_status_serverless(asset, status).await;
+        }
         for _ in 0..STATUS_ATTEMPTS {
             let Some((mut record, seq_no, term)) = self.get_doc(asset).await? else {
                 return Err(Error::not_found("no such asset in the catalog")
@@ -347,17 +433,12 @@ impl AssetCatalog for OpenSearchCatalog {
     }
 
     async fn list(&self, query: &AssetQuery) -> Result<AssetPage> {
+        if self.config.is_serverless() {
+            return self.list_serverless(query).await;
+        }
         let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let limit = query.limit.clamp(1, MAX_PAGE);
-        let mut filter = Vec::new();
-        if !query.kinds.is_empty() {
-            let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
-            filter.push(json!({"terms": {"kind": kinds}}));
-        }
-        if !query.states.is_empty() {
-            let states: Vec<&str> = query.states.iter().map(|s| s.as_str()).collect();
-            filter.push(json!({"terms": {"state": states}}));
-        }
+        let filter = list_filter(query);
         let mut body = json!({
             "size": limit + 1,
             "track_total_hits": false,
@@ -409,6 +490,9 @@ impl AssetCatalog for OpenSearchCatalog {
     }
 
     async fn remove(&self, asset: &AssetId) -> Result<bool> {
+        if self.config.is_serverless() {
+            return self.remove_serverless(asset).await;
+        }
         let index = self.index.as_str();
         let refresh = self.config.refresh.write_param();
         let reply = self

@@ -1,5 +1,7 @@
 //! [`OpenSearchIndex`]: a [`VectorIndex`] in one OpenSearch k-NN index.
 
+mod serverless;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -17,16 +19,23 @@ use opensearch::params::Conflicts;
 use opensearch::{DeleteByQueryParts, OpenSearch, SearchParts};
 use serde_json::{Value, json};
 
-use crate::bulk::{self, BulkDoc, BulkReport};
+use crate::bulk::{self, BulkDoc, BulkReport, DocIds};
 use crate::client::Conn;
 use crate::config::{OpenSearchConfig, RefreshPolicy, SpaceType};
 use crate::mapping::{add_fields_body, check_existing, index_body, mappings_of};
 use crate::query::{Document, knn_search_body, parse_hit};
+use crate::recent::Recent;
+use crate::version::OpenSearchVersion;
 
 /// A [`VectorIndex`] in an OpenSearch (or Amazon OpenSearch Service / Serverless) k-NN index.
 ///
-/// - One document per vector, id `<asset>:<space>:<seq>` ([`RecordKey::doc_id`]), so an upsert
-///   of the same key replaces it; one `knn_vector` field per [`EmbeddingSpace`]
+/// - One document per vector holding its record key `<asset>:<space>:<seq>`
+///   ([`RecordKey::doc_id`]) in the `key` field. On a [`Deployment::Cluster`] the key is also
+///   the `_id`, so an upsert of the same key replaces it; on [`Deployment::Serverless`] the
+///   service assigns ids, so an upsert looks the key's earlier documents up (by search, and in
+///   what this handle wrote recently), writes the new one and then deletes them, and searches
+///   keep only the newest document of a key if racing writers left two (deleting the other).
+/// - One `knn_vector` field per [`EmbeddingSpace`]
 ///   (`vector_visual`, `vector_audio`, ...) of the model's dimension, HNSW with the configured
 ///   engine and space; keyword metadata (`asset_id`, `space`, `kind`, `format`, `tags`), `seq`,
 ///   `start_sec` / `end_sec`, `created_at`; the model id and dimension in the mapping's `_meta`.
@@ -43,6 +52,8 @@ use crate::query::{Document, knn_search_body, parse_hit};
 ///   (`RateLimited`, `Unavailable`, `Timeout`) when the attempts run out.
 ///
 /// [`RecordKey::doc_id`]: crossmodal_core::RecordKey::doc_id
+/// [`Deployment::Cluster`]: crate::Deployment::Cluster
+/// [`Deployment::Serverless`]: crate::Deployment::Serverless
 ///
 /// ```no_run
 /// # async fn demo() -> crossmodal_core::Result<()> {
@@ -64,6 +75,11 @@ pub struct OpenSearchIndex {
     config: OpenSearchConfig,
     spec: IndexSpec,
     engine: Option<String>,
+    /// The version the cluster reported at connect (`None` on Serverless, or when it did not
+    /// say).
+    version: Option<OpenSearchVersion>,
+    /// Serverless: what this handle (and its clones) wrote and deleted recently.
+    recent: Recent<()>,
 }
 
 impl OpenSearchIndex {
@@ -71,9 +87,15 @@ impl OpenSearchIndex {
     /// and mapping as described on the type) when missing; accepts an existing one only if its
     /// mapping records the same model and dimension and every vector field has that dimension
     /// and the configured space type (`Conflict` otherwise). Vector fields of spaces the index
-    /// lacks (it was made before they existed) are added with `PUT _mapping`. Creating is
-    /// idempotent: a concurrent creator is tolerated.
-    pub async fn connect(config: OpenSearchConfig, spec: IndexSpec) -> Result<Self> {
+    /// lacks (it was made before they existed), and fields of a newer layout, are added with
+    /// `PUT _mapping`. Creating is idempotent: a concurrent creator is tolerated.
+    ///
+    /// On a cluster it first reads the version (`GET /`) and refuses (`Unsupported`) an engine
+    /// or space type that does not work there (see
+    /// [`opensearch_version`](crate::OpenSearchConfigBuilder::opensearch_version)); below 2.16 it
+    /// leaves `ef_search` out of queries unless that was asked for explicitly. Serverless
+    /// answers no `GET /`, so there it is not asked.
+    pub async fn connect(mut config: OpenSearchConfig, spec: IndexSpec) -> Result<Self> {
         if spec.dimension == 0 || spec.dimension > 16_000 {
             return Err(Error::invalid_input(format!(
                 "OpenSearch knn_vector fields take 1 to 16000 dimensions, the model has {}",
@@ -81,6 +103,16 @@ impl OpenSearchIndex {
             )));
         }
         let conn = Conn::new(&config).await?;
+        let version = if config.is_serverless() {
+            None
+        } else {
+            cluster_version(&conn).await?
+        };
+        if let Some(v) = version {
+            config
+                .adapt_to(v)
+                .map_err(|e| e.with_context("url", &config.url))?;
+        }
         let name = config.index.clone();
         let ctx = |e: Error| e.with_context("index", &name);
         let (client, idx) = (&conn.client, name.as_str());
@@ -139,9 +171,9 @@ impl OpenSearchIndex {
             ))
         })?;
         let existing = check_existing(&name, mappings, &config, &spec)?;
-        if !existing.missing_spaces.is_empty() {
+        if !existing.missing.is_empty() {
             // Adding fields to a mapping is allowed; changing them is not.
-            let body = &add_fields_body(&config, &spec, &existing.missing_spaces);
+            let body = &add_fields_body(&config, &spec, &existing.missing);
             conn.call("indices.put_mapping", move || async move {
                 client
                     .indices()
@@ -153,13 +185,17 @@ impl OpenSearchIndex {
             .await
             .and_then(|r| r.ok("indices.put_mapping"))
             .map_err(ctx)?;
-            tracing::info!(index = %name, spaces = ?existing.missing_spaces, "added vector fields to the index");
+            tracing::info!(index = %name, spaces = ?existing.missing.spaces,
+                fields = ?existing.missing.fields, "added fields to the index");
         }
+        let recent = Recent::new(config.visibility_timeout);
         Ok(OpenSearchIndex {
             conn,
             config,
             spec,
             engine: existing.engine,
+            version,
+            recent,
         })
     }
 
@@ -178,6 +214,12 @@ impl OpenSearchIndex {
         self.engine.as_deref()
     }
 
+    /// The OpenSearch version the cluster reported at connect (`None` on Serverless, which does
+    /// not answer `GET /`, or when the cluster did not say).
+    pub fn opensearch_version(&self) -> Option<OpenSearchVersion> {
+        self.version
+    }
+
     /// The underlying `opensearch` client (authenticated, with the configured time-out), for
     /// operations this type does not offer.
     pub fn client(&self) -> &OpenSearch {
@@ -186,6 +228,13 @@ impl OpenSearchIndex {
 
     fn space_type(&self) -> SpaceType {
         self.config.space_type
+    }
+
+    /// The `method_parameters.ef_search` queries carry, if any.
+    fn query_ef(&self) -> Option<u32> {
+        self.config
+            .ef_search
+            .filter(|_| self.config.ef_search_per_query)
     }
 
     fn ctx(&self, e: Error) -> Error {
@@ -197,29 +246,45 @@ impl OpenSearchIndex {
     /// (`InvalidInput`); request-level failures that outlast the retries are errors; documents
     /// OpenSearch refuses individually are listed in [`BulkReport::failed`] (their batch-mates
     /// are written).
+    ///
+    /// On Serverless each batch is a search for the keys' earlier documents, a `_bulk` of
+    /// `index` items without `_id`, and a `_bulk` of `delete` items for the earlier documents
+    /// ([`BulkReport::replaced`], [`BulkReport::stale`]); with [`RefreshPolicy::WaitFor`] the
+    /// call then waits until the new documents are searchable.
     pub async fn upsert_report(&self, records: Vec<VectorRecord>) -> Result<BulkReport> {
         check_records(&self.spec, &records)?;
+        if self.config.is_serverless() {
+            return self.upsert_serverless(records).await;
+        }
         let docs = records
             .iter()
-            .map(|r| BulkDoc::new(r.key(), &Document::of(r)))
+            .map(|r| BulkDoc::new(r.key(), &Document::of(r), DocIds::RecordKey))
             .collect::<Result<Vec<_>>>()?;
         let batches = bulk::batches(docs, self.config.batch_docs, self.config.batch_bytes);
         let index = self.config.index.as_str();
-        let refresh = self.config.refresh;
-        let results: Vec<Result<BulkReport>> = futures::stream::iter(batches)
-            .map(|batch| bulk::send_batch(&self.conn, index, refresh, batch))
+        let refresh = self.config.refresh.write_param();
+        let results: Vec<Result<bulk::BatchOutcome>> = futures::stream::iter(batches)
+            .map(|batch| bulk::send_batch(&self.conn, index, refresh, DocIds::RecordKey, batch))
             .buffer_unordered(self.config.bulk_concurrency)
             .collect()
             .await;
         let mut report = BulkReport::default();
         for r in results {
-            report.merge(r?);
+            report.merge(r?.report);
         }
         Ok(report)
     }
 
-    /// Makes every write so far searchable (`POST /<index>/_refresh`).
+    /// Makes every write so far searchable (`POST /<index>/_refresh`). Amazon OpenSearch
+    /// Serverless has no `_refresh` (`Unsupported`): use [`flush`](VectorIndex::flush), which
+    /// waits there until this handle's writes are searchable.
     pub async fn refresh(&self) -> Result<()> {
+        if self.config.is_serverless() {
+            return Err(self.ctx(Error::unsupported(
+                "Amazon OpenSearch Serverless has no _refresh; flush() waits until this \
+                 handle's writes are searchable",
+            )));
+        }
         let index = self.config.index.as_str();
         self.conn
             .call("indices.refresh", move || async move {
@@ -333,21 +398,19 @@ impl VectorIndex for OpenSearchIndex {
 
     async fn search(&self, query: &VectorQuery) -> Result<Vec<Hit>> {
         check_query(&self.spec, query)?;
-        let ef = self
-            .config
-            .ef_search
-            .filter(|_| self.config.ef_search_per_query);
-        let body = knn_search_body(query, ef);
-        let value = self.search_raw("search", &body).await?;
-        let hits = value
-            .pointer("/hits/hits")
-            .and_then(Value::as_array)
-            .ok_or_else(|| self.ctx(Error::backend("OpenSearch search answer has no hits")))?;
-        let mut out = hits
-            .iter()
-            .map(|h| parse_hit(h, self.space_type()))
-            .collect::<Result<Vec<Hit>>>()
-            .map_err(|e| self.ctx(e))?;
+        let mut out = if self.config.is_serverless() {
+            self.search_serverless(query).await?
+        } else {
+            let value = self
+                .search_raw("search", &knn_search_body(query, self.query_ef()))
+                .await?;
+            hits_of(&value)
+                .map_err(|e| self.ctx(e))?
+                .iter()
+                .map(|h| parse_hit(h, self.space_type()))
+                .collect::<Result<Vec<Hit>>>()
+                .map_err(|e| self.ctx(e))?
+        };
         if let Some(h) = out.iter().find(|h| h.space != query.space) {
             return Err(self.ctx(Error::corrupt(format!(
                 "a {} search returned a {} document",
@@ -360,6 +423,9 @@ impl VectorIndex for OpenSearchIndex {
     }
 
     async fn delete_asset(&self, asset: &AssetId) -> Result<usize> {
+        if self.config.is_serverless() {
+            return self.delete_asset_serverless(asset).await;
+        }
         // `_delete_by_query` only sees refreshed documents: without automatic visibility, make
         // recent writes visible first so none of the asset's vectors survive.
         if self.config.refresh == RefreshPolicy::None {
@@ -388,7 +454,23 @@ impl VectorIndex for OpenSearchIndex {
                 .await
                 .and_then(|r| r.ok("delete_by_query"))
                 .map_err(|e| self.ctx(e).with_context("asset", asset.short()))?;
-            deleted += value.get("deleted").and_then(Value::as_u64).unwrap_or(0);
+            let this_round = value.get("deleted").and_then(Value::as_u64).unwrap_or(0);
+            if value.get("timed_out").and_then(Value::as_bool) == Some(true) {
+                // Part of the asset may be gone, part not: not a success, and no count to
+                // claim. The call is safe to repeat.
+                return Err(self
+                    .ctx(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "OpenSearch delete_by_query timed out after deleting {} of {} \
+                             matching documents; the others remain (deleting again finishes it)",
+                            deleted + this_round,
+                            deleted + value.get("total").and_then(Value::as_u64).unwrap_or(0)
+                        ),
+                    ))
+                    .with_context("asset", asset.short()));
+            }
+            deleted += this_round;
             if let Some(f) = value
                 .get("failures")
                 .and_then(Value::as_array)
@@ -458,7 +540,58 @@ impl VectorIndex for OpenSearchIndex {
     }
 
     async fn flush(&self) -> Result<()> {
+        if self.config.is_serverless() {
+            return self.wait_for_own_writes().await;
+        }
         self.refresh().await
+    }
+}
+
+/// The `hits.hits` array of a search answer.
+fn hits_of(value: &Value) -> Result<&Vec<Value>> {
+    value
+        .pointer("/hits/hits")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::backend("OpenSearch search answer has no hits"))
+}
+
+/// The version `GET /` reports, when the cluster answers it and says it is OpenSearch (an
+/// Amazon OpenSearch Service domain in Elasticsearch-compatibility mode reports 7.10: no
+/// floor is checked then).
+async fn cluster_version(conn: &Conn) -> Result<Option<OpenSearchVersion>> {
+    let client = &conn.client;
+    let reply = conn
+        .call("info", move || async move { client.info().send().await })
+        .await?;
+    if !reply.is_success() {
+        tracing::warn!(
+            status = reply.status,
+            "GET / did not answer; the OpenSearch version is not checked"
+        );
+        return Ok(None);
+    }
+    let body = reply.body.unwrap_or(Value::Null);
+    let distribution = body
+        .pointer("/version/distribution")
+        .and_then(Value::as_str)
+        .unwrap_or("elasticsearch");
+    let number = body.pointer("/version/number").and_then(Value::as_str);
+    match (distribution, number) {
+        ("opensearch", Some(n)) => match n.parse() {
+            Ok(v) => Ok(Some(v)),
+            Err(_) => {
+                tracing::warn!(version = n, "unreadable OpenSearch version; not checked");
+                Ok(None)
+            }
+        },
+        _ => {
+            tracing::info!(
+                distribution,
+                version = number,
+                "the cluster does not report an OpenSearch version; not checked"
+            );
+            Ok(None)
+        }
     }
 }
 
