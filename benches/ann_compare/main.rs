@@ -190,7 +190,15 @@ fn main() {
     let rss_before = rss_bytes();
     let started = Instant::now();
     let spec = IndexSpec::new("ann-compare", data.dim);
-    let index = match &args.reuse {
+    // The int8 mode keeps its f32 vectors on disk once checkpointed (they are read only to
+    // re-rank), so it is measured on a directory; the f32 index in memory.
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let dir = match (&args.reuse, args.quantization) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Quantization::Int8) => Some(scratch.path().join("index")),
+        _ => None,
+    };
+    let index = match &dir {
         Some(dir) => HnswIndex::open(dir, spec, config),
         None => HnswIndex::new(spec, config),
     }

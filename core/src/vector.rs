@@ -52,6 +52,20 @@ pub fn normalized(vector: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// Scales `vector` to unit length in place (a zero vector is left unchanged).
+pub fn normalize_in_place(vector: &mut [f32]) {
+    let norm = vector
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > 0.0 {
+        for x in vector.iter_mut() {
+            *x = (f64::from(*x) / norm) as f32;
+        }
+    }
+}
+
 /// Inner product of two equal-length vectors, with SIMD where the CPU has it.
 ///
 /// On x86-64 with AVX2 and FMA (checked at run time) a kernel with four independent 8-lane

@@ -119,9 +119,13 @@ impl Filter {
 
     /// Whether a record with `asset` and `meta` passes the filter.
     pub fn matches(&self, asset: &AssetId, meta: &RecordMeta) -> bool {
+        (self.asset_ids.is_empty() || self.asset_ids.contains(asset)) && self.matches_meta(meta)
+    }
+
+    /// Whether `meta` passes every condition but the asset ids.
+    pub fn matches_meta(&self, meta: &RecordMeta) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&meta.kind))
             && (self.formats.is_empty() || self.formats.contains(&meta.format))
-            && (self.asset_ids.is_empty() || self.asset_ids.contains(asset))
             && (self.tags_any.is_empty() || self.tags_any.iter().any(|t| meta.tags.contains(t)))
             && self
                 .created_from_ms

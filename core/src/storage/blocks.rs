@@ -3,11 +3,12 @@
 //!
 //! Written by hand because it is the hot path of every search: a graph walk reads about a
 //! thousand scattered 2 KB vectors per query, and with 4 KB pages nearly every one is a TLB
-//! miss. Chunks are allocated 2 MiB-aligned in multiples of 2 MiB and marked `MADV_HUGEPAGE`
-//! (Linux; the default `madvise` mode of transparent huge pages honours it), so a 100k x 512
-//! index is mapped by about 100 huge pages instead of 50,000 small ones. Chunks are allocated
-//! without zeroing: only rows below `len` (all written) are ever read, and untouched capacity is
-//! never resident.
+//! miss. Chunks are whole multiples of 2 MiB, mapped 2 MiB-aligned straight from the kernel
+//! (`mmap`, Unix) and marked `MADV_HUGEPAGE` (Linux; the default `madvise` mode of transparent
+//! huge pages honours it), so a 100k x 512 index is mapped by about 100 huge pages instead of
+//! 50,000 small ones, untouched capacity is never resident, and a dropped chunk goes back to
+//! the kernel at once (heap allocations of this size may stay resident after they are freed).
+//! Small chunks (narrow rows) come from the global allocator.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
@@ -25,6 +26,8 @@ const MAX_CHUNK: usize = 32 << 20;
 struct Chunk<T> {
     ptr: NonNull<T>,
     layout: Layout,
+    /// Mapped with `mmap` (unmapped on drop) rather than from the global allocator.
+    mapped: bool,
 }
 
 // SAFETY: a chunk owns its allocation of plain `Element` values; sharing `&[T]` across threads
@@ -35,9 +38,51 @@ unsafe impl<T: Element> Sync for Chunk<T> {}
 
 impl<T> Drop for Chunk<T> {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        if self.mapped {
+            // SAFETY: mapped in `map_huge` with exactly this length, unmapped only here.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.layout.size()) };
+            return;
+        }
         // SAFETY: allocated in `RowBlocks::grow` with exactly this layout.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) };
     }
+}
+
+/// `bytes` (a multiple of 2 MiB) of fresh anonymous memory, 2 MiB-aligned, huge pages advised.
+#[cfg(unix)]
+fn map_huge(bytes: usize) -> Option<NonNull<u8>> {
+    let len = bytes.checked_add(HUGE_PAGE)?;
+    // SAFETY: an anonymous private mapping of `len` bytes; no existing memory is touched.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return None;
+    }
+    let addr = raw as usize;
+    let aligned = addr.next_multiple_of(HUGE_PAGE);
+    let head = aligned - addr;
+    let tail = len - head - bytes;
+    // SAFETY: both ranges lie inside the mapping just made and outside the part kept.
+    unsafe {
+        if head > 0 {
+            libc::munmap(raw, head);
+        }
+        if tail > 0 {
+            libc::munmap((aligned + bytes) as *mut libc::c_void, tail);
+        }
+        #[cfg(target_os = "linux")]
+        libc::madvise(aligned as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
+    }
+    NonNull::new(aligned as *mut u8)
 }
 
 /// Append-only rows of `width` elements.
@@ -94,18 +139,27 @@ impl<T: Element> RowBlocks<T> {
             // Unreachable: the size is bounded by MAX_CHUNK-ish and the alignment a power of two.
             std::alloc::handle_alloc_error(Layout::new::<u8>());
         };
+        #[cfg(unix)]
+        if align == HUGE_PAGE
+            && let Some(ptr) = map_huge(layout.size())
+        {
+            self.chunks.push(Chunk {
+                ptr: ptr.cast(),
+                layout,
+                mapped: true,
+            });
+            return;
+        }
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { std::alloc::alloc(layout) };
         let Some(ptr) = NonNull::new(raw.cast::<T>()) else {
             std::alloc::handle_alloc_error(layout);
         };
-        #[cfg(target_os = "linux")]
-        if align == HUGE_PAGE {
-            // SAFETY: the range is our own fresh allocation; madvise only sets a paging hint and
-            // its failure (no THP support) changes nothing.
-            unsafe { libc::madvise(raw.cast(), layout.size(), libc::MADV_HUGEPAGE) };
-        }
-        self.chunks.push(Chunk { ptr, layout });
+        self.chunks.push(Chunk {
+            ptr,
+            layout,
+            mapped: false,
+        });
     }
 
     /// Appends a row (shorter input is padded with zeros, longer is cut to the width).
@@ -125,6 +179,27 @@ impl<T: Element> RowBlocks<T> {
                     dst.add(i).write(T::default());
                 }
             }
+        }
+        self.len += 1;
+    }
+
+    /// Appends a row written in place by `fill` (the slots start zeroed); no temporary copy.
+    pub(crate) fn push_with(&mut self, fill: impl FnOnce(&mut [T])) {
+        if self.len == self.chunks.len() * self.rows_per_chunk {
+            self.grow();
+        }
+        let offset = (self.len & (self.rows_per_chunk - 1)) * self.width;
+        if let Some(chunk) = self.chunks.last() {
+            // SAFETY: the row's slots `offset..offset + width` lie inside the chunk and nothing
+            // else refers to them yet; they are initialised before the slice is made.
+            let row = unsafe {
+                let dst = chunk.ptr.as_ptr().add(offset);
+                for i in 0..self.width {
+                    dst.add(i).write(T::default());
+                }
+                std::slice::from_raw_parts_mut(dst, self.width)
+            };
+            fill(row);
         }
         self.len += 1;
     }

@@ -143,6 +143,72 @@ pub(crate) fn open_checked(dir: &Path, entry: &FileEntry, trim: bool) -> Result<
     Ok(BufReader::with_capacity(1 << 20, file))
 }
 
+/// Streams the committed bytes of `dir/entry.name` through `each` in whole records of
+/// `record` bytes, checking length and CRC-32 in the same single pass (the check fails after
+/// `each` has seen the data: callers discard what they built on an error). Cuts anything past
+/// the committed length when `trim`.
+pub(crate) fn stream_checked(
+    dir: &Path,
+    entry: &FileEntry,
+    trim: bool,
+    record: usize,
+    mut each: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    if !valid_name(&entry.name) {
+        return Err(corrupt(
+            dir,
+            format!("bad file name {:?} in the manifest", entry.name),
+        ));
+    }
+    let path = dir.join(&entry.name);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(corrupt(&path, "missing"));
+        }
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let size = file.metadata().map_err(io(&path))?.len();
+    if size < entry.bytes {
+        return Err(corrupt(
+            &path,
+            format!("{size} bytes, the manifest says {}", entry.bytes),
+        ));
+    }
+    if size > entry.bytes && trim {
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(entry.bytes))
+            .map_err(io(&path))?;
+    }
+    let record = record.max(1);
+    if !entry.bytes.is_multiple_of(record as u64) {
+        return Err(corrupt(
+            &path,
+            format!("{} bytes is not a whole number of records", entry.bytes),
+        ));
+    }
+    let mut r = file;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; ((4 << 20) / record).max(1) * record];
+    let mut left = entry.bytes;
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        r.read_exact(chunk).map_err(io(&path))?;
+        crc.update(chunk);
+        for rec in chunk.chunks_exact(record) {
+            each(rec)?;
+        }
+        left -= n as u64;
+    }
+    if crc.finalize() != entry.crc32 {
+        return Err(corrupt(&path, "checksum mismatch"));
+    }
+    Ok(())
+}
+
 /// A writer that counts bytes and computes a CRC-32 of what passes through.
 struct Counted<W: Write> {
     inner: W,

@@ -364,34 +364,15 @@ fn read_all(dir: &Path, entry: &FileEntry, verify: bool) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Streams the committed bytes of a data file through `each` in chunks of whole records.
+/// Streams the committed bytes of a data file through `each` in whole records (one pass that
+/// also checks the length and CRC-32).
 fn stream(
     dir: &Path,
     entry: &FileEntry,
     record: usize,
-    mut each: impl FnMut(&[u8]) -> Result<()>,
+    each: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    let path = dir.join(&entry.name);
-    let mut r = files::open_checked(dir, entry, true)?;
-    if !entry.bytes.is_multiple_of(record as u64) {
-        return Err(corrupt(
-            &path,
-            format!("{} bytes is not a whole number of records", entry.bytes),
-        ));
-    }
-    let per_chunk = ((4 << 20) / record).max(1);
-    let mut buf = vec![0u8; per_chunk * record];
-    let mut left = entry.bytes;
-    while left > 0 {
-        let n = (left as usize).min(buf.len());
-        let chunk = buf.get_mut(..n).unwrap_or_default();
-        r.read_exact(chunk).map_err(io(&path))?;
-        for rec in chunk.chunks_exact(record) {
-            each(rec)?;
-        }
-        left -= n as u64;
-    }
-    Ok(())
+    files::stream_checked(dir, entry, true, record, each)
 }
 
 fn load_space(
@@ -420,22 +401,13 @@ fn load_space(
     stream(dir, &sm.rows_file, ROW_BYTES, |rec| {
         let mut r = ByteReader::new(rec, "row");
         let row = Row::decode(&mut r)?;
-        if assets
-            .get(row.asset)
-            .and_then(|a| a.metas.get(usize::from(row.meta)))
-            .is_none()
-        {
+        if assets.meta_of(row.asset, row.meta).is_none() {
             return Err(Error::corrupt("a row names an unknown asset"));
         }
         rows.push(row);
         Ok(())
     })?;
-    let kind_of = |row: &Row| {
-        assets
-            .get(row.asset)
-            .and_then(|a| a.metas.get(usize::from(row.meta)))
-            .map(|m| m.kind)
-    };
+    let kind_of = |row: &Row| assets.meta_of(row.asset, row.meta).map(|m| m.kind);
     // Vectors.
     let row_bytes = dim * 4;
     if sm.vectors.bytes != sm.rows * row_bytes as u64 {
@@ -498,17 +470,10 @@ fn load_space(
         let mut it = rows.into_iter();
         let mut failed = None;
         stream(dir, &sm.vectors, row_bytes, |rec| {
-            let v: Vec<f32> = rec
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()))
-                .collect();
-            if v.iter().any(|x| !x.is_finite()) {
-                return Err(Error::corrupt("a stored vector component is not finite"));
-            }
             match it.next() {
                 Some(row) => {
                     let kind = kind_of(&row).unwrap_or(crate::media::MediaKind::Image);
-                    space.push_row(row, kind, &v);
+                    space.push_loaded(row, kind, rec)?;
                 }
                 None => failed = Some(()),
             }

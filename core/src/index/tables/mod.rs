@@ -316,8 +316,12 @@ impl Tables {
             .into_iter()
             .enumerate()
             .filter(|(i, _)| keep.contains(i))
-            .map(|(_, r)| StoredRecord {
-                unit: normalized(&r.vector),
+            .map(|(_, mut r)| StoredRecord {
+                unit: {
+                    // In place: no second copy of every vector while a batch is written.
+                    crate::vector::normalize_in_place(&mut r.vector);
+                    r.vector
+                },
                 space: r.space,
                 asset_id: r.asset_id,
                 seq: r.seq,
@@ -494,14 +498,13 @@ impl Tables {
             .into_iter()
             .filter_map(|Scored(score, id)| {
                 let row = space.rows.get(id as usize)?;
-                let asset = st.assets.get(row.asset)?;
                 Some(Hit {
-                    asset_id: asset.id.clone(),
+                    asset_id: st.assets.get(row.asset)?.asset_id(),
                     space: query.space,
                     seq: row.seq,
-                    segment: row.segment,
+                    segment: row.segment(),
                     score,
-                    meta: asset.metas.get(usize::from(row.meta))?.clone(),
+                    meta: st.assets.meta_of(row.asset, row.meta)?.clone(),
                 })
             })
             .collect())
@@ -543,7 +546,7 @@ impl Tables {
         };
         st.spaces
             .values()
-            .map(|t| t.by_asset.get(&a).map_or(0, Vec::len))
+            .map(|t| t.by_asset.get(&a).map_or(0, |l| l.as_slice().len()))
             .sum()
     }
 
@@ -625,8 +628,7 @@ pub(crate) fn apply_to_space(
     match op {
         Op::Upsert(records) => {
             for r in records.iter().filter(|r| r.space == space) {
-                let asset = assets.intern(&r.asset_id)?;
-                let meta = assets.intern_meta(asset, &r.meta)?;
+                let (asset, meta) = assets.intern(&r.asset_id, &r.meta)?;
                 table.add(
                     count.then_some(&mut *assets),
                     &NewRow {

@@ -157,6 +157,8 @@ struct RowTest<'a> {
     space: &'a SpaceTable,
     assets: &'a AssetTable,
     filter: &'a Filter,
+    /// The filter's asset ids as asset indexes (empty: any asset).
+    assets_allowed: HashSet<u32>,
     kind_mask: u8,
     check_kinds: bool,
     check_rest: bool,
@@ -173,6 +175,11 @@ impl<'a> RowTest<'a> {
             space,
             assets,
             filter,
+            assets_allowed: filter
+                .asset_ids
+                .iter()
+                .filter_map(|a| assets.index_of(a))
+                .collect(),
             kind_mask,
             check_kinds: !space.kind_counts.all_admitted_by(&filter.kinds),
             check_rest: !filter.is_empty_except_kinds(),
@@ -202,13 +209,13 @@ impl<'a> RowTest<'a> {
             let Some(row) = self.space.rows.get(id) else {
                 return false;
             };
-            let Some(asset) = self.assets.get(row.asset) else {
+            let Some(meta) = self.assets.meta_of(row.asset, row.meta) else {
                 return false;
             };
-            let Some(meta) = asset.metas.get(usize::from(row.meta)) else {
+            if !self.assets_allowed.is_empty() && !self.assets_allowed.contains(&row.asset) {
                 return false;
-            };
-            return self.filter.matches(&asset.id, meta);
+            }
+            return self.filter.matches_meta(meta);
         }
         true
     }
@@ -265,8 +272,7 @@ impl SpaceTable {
                 .into_iter()
                 .filter_map(|a| assets.index_of(a))
                 .filter_map(|a| self.by_asset.get(&a))
-                .flatten()
-                .copied()
+                .flat_map(|l| l.as_slice().iter().copied())
                 .collect();
             ids.sort_unstable();
             return self.exact_over(query, k, ids.into_iter(), &test);

@@ -22,31 +22,53 @@ use crate::vector::{dot, dot_i8, quantize_i8};
 /// Bytes of one row in a rows file.
 pub(crate) const ROW_BYTES: usize = 32;
 
-/// Identity and metadata reference of one stored vector.
+/// Identity and metadata reference of one stored vector (32 bytes in memory and on disk).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Row {
     pub(crate) asset: u32,
     pub(crate) seq: u32,
-    /// Slot in the asset's metadata list.
-    pub(crate) meta: u16,
-    pub(crate) segment: Option<Segment>,
     /// CRC-32 of the unit vector's little-endian bytes (checked when it is read back from disk).
     pub(crate) crc: u32,
+    /// Slot in the asset's metadata list.
+    pub(crate) meta: u16,
+    has_segment: bool,
+    start: f64,
+    end: f64,
 }
 
 impl Row {
+    pub(crate) fn new(asset: u32, seq: u32, meta: u16, segment: Option<Segment>, crc: u32) -> Row {
+        let (has_segment, start, end) = match segment {
+            Some(s) => (true, s.start_sec, s.end_sec),
+            None => (false, 0.0, 0.0),
+        };
+        Row {
+            asset,
+            seq,
+            crc,
+            meta,
+            has_segment,
+            start,
+            end,
+        }
+    }
+
+    /// The clip the vector describes.
+    pub(crate) fn segment(&self) -> Option<Segment> {
+        self.has_segment.then_some(Segment {
+            start_sec: self.start,
+            end_sec: self.end,
+        })
+    }
+
     /// `u32 asset, u32 seq, u16 meta, u16 flags (1: segment), f64 start, f64 end, u32 crc`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.asset.to_le_bytes());
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&self.meta.to_le_bytes());
-        let (flags, start, end) = match self.segment {
-            Some(s) => (1u16, s.start_sec, s.end_sec),
-            None => (0, 0.0, 0.0),
-        };
-        out.extend_from_slice(&flags.to_le_bytes());
-        out.extend_from_slice(&start.to_le_bytes());
-        out.extend_from_slice(&end.to_le_bytes());
+        out.extend_from_slice(&u16::from(self.has_segment).to_le_bytes());
+        out.extend_from_slice(&self.start.to_le_bytes());
+        out.extend_from_slice(&self.end.to_le_bytes());
         out.extend_from_slice(&self.crc.to_le_bytes());
     }
 
@@ -63,13 +85,55 @@ impl Row {
             1 => Some(Segment::new(start, end).map_err(|e| r.corrupt(e.message().to_string()))?),
             other => return Err(r.corrupt(format!("unknown row flags {other}"))),
         };
-        Ok(Row {
-            asset,
-            seq,
-            meta,
-            segment,
-            crc,
-        })
+        Ok(Row::new(asset, seq, meta, segment, crc))
+    }
+}
+
+/// The live ids of one asset in a space: one inline (the common case, an image), or a list.
+#[derive(Debug, Clone)]
+pub(crate) enum IdList {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl IdList {
+    fn push(&mut self, id: u32) {
+        match self {
+            IdList::One(a) => *self = IdList::Many(vec![*a, id]),
+            IdList::Many(v) => v.push(id),
+        }
+    }
+
+    /// Removes `id`; true if the list is then empty.
+    fn remove(&mut self, id: u32) -> bool {
+        match self {
+            IdList::One(a) => *a == id,
+            IdList::Many(v) => {
+                v.retain(|x| *x != id);
+                if let [only] = v.as_slice() {
+                    *self = IdList::One(*only);
+                    return false;
+                }
+                v.is_empty()
+            }
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        match self {
+            IdList::One(a) => std::slice::from_ref(a),
+            IdList::Many(v) => v,
+        }
+    }
+}
+
+/// Adds `id` to `asset`'s list.
+fn note_id(map: &mut HashMap<u32, IdList>, asset: u32, id: u32) {
+    match map.entry(asset) {
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(IdList::One(id));
+        }
+        std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(id),
     }
 }
 
@@ -140,7 +204,7 @@ pub(crate) struct SpaceTable {
     pub(crate) live_count: usize,
     pub(crate) kind_counts: KindCounts,
     /// Live ids per asset index.
-    pub(crate) by_asset: HashMap<u32, Vec<u32>>,
+    pub(crate) by_asset: HashMap<u32, IdList>,
     pub(crate) graph: Option<Graph>,
     /// Rows `..linked` are in the graph; `linked..` are searched exactly until the maintenance
     /// thread links them.
@@ -242,15 +306,14 @@ impl SpaceTable {
                 continue;
             };
             let kind = assets
-                .get(row.asset)
-                .and_then(|a| a.metas.get(usize::from(row.meta)))
+                .meta_of(row.asset, row.meta)
                 .map(|m| m.kind)
                 .ok_or_else(|| {
                     Error::corrupt(format!("row {id} names an unknown asset or metadata"))
                 })?;
             self.live_count += 1;
             self.kind_counts.add(kind);
-            self.by_asset.entry(row.asset).or_default().push(id as u32);
+            note_id(&mut self.by_asset, row.asset, id as u32);
         }
         // Bits past the last row must be clear.
         let extra = (self.rows.len()..self.live.len() * 64).any(|i| self.is_live(i));
@@ -259,6 +322,29 @@ impl SpaceTable {
                 "tombstone bitmap marks rows that do not exist",
             ));
         }
+        Ok(())
+    }
+
+    /// Appends a row loaded from the files: its vector as little-endian bytes (f32 mode; no
+    /// temporary copy), its row and kind. `Corrupt` for a component that is not finite.
+    pub(crate) fn push_loaded(&mut self, row: Row, kind: MediaKind, le_bytes: &[u8]) -> Result<()> {
+        let VectorData::F32(v) = &mut self.vectors else {
+            return Err(Error::backend("push_loaded is for f32 spaces"));
+        };
+        let mut finite = true;
+        v.push_with(|slot| {
+            for (x, b) in slot.iter_mut().zip(le_bytes.chunks_exact(4)) {
+                *x = f32::from_le_bytes(b.try_into().unwrap_or_default());
+                finite &= x.is_finite();
+            }
+        });
+        if !finite {
+            return Err(Error::corrupt("a stored vector component is not finite"));
+        }
+        let id = self.rows.len();
+        self.rows.push(row);
+        self.kinds.push(kind_bit(kind));
+        self.set_live(id, true);
         Ok(())
     }
 
@@ -289,7 +375,7 @@ impl SpaceTable {
         new: &NewRow<'_>,
     ) -> Result<()> {
         if let Some(old) = self.by_asset.get(&new.asset).and_then(|ids| {
-            ids.iter().copied().find(|id| {
+            ids.as_slice().iter().copied().find(|id| {
                 self.rows
                     .get(*id as usize)
                     .is_some_and(|r| r.seq == new.seq)
@@ -299,17 +385,17 @@ impl SpaceTable {
         }
         let id = u32::try_from(self.rows.len())
             .map_err(|_| Error::invalid_input("a space holds at most 2^32 vectors"))?;
-        let row = Row {
-            asset: new.asset,
-            seq: new.seq,
-            meta: new.meta,
-            segment: new.segment,
-            crc: vector_crc(new.unit),
-        };
+        let row = Row::new(
+            new.asset,
+            new.seq,
+            new.meta,
+            new.segment,
+            vector_crc(new.unit),
+        );
         self.push_row(row, new.kind, new.unit);
         self.live_count += 1;
         self.kind_counts.add(new.kind);
-        self.by_asset.entry(new.asset).or_default().push(id);
+        note_id(&mut self.by_asset, new.asset, id);
         if let Some(a) = counts.and_then(|c| c.get_mut(new.asset)) {
             a.live += 1;
         }
@@ -322,7 +408,7 @@ impl SpaceTable {
         self.push_row(row, kind, unit);
         self.live_count += 1;
         self.kind_counts.add(kind);
-        self.by_asset.entry(row.asset).or_default().push(id);
+        note_id(&mut self.by_asset, row.asset, id);
     }
 
     /// Tombstones row `id` (no-op if it is not live); `counts` as in [`add`](Self::add).
@@ -336,11 +422,10 @@ impl SpaceTable {
             if let Some(kind) = self.kind_at(id) {
                 self.kind_counts.remove(kind);
             }
-            if let Some(ids) = self.by_asset.get_mut(&row.asset) {
-                ids.retain(|x| *x as usize != id);
-                if ids.is_empty() {
-                    self.by_asset.remove(&row.asset);
-                }
+            if let Some(ids) = self.by_asset.get_mut(&row.asset)
+                && ids.remove(id as u32)
+            {
+                self.by_asset.remove(&row.asset);
             }
             if let Some(a) = counts.and_then(|c| c.get_mut(row.asset)) {
                 a.live = a.live.saturating_sub(1);
@@ -363,7 +448,11 @@ impl SpaceTable {
         asset: u32,
         mut counts: Option<&mut AssetTable>,
     ) -> usize {
-        let ids = self.by_asset.get(&asset).cloned().unwrap_or_default();
+        let ids: Vec<u32> = self
+            .by_asset
+            .get(&asset)
+            .map(|l| l.as_slice().to_vec())
+            .unwrap_or_default();
         for id in &ids {
             self.kill(*id as usize, counts.as_deref_mut());
         }
@@ -422,11 +511,14 @@ impl SpaceTable {
             + self.rows.capacity() * std::mem::size_of::<Row>()
             + self.kinds.capacity()
             + self.live.capacity() * 8
-            + self.by_asset.capacity() * 48
+            + self.by_asset.capacity() * (std::mem::size_of::<(u32, IdList)>() + 1)
             + self
                 .by_asset
                 .values()
-                .map(|v| v.capacity() * 4)
+                .map(|v| match v {
+                    IdList::One(_) => 0,
+                    IdList::Many(v) => v.capacity() * 4,
+                })
                 .sum::<usize>()
             + self.graph.as_ref().map_or(0, Graph::memory_bytes)
     }
