@@ -41,12 +41,7 @@ fn data(n: usize, dim: usize) -> Vec<Vec<f32>> {
 fn build(n: usize, dim: usize) -> (FlatIndex, Vec<f32>) {
     let index = FlatIndex::new(IndexSpec::new("bench", dim));
     let vectors = data(n + 1, dim);
-    let meta = RecordMeta {
-        kind: MediaKind::Video,
-        format: MediaFormat::Mp4,
-        tags: vec![],
-        created_at_ms: 0,
-    };
+    let meta = RecordMeta::new(MediaKind::Video, MediaFormat::Mp4);
     let records: Vec<VectorRecord> = vectors[..n]
         .iter()
         .enumerate()

@@ -175,12 +175,7 @@ fn main() {
         .enumerate()
         .map(|(i, a)| (a.clone(), i as u32))
         .collect();
-    let meta = RecordMeta {
-        kind: MediaKind::Image,
-        format: MediaFormat::Jpeg,
-        tags: vec![],
-        created_at_ms: 0,
-    };
+    let meta = RecordMeta::new(MediaKind::Image, MediaFormat::Jpeg);
 
     let config = HnswConfig::default()
         .m(args.m)

@@ -103,6 +103,8 @@ pub struct IngestItem {
     pub display_name: Option<String>,
     /// Tags stored with the asset and usable in search filters.
     pub tags: Vec<String>,
+    /// The user's own fields, stored with the asset and usable in search filters.
+    pub fields: std::collections::BTreeMap<String, crate::index::FieldValue>,
 }
 
 impl IngestItem {
@@ -112,6 +114,7 @@ impl IngestItem {
             source: IngestSource::File(path.into()),
             display_name: None,
             tags: Vec::new(),
+            fields: Default::default(),
         }
     }
 
@@ -121,6 +124,7 @@ impl IngestItem {
             source: IngestSource::Bytes(bytes.into()),
             display_name: Some(display_name.into()),
             tags: Vec::new(),
+            fields: Default::default(),
         }
     }
 
@@ -128,6 +132,30 @@ impl IngestItem {
     pub fn tags(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.tags.extend(tags.into_iter().map(Into::into));
         self
+    }
+
+    /// Sets one of the user's own fields.
+    pub fn field(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<crate::index::FieldValue>,
+    ) -> Self {
+        self.fields.insert(key.into(), value.into());
+        self
+    }
+
+    /// Checks the tags and fields (before anything is read or stored).
+    pub fn check_metadata(&self) -> Result<()> {
+        if self.fields.len() > crate::index::MAX_FIELDS {
+            return Err(Error::invalid_input(format!(
+                "an asset holds at most {} fields",
+                crate::index::MAX_FIELDS
+            )));
+        }
+        for (k, v) in &self.fields {
+            crate::index::check_field(k, v)?;
+        }
+        self.tags.iter().try_for_each(|t| crate::index::check_tag(t))
     }
 
     /// A label for progress and reports: the display name or the path.
@@ -343,16 +371,22 @@ impl Ingestor {
         }
         let mut marked = 0;
         for asset in &assets {
+            // Under the asset's lock, and marked before it leaves the waiting set: an ingest of
+            // the same content in between must see it either waiting or `Indexed`, never neither
+            // (it would index it a second time).
+            let _guard = self.locks.lock(asset).await;
             // Only assets still waiting (a concurrent delete may have removed one).
-            if !self.unflushed.lock().remove(asset) {
+            if !self.unflushed.lock().contains(asset) {
                 continue;
             }
-            match self.catalog.set_status(asset, &AssetStatus::Indexed).await {
-                Ok(()) => marked += 1,
+            let marked_now = match self.catalog.set_status(asset, &AssetStatus::Indexed).await {
+                Ok(()) => true,
                 // A record deleted meanwhile has nothing left to mark.
-                Err(e) if e.kind() == crate::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => false,
                 Err(e) => return Err(e),
-            }
+            };
+            self.unflushed.lock().remove(asset);
+            marked += usize::from(marked_now);
         }
         Ok(marked)
     }
@@ -451,6 +485,7 @@ impl Ingestor {
                     source,
                     display_name: record.display_name.clone(),
                     tags: record.tags.clone(),
+                    fields: record.fields.clone(),
                 });
             }
             match page.next_cursor {
@@ -504,12 +539,7 @@ impl Ingestor {
                 report.requeued += 1;
                 continue;
             };
-            let meta = RecordMeta {
-                kind: record.kind(),
-                format: record.format(),
-                tags: record.tags.clone(),
-                created_at_ms: record.created_at_ms,
-            };
+            let meta = record.index_meta();
             // `Indexed` again only once durable: the checkpoint below marks it.
             self.catalog
                 .set_status(&record.asset_id, &AssetStatus::Embedding)
@@ -601,6 +631,7 @@ impl Ingestor {
     }
 
     async fn ingest_one(&self, item: IngestItem) -> Result<IngestReport> {
+        item.check_metadata()?;
         let name = item.name();
         let source_path = match &item.source {
             IngestSource::File(p) => Some(p.clone()),
@@ -646,6 +677,7 @@ impl Ingestor {
             extension_mismatch: valid.extension_mismatch.clone(),
             source_path: source_path.clone(),
             tags: item.tags.clone(),
+            fields: item.fields.clone(),
             status: AssetStatus::Pending,
             created_at_ms: now,
             updated_at_ms: now,
@@ -655,6 +687,7 @@ impl Ingestor {
                 record.tags.push(t);
             }
         }
+        record.fields.extend(item.fields);
         if record.source_path.is_none() {
             record.source_path = source_path;
         }
@@ -700,12 +733,7 @@ impl Ingestor {
         };
 
         // Index: one record per embedding, numbered per space.
-        let meta = RecordMeta {
-            kind: valid.probe.kind(),
-            format: valid.probe.format,
-            tags: record.tags.clone(),
-            created_at_ms: record.created_at_ms,
-        };
+        let meta = record.index_meta();
         let records = vector_records(&asset_id, &meta, embedded.embeddings);
         let vectors = records.len();
         let indexed = self

@@ -62,6 +62,7 @@ pub mod error;
 pub mod index;
 pub mod ingest;
 pub mod jobs;
+pub mod keywords;
 pub mod media;
 pub mod retry;
 pub mod routing;
@@ -88,13 +89,17 @@ pub use embedding::{
 pub use engine::{Engine, EngineParts, LocalIndex, LocalLayout, LocalOpenReport, LocalOptions};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use index::{
-    Filter, FlatIndex, Hit, HnswConfig, HnswIndex, IndexCapabilities, IndexSpec, IndexStats,
-    KindCounts, OpenReport, Quantization, RecordKey, RecordMeta, SearchOptions, SearchTrace,
-    VectorIndex, VectorQuery, VectorRecord,
+    FieldCondition, FieldTest, FieldValue, Filter, FlatIndex, Hit, HnswConfig, HnswIndex,
+    IndexCapabilities, IndexSpec, IndexStats, KindCounts, MetaPatch, OpenReport, Quantization,
+    RecordKey, RecordMeta, SearchOptions, SearchTrace, VectorIndex, VectorQuery, VectorRecord,
 };
 pub use ingest::{
     BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestOutcome,
     IngestReport, IngestSource, Ingestor, ReconcileReport,
+};
+pub use keywords::{
+    KeywordHit, KeywordIndex, KeywordMatch, KeywordQuery, MAX_KEYWORD_TERMS, keyword_matches,
+    keyword_terms,
 };
 pub use jobs::{JobKey, JobLedger, JobRecord, MemoryJobLedger, SqliteJobLedger};
 pub use media::{MediaFormat, MediaKind, MediaLimits, MediaProbe, ValidatedMedia, validate_media};

@@ -409,7 +409,7 @@ struct RouteBest {
 /// }
 /// let model = ModelInfo { dimension: 2, ..ModelInfo::marengo_3_0() };
 /// let index = Arc::new(FlatIndex::new(IndexSpec::for_model(&model)));
-/// let meta = RecordMeta { kind: MediaKind::Image, format: MediaFormat::Png, tags: vec![], created_at_ms: 0 };
+/// let meta = RecordMeta::new(MediaKind::Image, MediaFormat::Png);
 /// index.upsert(vec![VectorRecord { asset_id: AssetId::from_content(b"img"), space: EmbeddingSpace::Visual,
 ///     seq: 0, segment: None, vector: vec![0.9, 0.1], meta }]).await.unwrap();
 /// let searcher = CrossModalSearcher::new(Arc::new(Toy(model)), index);

@@ -391,12 +391,7 @@ async fn a_query_without_embeddings_for_any_route_is_an_error() {
             seq: 0,
             segment: None,
             vector: vec![0.0, 1.0, 0.0, 0.0],
-            meta: crate::RecordMeta {
-                kind: MediaKind::Audio,
-                format: MediaFormat::Wav,
-                tags: vec![],
-                created_at_ms: 0,
-            },
+            meta: crate::RecordMeta::new(MediaKind::Audio, MediaFormat::Wav),
         }])
         .await
         .unwrap();

@@ -35,12 +35,7 @@ async fn text_image_queries_use_invoke_model_and_search_like_image_queries() {
 
     // Index one image whose vector is the composed query's, and one other.
     let index = Arc::new(FlatIndex::new(IndexSpec::for_model(p.model())));
-    let meta = RecordMeta {
-        kind: MediaKind::Image,
-        format: MediaFormat::Png,
-        tags: vec![],
-        created_at_ms: 0,
-    };
+    let meta = RecordMeta::new(MediaKind::Image, MediaFormat::Png);
     let target = AssetId::from_content(b"night knight");
     let other = AssetId::from_content(b"a dog");
     index

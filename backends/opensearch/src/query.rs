@@ -193,16 +193,16 @@ pub(crate) fn parse_hit(hit: &Value, space_type: SpaceType) -> Result<Hit> {
         seq: parse(source.get("seq"), "seq", hit)?,
         segment,
         score: space_type.cosine_from_score(score),
-        meta: RecordMeta {
-            kind: parse(source.get("kind"), "kind", hit)?,
-            format: parse(source.get("format"), "format", hit)?,
-            tags: match source.get("tags") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::String(s)) => vec![s.clone()],
-                t => parse(t, "tags", hit)?,
-            },
-            created_at_ms: parse(source.get("created_at"), "created_at", hit)?,
-        },
+        meta: RecordMeta::new(
+            parse(source.get("kind"), "kind", hit)?,
+            parse(source.get("format"), "format", hit)?,
+        )
+        .tags(match source.get("tags") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![s.clone()],
+            t => parse::<Vec<String>>(t, "tags", hit)?,
+        })
+        .created_at_ms(parse(source.get("created_at"), "created_at", hit)?),
     })
 }
 
@@ -221,12 +221,9 @@ mod tests {
                 end_sec: 12.5,
             }),
             vector: vec![3.0, 4.0],
-            meta: RecordMeta {
-                kind: MediaKind::Video,
-                format: MediaFormat::Mp4,
-                tags: vec!["siege".into()],
-                created_at_ms: 1_700_000_000_000,
-            },
+            meta: RecordMeta::new(MediaKind::Video, MediaFormat::Mp4)
+                .tags(["siege"])
+                .created_at_ms(1_700_000_000_000),
         }
     }
 

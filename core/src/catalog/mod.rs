@@ -1,15 +1,18 @@
 //! Asset metadata and processing status: the [`AssetCatalog`] trait and its SQLite default.
 
+mod fts;
 mod sqlite;
 
 pub use sqlite::SqliteCatalog;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::asset::AssetId;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::index::{FieldValue, MetaPatch, RecordMeta};
 use crate::media::{MediaFormat, MediaKind, MediaProbe};
 use crate::store::MediaRef;
 
@@ -165,6 +168,9 @@ pub struct AssetRecord {
     pub extension_mismatch: Option<String>,
     /// Free-form tags, filterable in searches.
     pub tags: Vec<String>,
+    /// The user's own fields, filterable in searches and matched by keyword search.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldValue>,
     /// Pipeline status.
     pub status: AssetStatus,
     /// When the asset was first recorded, ms since the Unix epoch.
@@ -182,6 +188,32 @@ impl AssetRecord {
     /// The asset's format.
     pub fn format(&self) -> MediaFormat {
         self.probe.format
+    }
+
+    /// The metadata the asset's vectors carry in the index.
+    pub fn index_meta(&self) -> RecordMeta {
+        let mut meta = RecordMeta::new(self.kind(), self.format())
+            .tags(self.tags.iter().cloned())
+            .created_at_ms(self.created_at_ms);
+        meta.name = self.display_name.clone();
+        meta.duration_ms = self
+            .probe
+            .duration_sec
+            .filter(|d| d.is_finite() && *d >= 0.0)
+            .map(|d| (d * 1000.0).round() as u64);
+        meta.fields = self.fields.clone();
+        meta
+    }
+
+    /// Applies `patch` to the record's tags, fields and display name (validated first).
+    pub fn apply_patch(&mut self, patch: &MetaPatch) -> Result<()> {
+        patch.validate()?;
+        let mut meta = self.index_meta();
+        patch.apply_to(&mut meta)?;
+        self.tags = meta.tags;
+        self.fields = meta.fields;
+        self.display_name = meta.name;
+        Ok(())
     }
 }
 
@@ -284,6 +316,20 @@ pub trait AssetCatalog: Send + Sync {
 
     /// Lists assets, newest first, filtered and paginated by `query`.
     async fn list(&self, query: &AssetQuery) -> Result<AssetPage>;
+
+    /// Applies `patch` to the record of `asset` (tags, fields, display name) and returns the
+    /// new record; `NotFound` if there is none, `InvalidInput` (nothing changed) for a bad
+    /// patch. The default reads, patches and writes back; catalogs with transactions override
+    /// it to do so atomically.
+    async fn update_meta(&self, asset: &AssetId, patch: &MetaPatch) -> Result<AssetRecord> {
+        let mut record = self.get(asset).await?.ok_or_else(|| {
+            Error::not_found("no such asset in the catalog").with_context("asset", asset.short())
+        })?;
+        record.apply_patch(patch)?;
+        record.updated_at_ms = crate::asset::now_ms();
+        self.upsert(&record).await?;
+        Ok(record)
+    }
 
     /// Removes a record; `false` if there was none.
     async fn remove(&self, asset: &AssetId) -> Result<bool>;

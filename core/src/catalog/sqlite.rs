@@ -14,17 +14,19 @@ use super::{
 };
 use crate::asset::{AssetId, now_ms};
 use crate::error::{Error, ErrorKind, Result};
+use crate::index::MetaPatch;
+use crate::keywords::{KeywordHit, KeywordIndex, KeywordQuery};
 use crate::media::MediaKind;
 
 /// The schema version this code writes, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Largest page [`AssetCatalog::list`] returns.
 const MAX_PAGE: usize = 1000;
 
 /// Version 1: one row per asset; the record itself is JSON, the columns are what queries filter
 /// and sort on. The index serves `list` for any kind/state filter (see [`list_sql`]).
-const SCHEMA_V1: &str = "
+pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS assets (
     asset_id      TEXT PRIMARY KEY NOT NULL,
     kind          TEXT NOT NULL,
@@ -63,6 +65,7 @@ CREATE INDEX IF NOT EXISTS assets_kind_state_created
 ///     source_path: None,
 ///     extension_mismatch: None,
 ///     tags: vec!["pets".into()],
+///     fields: Default::default(),
 ///     status: AssetStatus::Pending,
 ///     created_at_ms: crossmodal_core::now_ms(),
 ///     updated_at_ms: crossmodal_core::now_ms(),
@@ -176,6 +179,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(SCHEMA_V1)
             .map_err(crate::error::sqlite_error)?;
     }
+    if version < 2 {
+        tx.execute_batch(super::fts::SCHEMA_V2)
+            .map_err(crate::error::sqlite_error)?;
+        super::fts::backfill(&tx)?;
+    }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(crate::error::sqlite_error)?;
@@ -188,7 +196,7 @@ fn parse_state(s: &str) -> Option<AssetState> {
     AssetState::ALL.into_iter().find(|st| st.as_str() == s)
 }
 
-fn decode_record(asset_id: &str, json: &str) -> Result<AssetRecord> {
+pub(super) fn decode_record(asset_id: &str, json: &str) -> Result<AssetRecord> {
     serde_json::from_str(json).map_err(|e| {
         Error::corrupt(format!("catalog record does not parse: {e}"))
             .with_context("asset", asset_id)
@@ -269,29 +277,89 @@ fn or_all<T: Ord + Copy>(items: &[T], all: &[T]) -> Vec<T> {
     v
 }
 
+/// Writes an asset's row and its searchable text (inside `tx`).
+fn write_row(tx: &rusqlite::Transaction<'_>, record: &AssetRecord, json: &str) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO assets (asset_id, kind, state, created_at_ms, updated_at_ms, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (asset_id) DO UPDATE SET
+             kind = excluded.kind,
+             state = excluded.state,
+             created_at_ms = excluded.created_at_ms,
+             updated_at_ms = excluded.updated_at_ms,
+             record = excluded.record",
+    )
+    .map_err(crate::error::sqlite_error)?
+    .execute(params![
+        record.asset_id.as_str(),
+        record.kind().as_str(),
+        record.status.state().as_str(),
+        record.created_at_ms,
+        record.updated_at_ms,
+        json
+    ])
+    .map_err(crate::error::sqlite_error)?;
+    super::fts::write_text(tx, record)
+}
+
+/// Keyword search over display names, tags and fields with SQLite FTS5 (BM25; name matches
+/// weigh 10, tags 5, fields 2), only `Indexed` assets, filtered by the query's filter.
+#[async_trait]
+impl KeywordIndex for SqliteCatalog {
+    async fn keyword_search(&self, query: &KeywordQuery) -> Result<Vec<KeywordHit>> {
+        let terms = query.check()?;
+        let (k, filter) = (query.k, query.filter.clone());
+        self.with_conn(move |conn| {
+            super::fts::search(conn, &terms, k, |r| {
+                filter.matches(&r.asset_id, &r.index_meta())
+            })
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl AssetCatalog for SqliteCatalog {
     async fn upsert(&self, record: &AssetRecord) -> Result<()> {
         let json = serde_json::to_string(record).map_err(crate::error::json_error)?;
         let id = record.asset_id.as_str().to_string();
-        let kind = record.kind().as_str();
-        let state = record.status.state().as_str();
-        let (created, updated) = (record.created_at_ms, record.updated_at_ms);
+        let record = record.clone();
         self.with_conn(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO assets (asset_id, kind, state, created_at_ms, updated_at_ms, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (asset_id) DO UPDATE SET
-                     kind = excluded.kind,
-                     state = excluded.state,
-                     created_at_ms = excluded.created_at_ms,
-                     updated_at_ms = excluded.updated_at_ms,
-                     record = excluded.record",
-            )
-            .map_err(crate::error::sqlite_error)?
-            .execute(params![id, kind, state, created, updated, json])
-            .map_err(|e| crate::error::sqlite_error(e).with_context("asset", &id))?;
-            Ok(())
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(crate::error::sqlite_error)?;
+            write_row(&tx, &record, &json).map_err(|e| e.with_context("asset", &id))?;
+            tx.commit().map_err(crate::error::sqlite_error)
+        })
+        .await
+    }
+
+    async fn update_meta(&self, asset: &AssetId, patch: &MetaPatch) -> Result<AssetRecord> {
+        patch.validate()?;
+        let id = asset.as_str().to_string();
+        let patch = patch.clone();
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(crate::error::sqlite_error)?;
+            let json: Option<String> = tx
+                .prepare_cached("SELECT record FROM assets WHERE asset_id = ?1")
+                .map_err(crate::error::sqlite_error)?
+                .query_row([&id], |row| row.get(0))
+                .optional()
+                .map_err(crate::error::sqlite_error)?;
+            let Some(json) = json else {
+                return Err(
+                    Error::not_found("no such asset in the catalog").with_context("asset", &id)
+                );
+            };
+            let mut record = decode_record(&id, &json)?;
+            record.apply_patch(&patch)?;
+            record.updated_at_ms = now_ms();
+            let json = serde_json::to_string(&record).map_err(crate::error::json_error)?;
+            write_row(&tx, &record, &json)?;
+            tx.commit().map_err(crate::error::sqlite_error)?;
+            Ok(record)
         })
         .await
     }
@@ -391,11 +459,16 @@ impl AssetCatalog for SqliteCatalog {
     async fn remove(&self, asset: &AssetId) -> Result<bool> {
         let id = asset.as_str().to_string();
         self.with_conn(move |conn| {
-            let n = conn
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(crate::error::sqlite_error)?;
+            super::fts::delete_text(&tx, &id)?;
+            let n = tx
                 .prepare_cached("DELETE FROM assets WHERE asset_id = ?1")
                 .map_err(crate::error::sqlite_error)?
                 .execute([&id])
                 .map_err(crate::error::sqlite_error)?;
+            tx.commit().map_err(crate::error::sqlite_error)?;
             Ok(n > 0)
         })
         .await
@@ -457,6 +530,7 @@ mod tests {
                 .is_multiple_of(2)
                 .then(|| "name says .png, content is jpg".into()),
             tags: vec!["a".into(), format!("t{n}")],
+            fields: Default::default(),
             status,
             created_at_ms,
             updated_at_ms: created_at_ms + 5,

@@ -14,7 +14,8 @@ use crate::asset::AssetId;
 use crate::embedding::{EmbeddingSpace, Segment};
 use crate::error::ErrorKind;
 use crate::index::{
-    Filter, FlatIndex, IndexSpec, RecordMeta, VectorIndex, VectorQuery, VectorRecord,
+    FieldTest, FieldValue, Filter, FlatIndex, IndexSpec, MetaPatch, RecordMeta, VectorIndex,
+    VectorQuery, VectorRecord,
 };
 use crate::media::{MediaFormat, MediaKind};
 use crate::vector::{cosine_of_unit, normalized};
@@ -46,6 +47,9 @@ pub fn random_vector(rng: &mut StdRng, dim: usize) -> Vec<f32> {
 /// of four videos (three segments, each with a visual and an audio vector), one of four audio
 /// files (two audio segments). Vectors are drawn around 16 cluster centres, so nearest neighbours
 /// are not trivial; tags are `tag0`..`tag4`; `created_at_ms` grows with the asset number.
+/// Every asset has a name (`asset-<i>.<ext>`) and user fields: `campaign` (`summer`, `winter`,
+/// `spring` in turn), `budget` (a number), `approved` (a bool) and, for four assets of five,
+/// `launch` (a time); videos and audio have a duration (8 to 20 s).
 pub fn clustered_records(n_assets: usize, seed: u64) -> Vec<VectorRecord> {
     let mut rng = StdRng::seed_from_u64(seed);
     let centres: Vec<Vec<f32>> = (0..16).map(|_| random_vector(&mut rng, DIM)).collect();
@@ -58,12 +62,22 @@ pub fn clustered_records(n_assets: usize, seed: u64) -> Vec<VectorRecord> {
             2 => (MediaKind::Video, MediaFormat::Mov),
             _ => (MediaKind::Audio, MediaFormat::Wav),
         };
-        let meta = RecordMeta {
-            kind,
-            format,
-            tags: vec![format!("tag{}", i % 5)],
-            created_at_ms: 1_000_000 + i as i64 * 1000,
-        };
+        let mut meta = RecordMeta::new(kind, format)
+            .tags([format!("tag{}", i % 5)])
+            .created_at_ms(1_000_000 + i as i64 * 1000)
+            .name(format!("asset-{i}.{}", format.extension()))
+            .field("campaign", ["summer", "winter", "spring"][i % 3])
+            .field("budget", ((i * 37) % 1000) as f64)
+            .field("approved", i % 2 == 0);
+        if i % 5 != 0 {
+            meta = meta.field(
+                "launch",
+                FieldValue::Time(1_700_000_000_000 + i as i64 * 86_400_000),
+            );
+        }
+        if kind != MediaKind::Image {
+            meta = meta.duration_ms(8_000 + (i as u64 % 13) * 1_000);
+        }
         let centre = &centres[rng.random_range(0..centres.len())];
         let vector_near = |rng: &mut StdRng| -> Vec<f32> {
             centre.iter().map(|c| c + 0.9 * gaussian(rng)).collect()
@@ -112,6 +126,7 @@ where
     index_rejects_bad_input_and_changes_nothing(&*make(spec()).await).await;
     index_empty_and_unknown_space(&*make(spec()).await).await;
     index_recall_at_10(&*make(spec()).await).await;
+    index_updates_metadata_in_place(&*make(spec()).await).await;
 }
 
 /// Every record is found as its own nearest neighbour with score ~1, segment and metadata intact;
@@ -217,6 +232,39 @@ pub async fn index_filters_are_pushed_down(index: &dyn VectorIndex) {
         Filter::default()
             .created_between(Some(1_000_000 + 100 * 1000), Some(1_000_000 + 110 * 1000)),
         Filter::default().kinds([MediaKind::Video]).tag("tag1"),
+        Filter::default().field("campaign", FieldTest::Eq("winter".into())),
+        Filter::default().field(
+            "campaign",
+            FieldTest::In(vec!["winter".into(), "spring".into()]),
+        ),
+        Filter::default().field(
+            "budget",
+            FieldTest::Range {
+                gte: Some(100.0.into()),
+                lt: Some(150.0.into()),
+            },
+        ),
+        Filter::default().field("approved", FieldTest::Eq(true.into())),
+        Filter::default().field(
+            "launch",
+            FieldTest::Range {
+                gte: Some(FieldValue::Time(1_700_000_000_000 + 50 * 86_400_000)),
+                lt: None,
+            },
+        ),
+        Filter::default().field("launch", FieldTest::Not(Box::new(FieldTest::Exists))),
+        Filter::default().field(
+            "campaign",
+            FieldTest::Not(Box::new(FieldTest::Eq("summer".into()))),
+        ),
+        Filter::default().duration_between(Some(15_000), None),
+        Filter::default()
+            .kinds([MediaKind::Video])
+            .field("budget", FieldTest::Range {
+                gte: None,
+                lt: Some(300.0.into()),
+            })
+            .field("approved", FieldTest::Eq(false.into())),
     ];
     for filter in filters {
         let matching: Vec<&VectorRecord> = records
@@ -421,4 +469,125 @@ pub async fn index_recall_at_10(index: &dyn VectorIndex) {
             "recall@10 {recall:.3} below {min} with filter {filter:?}"
         );
     }
+}
+
+/// `update_meta` changes the metadata of every vector of one asset in place: filters see the
+/// new values at once, the vectors and other assets are untouched, an unknown asset changes
+/// nothing (0), a bad patch is `InvalidInput` and changes nothing.
+pub async fn index_updates_metadata_in_place(index: &dyn VectorIndex) {
+    let records = clustered_records(40, 9);
+    index.upsert(records.clone()).await.expect("upsert");
+    index.flush().await.expect("flush");
+    let target = records
+        .iter()
+        .find(|r| r.meta.kind == MediaKind::Video)
+        .expect("a video")
+        .clone();
+    let expected = records
+        .iter()
+        .filter(|r| r.asset_id == target.asset_id)
+        .count();
+    let patch = MetaPatch::default()
+        .set("campaign", "autumn")
+        .set("reviewer", "ana")
+        .remove("budget")
+        .add_tag("approved-cut")
+        .remove_tag(target.meta.tags[0].clone())
+        .rename("renamed.mp4");
+    let changed = index
+        .update_meta(&target.asset_id, &patch)
+        .await
+        .expect("update_meta");
+    assert_eq!(changed, expected, "every vector of the asset is updated");
+    index.flush().await.expect("flush");
+    let mut want = target.meta.clone();
+    patch.apply_to(&mut want).expect("apply");
+    for space in [EmbeddingSpace::Visual, EmbeddingSpace::Audio] {
+        let by_field = Filter::default().field("campaign", FieldTest::Eq("autumn".into()));
+        let hits = index
+            .search(&VectorQuery::new(space, target.vector.clone(), 10).filter(by_field))
+            .await
+            .expect("search by the new value");
+        assert_eq!(
+            hits.len(),
+            records
+                .iter()
+                .filter(|r| r.asset_id == target.asset_id && r.space == space)
+                .count(),
+            "only the patched asset carries the new value"
+        );
+        for h in &hits {
+            assert_eq!(h.asset_id, target.asset_id);
+            assert_eq!(h.meta, want, "hits carry the patched metadata");
+        }
+        let by_tag = Filter::default().tag("approved-cut");
+        let tagged = index
+            .search(&VectorQuery::new(space, target.vector.clone(), 10).filter(by_tag))
+            .await
+            .expect("search by the new tag");
+        assert!(tagged.iter().all(|h| h.asset_id == target.asset_id));
+        assert_eq!(tagged.len(), hits.len());
+    }
+    let old = Filter::default()
+        .asset_ids([target.asset_id.clone()])
+        .field("budget", FieldTest::Exists);
+    assert!(
+        index
+            .search(&VectorQuery::new(target.space, target.vector.clone(), 10).filter(old))
+            .await
+            .expect("search")
+            .is_empty(),
+        "a removed field no longer matches"
+    );
+    // The vectors are the same: the record is still its own nearest neighbour.
+    let hits = index
+        .search(&VectorQuery::new(target.space, target.vector.clone(), 1))
+        .await
+        .expect("search");
+    assert_eq!(hits[0].asset_id, target.asset_id);
+    assert!((hits[0].score - 1.0).abs() < 1e-4);
+    // Another asset keeps its metadata.
+    let other = records
+        .iter()
+        .find(|r| r.asset_id != target.asset_id && r.space == EmbeddingSpace::Visual)
+        .expect("another asset");
+    let hits = index
+        .search(&VectorQuery::new(other.space, other.vector.clone(), 1))
+        .await
+        .expect("search");
+    assert_eq!(hits[0].meta, other.meta);
+    // Unknown asset: nothing to change.
+    let unknown = AssetId::from_content(b"never inserted");
+    assert_eq!(
+        index
+            .update_meta(&unknown, &MetaPatch::default().set("campaign", "x"))
+            .await
+            .expect("unknown asset"),
+        0
+    );
+    // A bad patch is refused and changes nothing.
+    for bad in [
+        MetaPatch::default().set("bad key", "x"),
+        MetaPatch::default().set("n", f64::NAN),
+        MetaPatch::default().add_tag(" "),
+    ] {
+        let err = index
+            .update_meta(&target.asset_id, &bad)
+            .await
+            .expect_err("bad patch refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    }
+    let too_many = (0..crate::index::MAX_FIELDS).fold(MetaPatch::default(), |p, i| {
+        p.set(format!("f{i}"), i as f64)
+    });
+    let err = index
+        .update_meta(&target.asset_id, &too_many)
+        .await
+        .expect_err("too many fields");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let hits = index
+        .search(&VectorQuery::new(target.space, target.vector.clone(), 1))
+        .await
+        .expect("search");
+    assert_eq!(hits[0].meta, want, "refused patches changed nothing");
 }

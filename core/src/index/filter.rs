@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::RecordMeta;
+use super::{FieldCondition, FieldTest, RecordMeta};
 use crate::asset::AssetId;
 use crate::media::{MediaFormat, MediaKind};
 
@@ -34,6 +34,15 @@ pub struct Filter {
     /// Only assets created before this time (ms since the Unix epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_until_ms: Option<i64>,
+    /// Only media at least this long (ms); assets without a length (images) never pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_duration_ms: Option<u64>,
+    /// Only media shorter than this (ms); assets without a length (images) never pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_ms: Option<u64>,
+    /// Conditions on the user's own fields (all must hold).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldCondition>,
 }
 
 impl Filter {
@@ -45,6 +54,9 @@ impl Filter {
             && self.tags_any.is_empty()
             && self.created_from_ms.is_none()
             && self.created_until_ms.is_none()
+            && self.min_duration_ms.is_none()
+            && self.max_duration_ms.is_none()
+            && self.fields.is_empty()
     }
 
     /// Whether the filter has no condition other than its kind list.
@@ -93,6 +105,30 @@ impl Filter {
         self
     }
 
+    /// Restricts to media whose length lies in `[min_ms, max_ms)`.
+    pub fn duration_between(mut self, min_ms: Option<u64>, max_ms: Option<u64>) -> Self {
+        self.min_duration_ms = min_ms;
+        self.max_duration_ms = max_ms;
+        self
+    }
+
+    /// Adds a condition on a user field.
+    ///
+    /// ```
+    /// use crossmodal_core::{FieldTest, Filter, MediaFormat, MediaKind, RecordMeta};
+    /// let f = Filter::default().field("campaign", FieldTest::In(vec!["summer".into(), "spring".into()]));
+    /// let meta = RecordMeta::new(MediaKind::Video, MediaFormat::Mp4).field("campaign", "summer");
+    /// assert!(f.matches_meta(&meta));
+    /// assert!(!f.matches_meta(&RecordMeta::new(MediaKind::Video, MediaFormat::Mp4)));
+    /// ```
+    pub fn field(mut self, key: impl Into<String>, test: FieldTest) -> Self {
+        self.fields.push(FieldCondition {
+            key: key.into(),
+            test,
+        });
+        self
+    }
+
     /// The intersection of this filter's kinds with `kinds`: what a route may search when a
     /// user filter and a route's targets both restrict kinds. `None` if it is empty (nothing can
     /// match).
@@ -117,6 +153,43 @@ impl Filter {
         })
     }
 
+    /// Checks the field conditions: well-formed names (they become field paths in remote
+    /// indexes), non-empty `In` lists, finite numbers, range bounds of one type.
+    pub fn check(&self) -> crate::Result<()> {
+        fn check_test(key: &str, test: &FieldTest) -> crate::Result<()> {
+            let bad = |m: &str| crate::Error::invalid_input(format!("filter on field {key}: {m}"));
+            match test {
+                FieldTest::Eq(v) => super::check_field(key, v),
+                FieldTest::In(vs) => {
+                    if vs.is_empty() {
+                        return Err(bad("an empty `in` list matches nothing"));
+                    }
+                    vs.iter().try_for_each(|v| super::check_field(key, v))
+                }
+                FieldTest::Range { gte, lt } => {
+                    for v in gte.iter().chain(lt.iter()) {
+                        super::check_field(key, v)?;
+                        if matches!(v, super::FieldValue::Bool(_)) {
+                            return Err(bad("a range needs numbers, times or text"));
+                        }
+                    }
+                    match (gte, lt) {
+                        (None, None) => Err(bad("a range needs a bound")),
+                        (Some(a), Some(b)) if std::mem::discriminant(a) != std::mem::discriminant(b) => {
+                            Err(bad("range bounds of different types"))
+                        }
+                        _ => Ok(()),
+                    }
+                }
+                FieldTest::Exists => super::check_field(key, &super::FieldValue::Bool(true)),
+                FieldTest::Not(inner) => check_test(key, inner),
+            }
+        }
+        self.fields
+            .iter()
+            .try_for_each(|c| check_test(&c.key, &c.test))
+    }
+
     /// Whether a record with `asset` and `meta` passes the filter.
     pub fn matches(&self, asset: &AssetId, meta: &RecordMeta) -> bool {
         (self.asset_ids.is_empty() || self.asset_ids.contains(asset)) && self.matches_meta(meta)
@@ -133,6 +206,16 @@ impl Filter {
             && self
                 .created_until_ms
                 .is_none_or(|until| meta.created_at_ms < until)
+            && self
+                .min_duration_ms
+                .is_none_or(|min| meta.duration_ms.is_some_and(|d| d >= min))
+            && self
+                .max_duration_ms
+                .is_none_or(|max| meta.duration_ms.is_some_and(|d| d < max))
+            && self
+                .fields
+                .iter()
+                .all(|c| c.test.passes(meta.fields.get(&c.key)))
     }
 }
 
@@ -141,12 +224,9 @@ mod tests {
     use super::*;
 
     fn meta(kind: MediaKind, format: MediaFormat, tags: &[&str], t: i64) -> RecordMeta {
-        RecordMeta {
-            kind,
-            format,
-            tags: tags.iter().map(|s| s.to_string()).collect(),
-            created_at_ms: t,
-        }
+        RecordMeta::new(kind, format)
+            .tags(tags.iter().copied())
+            .created_at_ms(t)
     }
 
     #[test]
@@ -173,6 +253,43 @@ mod tests {
         assert!(
             !Filter::default()
                 .created_between(None, Some(100))
+                .matches(&id, &m)
+        );
+    }
+
+    #[test]
+    fn durations_and_fields_apply() {
+        let id = AssetId::from_content(b"a");
+        let m = meta(MediaKind::Video, MediaFormat::Mp4, &[], 0)
+            .duration_ms(30_000)
+            .field("campaign", "summer")
+            .field("budget", 1200.0);
+        let image = meta(MediaKind::Image, MediaFormat::Png, &[], 0);
+        let long = Filter::default().duration_between(Some(20_000), None);
+        assert!(long.matches(&id, &m) && !long.matches(&id, &image));
+        assert!(
+            !Filter::default()
+                .duration_between(None, Some(30_000))
+                .matches(&id, &m)
+        );
+        let f = Filter::default()
+            .field("campaign", FieldTest::Eq("summer".into()))
+            .field(
+                "budget",
+                FieldTest::Range {
+                    gte: Some(1000.0.into()),
+                    lt: None,
+                },
+            );
+        assert!(f.matches(&id, &m) && !f.is_empty());
+        assert!(
+            !Filter::default()
+                .field("campaign", FieldTest::Not(Box::new(FieldTest::Exists)))
+                .matches(&id, &m)
+        );
+        assert!(
+            Filter::default()
+                .field("missing", FieldTest::Not(Box::new(FieldTest::Exists)))
                 .matches(&id, &m)
         );
     }

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use super::tables::search::Plan;
 use super::tables::{Layout, OpenReport, Options, Tables};
 use super::{
-    Hit, IndexCapabilities, IndexSpec, IndexStats, VectorIndex, VectorQuery, VectorRecord,
+    Hit, IndexCapabilities, IndexSpec, IndexStats, MetaPatch, VectorIndex, VectorQuery,
+    VectorRecord,
 };
 use crate::asset::AssetId;
 use crate::embedding::EmbeddingSpace;
@@ -29,7 +30,7 @@ use crate::storage::StorageConfig;
 /// use crossmodal_core::{AssetId, EmbeddingSpace, FlatIndex, IndexSpec, MediaFormat, MediaKind,
 ///                  RecordMeta, VectorIndex, VectorQuery, VectorRecord};
 /// let index = FlatIndex::new(IndexSpec::new("demo-model", 3));
-/// let meta = RecordMeta { kind: MediaKind::Image, format: MediaFormat::Png, tags: vec![], created_at_ms: 0 };
+/// let meta = RecordMeta::new(MediaKind::Image, MediaFormat::Png);
 /// index.upsert(vec![VectorRecord {
 ///     asset_id: AssetId::from_content(b"red square"), space: EmbeddingSpace::Visual, seq: 0,
 ///     segment: None, vector: vec![1.0, 0.0, 0.0], meta,
@@ -186,6 +187,11 @@ impl VectorIndex for FlatIndex {
 
     async fn space_counts(&self) -> Result<BTreeMap<EmbeddingSpace, u64>> {
         Ok(self.tables.space_counts())
+    }
+
+    async fn update_meta(&self, asset: &AssetId, patch: &MetaPatch) -> Result<usize> {
+        let (asset, patch) = (asset.clone(), patch.clone());
+        self.blocking(move |t| t.update_meta(&asset, &patch)).await
     }
 
     async fn asset_vectors(&self, asset: &AssetId) -> Result<Option<usize>> {

@@ -12,7 +12,8 @@ use super::flat::run_blocking;
 use super::tables::search::{Plan, SearchTrace};
 use super::tables::{Layout, OpenReport, Options, Tables};
 use super::{
-    Hit, IndexCapabilities, IndexSpec, IndexStats, VectorIndex, VectorQuery, VectorRecord,
+    Hit, IndexCapabilities, IndexSpec, IndexStats, MetaPatch, VectorIndex, VectorQuery,
+    VectorRecord,
 };
 use crate::asset::AssetId;
 use crate::embedding::EmbeddingSpace;
@@ -266,7 +267,7 @@ impl SearchOptions {
 /// let dir = tempfile::tempdir().unwrap();
 /// let spec = IndexSpec::new("demo-model", 3);
 /// let index = HnswIndex::open(dir.path(), spec.clone(), HnswConfig::default()).unwrap();
-/// let meta = RecordMeta { kind: MediaKind::Image, format: MediaFormat::Png, tags: vec![], created_at_ms: 0 };
+/// let meta = RecordMeta::new(MediaKind::Image, MediaFormat::Png);
 /// index.upsert(vec![VectorRecord {
 ///     asset_id: AssetId::from_content(b"red square"), space: EmbeddingSpace::Visual, seq: 0,
 ///     segment: None, vector: vec![1.0, 0.0, 0.0], meta,
@@ -368,6 +369,11 @@ impl HnswIndex {
         self.tables.delete_asset(asset)
     }
 
+    /// Applies a metadata patch to every vector of `asset` (blocking).
+    pub fn update_meta_sync(&self, asset: &AssetId, patch: &MetaPatch) -> Result<usize> {
+        self.tables.update_meta(asset, patch)
+    }
+
     /// Counts and sizes.
     pub fn stats_sync(&self) -> IndexStats {
         self.tables.stats()
@@ -444,6 +450,11 @@ impl VectorIndex for HnswIndex {
 
     async fn space_counts(&self) -> Result<BTreeMap<EmbeddingSpace, u64>> {
         Ok(self.tables.space_counts())
+    }
+
+    async fn update_meta(&self, asset: &AssetId, patch: &MetaPatch) -> Result<usize> {
+        let (asset, patch) = (asset.clone(), patch.clone());
+        self.blocking(move |t| t.update_meta(&asset, &patch)).await
     }
 
     async fn asset_vectors(&self, asset: &AssetId) -> Result<Option<usize>> {

@@ -8,6 +8,7 @@
 //!
 //! **`Hit::score` is cosine similarity in [-1, 1] in every backend.**
 
+mod fields;
 mod filter;
 mod flat;
 mod hnsw;
@@ -15,6 +16,10 @@ pub(crate) mod tables;
 #[cfg(test)]
 mod tests;
 
+pub use fields::{
+    FieldCondition, FieldTest, FieldValue, MAX_FIELD_NAME, MAX_FIELD_TEXT, MAX_FIELDS, MAX_TAG,
+    MetaPatch, check_field, check_tag,
+};
 pub use filter::{Filter, KindCounts};
 pub use flat::FlatIndex;
 pub(crate) use flat::run_blocking;
@@ -71,7 +76,18 @@ impl IndexSpec {
 }
 
 /// Metadata stored with every vector, usable in filters and returned with hits.
+///
+/// ```
+/// use crossmodal_core::{FieldValue, MediaFormat, MediaKind, RecordMeta};
+/// let meta = RecordMeta::new(MediaKind::Video, MediaFormat::Mp4)
+///     .tags(["castle"])
+///     .name("castle_siege_v3.mp4")
+///     .duration_ms(30_000)
+///     .field("campaign", "summer");
+/// assert_eq!(meta.fields["campaign"], FieldValue::from("summer"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RecordMeta {
     /// Media kind of the asset.
     pub kind: MediaKind,
@@ -82,6 +98,60 @@ pub struct RecordMeta {
     pub tags: Vec<String>,
     /// When the asset was ingested, ms since the Unix epoch.
     pub created_at_ms: i64,
+    /// The asset's display name (keyword search matches it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Length of the asset's media (audio and video), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The user's own fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldValue>,
+}
+
+impl RecordMeta {
+    /// Metadata of a `kind` asset in `format`, created at time 0, no tags or fields.
+    pub fn new(kind: MediaKind, format: MediaFormat) -> Self {
+        RecordMeta {
+            kind,
+            format,
+            tags: Vec::new(),
+            created_at_ms: 0,
+            name: None,
+            duration_ms: None,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the tags.
+    pub fn tags(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the creation time.
+    pub fn created_at_ms(mut self, ms: i64) -> Self {
+        self.created_at_ms = ms;
+        self
+    }
+
+    /// Sets the display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the media length.
+    pub fn duration_ms(mut self, ms: u64) -> Self {
+        self.duration_ms = Some(ms);
+        self
+    }
+
+    /// Sets a user field.
+    pub fn field(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.fields.insert(key.into(), value.into());
+        self
+    }
 }
 
 /// Identifies one vector: asset, space, and position among the asset's vectors in that space.
@@ -255,6 +325,16 @@ pub trait VectorIndex: Send + Sync {
         Ok(self.stats().await?.vectors_per_space)
     }
 
+    /// Applies `patch` to the metadata of every vector of `asset` in place (no re-embedding);
+    /// returns how many vectors changed (0 for an asset the index does not hold). Validates
+    /// the patch first (`InvalidInput`, nothing changed). Indexes that cannot update in place
+    /// return `Unsupported`.
+    async fn update_meta(&self, _asset: &AssetId, _patch: &MetaPatch) -> Result<usize> {
+        Err(Error::unsupported(
+            "this index cannot update metadata in place",
+        ))
+    }
+
     /// Live vectors of `asset` in every space, if the index can tell cheaply (`None`: it
     /// cannot; the engine's reconciliation at open then skips this index).
     async fn asset_vectors(&self, _asset: &AssetId) -> Result<Option<usize>> {
@@ -281,6 +361,24 @@ pub fn check_records(spec: &IndexSpec, records: &[VectorRecord]) -> Result<()> {
             Segment::new(s.start_sec, s.end_sec)
                 .map_err(|e| e.with_context("asset", r.asset_id.short()))?;
         }
+        check_meta(&r.meta).map_err(|e| e.with_context("asset", r.asset_id.short()))?;
+    }
+    Ok(())
+}
+
+/// Validates record metadata: at most [`MAX_FIELDS`] well-formed fields, well-formed tags.
+pub fn check_meta(meta: &RecordMeta) -> Result<()> {
+    if meta.fields.len() > MAX_FIELDS {
+        return Err(Error::invalid_input(format!(
+            "an asset holds at most {MAX_FIELDS} fields, got {}",
+            meta.fields.len()
+        )));
+    }
+    for (k, v) in &meta.fields {
+        check_field(k, v)?;
+    }
+    for t in &meta.tags {
+        check_tag(t)?;
     }
     Ok(())
 }
@@ -288,6 +386,7 @@ pub fn check_records(spec: &IndexSpec, records: &[VectorRecord]) -> Result<()> {
 /// Validates a query against a spec: dimension, finite, non-zero, `1 <= k <= MAX_K`.
 pub fn check_query(spec: &IndexSpec, query: &VectorQuery) -> Result<()> {
     check_vector(&query.vector, spec.dimension)?;
+    query.filter.check()?;
     if query.k == 0 || query.k > MAX_K {
         return Err(Error::invalid_input(format!(
             "k must be between 1 and {MAX_K}, got {}",

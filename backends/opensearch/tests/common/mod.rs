@@ -87,20 +87,13 @@ pub fn record(asset: u32, space: EmbeddingSpace, seq: u32, vector: Vec<f32>) -> 
         segment: (seq > 0 || space == EmbeddingSpace::Audio)
             .then(|| Segment::new(f64::from(seq) * 4.0, f64::from(seq) * 4.0 + 4.0).unwrap()),
         vector,
-        meta: RecordMeta {
-            kind: if space == EmbeddingSpace::Audio {
-                MediaKind::Audio
-            } else {
-                MediaKind::Video
-            },
-            format: if space == EmbeddingSpace::Audio {
-                MediaFormat::Wav
-            } else {
-                MediaFormat::Mp4
-            },
-            tags: vec![format!("t{}", asset % 3)],
-            created_at_ms: 1_700_000_000_000 + i64::from(asset) * 1000,
-        },
+        meta: if space == EmbeddingSpace::Audio {
+            RecordMeta::new(MediaKind::Audio, MediaFormat::Wav)
+        } else {
+            RecordMeta::new(MediaKind::Video, MediaFormat::Mp4)
+        }
+        .tags([format!("t{}", asset % 3)])
+        .created_at_ms(1_700_000_000_000 + i64::from(asset) * 1000),
     }
 }
 
@@ -127,6 +120,7 @@ pub fn asset_record(
         source_path: None,
         extension_mismatch: None,
         tags: vec!["a".into(), format!("t{n}")],
+        fields: Default::default(),
         status,
         created_at_ms,
         updated_at_ms: created_at_ms + 5,

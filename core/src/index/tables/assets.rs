@@ -12,7 +12,7 @@ use hashbrown::HashTable;
 
 use crate::asset::AssetId;
 use crate::error::{Error, Result};
-use crate::index::RecordMeta;
+use crate::index::{MetaPatch, RecordMeta};
 use crate::storage::codec::{ByteReader, ByteWriter};
 
 /// One asset: its id, its metadata slots (indexes into the table's metadata; usually one), its
@@ -73,6 +73,9 @@ fn meta_hash(hasher: &std::collections::hash_map::RandomState, meta: &RecordMeta
     meta.format.hash(&mut h);
     meta.tags.hash(&mut h);
     meta.created_at_ms.hash(&mut h);
+    meta.name.hash(&mut h);
+    meta.duration_ms.hash(&mut h);
+    meta.fields.hash(&mut h);
     h.finish()
 }
 
@@ -175,6 +178,50 @@ impl AssetTable {
         self.entries.get_mut(asset as usize)
     }
 
+    /// The metadata of asset `asset` after `patch`, slot by slot (nothing changed; an error if
+    /// the patch cannot apply).
+    pub(crate) fn patched(&self, asset: u32, patch: &MetaPatch) -> Result<Vec<RecordMeta>> {
+        let entry = self
+            .entries
+            .get(asset as usize)
+            .ok_or_else(|| Error::backend("asset table: unknown asset index"))?;
+        entry
+            .slots()
+            .map(|v| {
+                let mut meta = self
+                    .metas
+                    .get(v as usize)
+                    .cloned()
+                    .ok_or_else(|| Error::backend("asset table: unknown metadata"))?;
+                patch.apply_to(&mut meta)?;
+                Ok(meta)
+            })
+            .collect()
+    }
+
+    /// Applies `patch` to every metadata slot of asset `asset`: rows keep their slot numbers,
+    /// so every record of the asset sees the new values at once. The old values stay in the
+    /// table (other assets may share them) until the next checkpoint drops unused ones.
+    pub(crate) fn patch(&mut self, asset: u32, patch: &MetaPatch) -> Result<()> {
+        let patched = self.patched(asset, patch)?;
+        let values = patched
+            .iter()
+            .map(|m| self.intern_value(m))
+            .collect::<Result<Vec<u32>>>()?;
+        let entry = self
+            .entries
+            .get_mut(asset as usize)
+            .ok_or_else(|| Error::backend("asset table: unknown asset index"))?;
+        let mut values = values.into_iter();
+        if let Some(v) = values.next() {
+            entry.meta0 = v;
+        }
+        for (slot, v) in entry.more.iter_mut().zip(values) {
+            *slot = v;
+        }
+        Ok(())
+    }
+
     /// The metadata in slot `slot` of asset `asset`.
     #[inline]
     pub(crate) fn meta_of(&self, asset: u32, slot: u16) -> Option<&RecordMeta> {
@@ -203,15 +250,39 @@ impl AssetTable {
                 .map(|m| {
                     std::mem::size_of::<RecordMeta>()
                         + m.tags.iter().map(|t| t.len() + 24).sum::<usize>()
+                        + m.name.as_ref().map_or(0, String::len)
+                        + m.fields
+                            .iter()
+                            .map(|(k, v)| k.len() + 96 + v.as_text().len())
+                            .sum::<usize>()
                 })
                 .sum::<usize>()
     }
 
     /// The file form: `u32 metas`, each a length-prefixed JSON object; `u32 assets`, each a
     /// 32-byte id, `u32 live`, `u16 slots` and that many `u32` metadata indexes.
+    /// Metadata values no asset refers to any more (left by patches) are not written.
     pub(crate) fn encode(&self, w: &mut ByteWriter) -> Result<()> {
-        w.u32(self.metas.len() as u32);
-        for m in &self.metas {
+        const UNUSED: u32 = u32::MAX;
+        let mut remap = vec![UNUSED; self.metas.len()];
+        let mut used = Vec::new();
+        for e in &self.entries {
+            for v in e.slots() {
+                let slot = remap
+                    .get_mut(v as usize)
+                    .ok_or_else(|| Error::backend("asset table: unknown metadata"))?;
+                if *slot == UNUSED {
+                    *slot = used.len() as u32;
+                    used.push(v as usize);
+                }
+            }
+        }
+        w.u32(used.len() as u32);
+        for &i in &used {
+            let m = self
+                .metas
+                .get(i)
+                .ok_or_else(|| Error::backend("asset table: unknown metadata"))?;
             w.blob(
                 &serde_json::to_vec(m)
                     .map_err(|e| Error::backend(format!("encode metadata: {e}")))?,
@@ -222,8 +293,8 @@ impl AssetTable {
             w.bytes(&e.id);
             w.u32(e.live);
             w.u16((1 + e.more.len()) as u16);
-            for slot in e.slots() {
-                w.u32(slot);
+            for v in e.slots() {
+                w.u32(remap.get(v as usize).copied().unwrap_or(UNUSED));
             }
         }
         Ok(())

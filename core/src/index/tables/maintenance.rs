@@ -364,5 +364,7 @@ pub(crate) fn touches(op: &Op, space: EmbeddingSpace) -> bool {
     match op {
         Op::Upsert(records) => records.iter().any(|r| r.space == space),
         Op::DeleteAsset(_) => true,
+        // Metadata lives in the asset table every space shares, not in a space's rows.
+        Op::PatchMeta(..) => false,
     }
 }

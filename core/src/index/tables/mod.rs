@@ -38,6 +38,7 @@ use crate::asset::AssetId;
 use crate::embedding::EmbeddingSpace;
 use crate::error::{Error, Result};
 use crate::index::{
+    MetaPatch,
     Hit, IndexSpec, IndexStats, VectorQuery, VectorRecord, check_query, check_records,
 };
 use crate::storage::StorageConfig;
@@ -350,9 +351,38 @@ impl Tables {
         self.write(Op::DeleteAsset(asset.clone()))
     }
 
+    /// Applies `patch` to every record of `asset` (blocking); returns how many records it holds.
+    pub(crate) fn update_meta(&self, asset: &AssetId, patch: &MetaPatch) -> Result<usize> {
+        patch.validate()?;
+        let live = {
+            let st = self.shared.state.read();
+            let Some(a) = st.assets.index_of(asset) else {
+                return Ok(0);
+            };
+            let live = st.assets.get(a).map_or(0, |e| e.live as usize);
+            if live == 0 {
+                return Ok(0);
+            }
+            live
+        };
+        if patch.is_empty() {
+            return Ok(live);
+        }
+        self.write(Op::PatchMeta(asset.clone(), patch.clone()))?;
+        Ok(live)
+    }
+
     /// Logs `op` and applies it; returns the rows it removed (deletes).
     fn write(&self, op: Op) -> Result<usize> {
         let mut w = self.shared.writer.lock();
+        if let Op::PatchMeta(id, patch) = &op {
+            // Checked under the writer lock (no write can come between): a patch that cannot
+            // apply (too many fields) is refused before it reaches the log.
+            let st = self.shared.state.read();
+            if let Some(a) = st.assets.index_of(id) {
+                st.assets.patched(a, patch)?;
+            }
+        }
         if let Some(wal) = w.wal.as_mut() {
             let body = op.encode()?;
             let before = wal.len();
@@ -605,13 +635,22 @@ pub(crate) fn apply(state: &mut State, op: &Op, dim: usize, layout: &Layout) -> 
             }
             Ok(0)
         }
-        Op::DeleteAsset(id) => {
+        Op::DeleteAsset(_) => {
             let mut removed = 0;
             for (space, table) in state.spaces.iter_mut() {
                 removed += apply_to_space(table, &mut state.assets, op, *space, true)?;
             }
-            let _ = id;
             Ok(removed)
+        }
+        Op::PatchMeta(id, patch) => {
+            if let Some(a) = state.assets.index_of(id)
+                && let Err(e) = state.assets.patch(a, patch)
+            {
+                // Checked before it was logged; a patch that no longer applies (it could only
+                // meet other metadata on a replay of a damaged log) is skipped, not fatal.
+                tracing::warn!(asset = %id, error = %e, "metadata patch skipped");
+            }
+            Ok(0)
         }
     }
 }
@@ -651,5 +690,6 @@ pub(crate) fn apply_to_space(
             Some(a) => table.delete_asset(a, count.then_some(&mut *assets)),
             None => 0,
         }),
+        Op::PatchMeta(..) => Ok(0),
     }
 }

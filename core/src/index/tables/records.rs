@@ -9,6 +9,7 @@ use crate::storage::codec::{ByteReader, ByteWriter};
 
 const UPSERT: u8 = 1;
 const DELETE_ASSET: u8 = 2;
+const PATCH_META: u8 = 3;
 
 /// A record as the log and the tables hold it: its vector already normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,8 @@ pub(crate) enum Op {
     Upsert(Vec<StoredRecord>),
     /// Remove every record of an asset.
     DeleteAsset(AssetId),
+    /// Change the metadata of every record of an asset.
+    PatchMeta(AssetId, crate::index::MetaPatch),
 }
 
 pub(crate) fn space_code(space: EmbeddingSpace) -> u8 {
@@ -105,6 +108,14 @@ impl Op {
                 w.u8(DELETE_ASSET);
                 w.bytes(&asset_bytes(id)?);
             }
+            Op::PatchMeta(id, patch) => {
+                w.u8(PATCH_META);
+                w.bytes(&asset_bytes(id)?);
+                w.blob(
+                    &serde_json::to_vec(patch)
+                        .map_err(|e| Error::backend(format!("encode metadata patch: {e}")))?,
+                );
+            }
         }
         Ok(w.buf)
     }
@@ -166,6 +177,12 @@ impl Op {
                 Op::Upsert(records)
             }
             DELETE_ASSET => Op::DeleteAsset(read_asset(&mut r)?),
+            PATCH_META => {
+                let id = read_asset(&mut r)?;
+                let patch = serde_json::from_slice(r.blob()?)
+                    .map_err(|e| r.corrupt(format!("metadata patch is not valid JSON: {e}")))?;
+                Op::PatchMeta(id, patch)
+            }
             other => return Err(r.corrupt(format!("unknown record type {other}"))),
         };
         if !r.is_empty() {
@@ -182,12 +199,10 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_damage_is_corrupt() {
-        let meta = RecordMeta {
-            kind: MediaKind::Video,
-            format: MediaFormat::Mp4,
-            tags: vec!["castle".into()],
-            created_at_ms: 7,
-        };
+        let meta = RecordMeta::new(MediaKind::Video, MediaFormat::Mp4)
+            .tags(["castle"])
+            .created_at_ms(7)
+            .field("campaign", "summer");
         let rec = |seq| StoredRecord {
             space: EmbeddingSpace::Audio,
             asset_id: AssetId::from_content(b"a"),
@@ -199,6 +214,12 @@ mod tests {
         for op in [
             Op::Upsert(vec![rec(0), rec(1)]),
             Op::DeleteAsset(AssetId::from_content(b"b")),
+            Op::PatchMeta(
+                AssetId::from_content(b"c"),
+                crate::index::MetaPatch::default()
+                    .set("campaign", "winter")
+                    .add_tag("approved"),
+            ),
         ] {
             let body = op.encode().unwrap();
             assert_eq!(Op::decode(&body, 2).unwrap(), op);

@@ -30,16 +30,17 @@ pub(crate) fn image_records(n: usize, dim: usize, seed: u64) -> Vec<VectorRecord
                 seq: 0,
                 segment: None,
                 vector: c.iter().zip(&noise).map(|(c, e)| c + 0.8 * e).collect(),
-                meta: RecordMeta {
-                    kind: MediaKind::Image,
-                    format: if i % 2 == 0 {
+                meta: RecordMeta::new(
+                    MediaKind::Image,
+                    if i % 2 == 0 {
                         MediaFormat::Png
                     } else {
                         MediaFormat::Jpeg
                     },
-                    tags: vec![if i % 100 == 0 { "rare" } else { "common" }.to_string()],
-                    created_at_ms: i as i64,
-                },
+                )
+                .tags([if i % 100 == 0 { "rare" } else { "common" }])
+                .created_at_ms(i as i64)
+                .field("n", i as f64),
             }
         })
         .collect()
