@@ -16,7 +16,7 @@
 //!     crossmodal_testkit::skip::skip("my_test", "SOME_SERVER_URL is not set");
 //! #   let _ = ();
 //! }
-//! ```no_run
+//! ```
 
 use std::io::Write;
 
