@@ -12,19 +12,45 @@
 //! | `hnsw` (default) | [`hnsw`]: the HNSW index of the embedded default |
 //! | `bedrock` | [`bedrock`]: TwelveLabs Marengo on Amazon Bedrock |
 //! | `s3` | [`s3`]: the Amazon S3 media store |
-//! | `opensearch` | [`opensearch`]: the OpenSearch k-NN index and catalog (managed and Serverless) |
+//! | `opensearch` | [`opensearch`]: the OpenSearch k-NN index and catalog for a self-managed cluster (no authentication, basic authentication or a signing proxy); no AWS crate |
+//! | `opensearch-aws` | `opensearch` plus SigV4 for Amazon OpenSearch Service and Serverless (`OpenSearchConfig::aws`, `::serverless`; credentials from the AWS default chain) |
 //! | `server` | [`server`]: the HTTP service as a library (`router(engine, config)`) |
+//! | `hnsw-rs` | lets the raw graph be built with hnsw_rs too, for comparison |
 //! | `conformance` | [`conformance`]: the behaviour suite every backend runs |
 //!
 //! Enable only what your application uses: a service on the embedded default never compiles
-//! an AWS SDK, one on OpenSearch never compiles the Bedrock SDK.
+//! an AWS SDK, one on a self-managed OpenSearch cluster compiles none either, one on Amazon
+//! OpenSearch Service never compiles the Bedrock SDK.
 //!
 //! ```toml
 //! [dependencies]
-//! crossmodal = "0.1"                                            # the embedded default
-//! # crossmodal = { version = "0.1", features = ["bedrock", "s3", "opensearch"] }   # production
+//! crossmodal = "0.1"                                                  # the embedded default
+//! # crossmodal = { version = "0.1", features = ["opensearch"] }       # self-managed OpenSearch
+//! # crossmodal = { version = "0.1", features = ["bedrock", "s3", "opensearch-aws"] }   # on AWS
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The table links to modules that exist only with their feature; without it, to the crate.
+#![cfg_attr(
+    not(feature = "bedrock"),
+    doc = "[`bedrock`]: https://docs.rs/crossmodal-bedrock"
+)]
+#![cfg_attr(not(feature = "s3"), doc = "[`s3`]: https://docs.rs/crossmodal-s3")]
+#![cfg_attr(
+    not(feature = "opensearch"),
+    doc = "[`opensearch`]: https://docs.rs/crossmodal-opensearch"
+)]
+#![cfg_attr(
+    not(feature = "server"),
+    doc = "[`server`]: https://docs.rs/crossmodal-server"
+)]
+#![cfg_attr(
+    not(feature = "conformance"),
+    doc = "[`conformance`]: https://docs.rs/crossmodal-core/latest/crossmodal_core/conformance/"
+)]
+#![cfg_attr(
+    not(feature = "hnsw"),
+    doc = "[`hnsw`]: https://docs.rs/crossmodal-hnsw"
+)]
 #![warn(missing_docs)]
 
 pub use crossmodal_core::*;

@@ -49,6 +49,7 @@
 //! assert_eq!(results.hits[0].space, EmbeddingSpace::Audio);
 //! # });
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod asset;

@@ -47,6 +47,7 @@
 //! ```
 //!
 //! The IAM permissions the provider needs are listed in the crate's README.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod adapter;

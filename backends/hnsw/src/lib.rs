@@ -40,7 +40,11 @@
 //! let hits = graph.search(&mut scratch, 16, &To(&points, 417.2), |id| id % 2 == 0);
 //! assert_eq!(hits[0].id, 418); // the nearest even point
 //! ```
-
+#![cfg_attr(
+    not(feature = "hnsw-rs"),
+    doc = "[`build_with_hnsw_rs`]: https://docs.rs/crossmodal-hnsw/latest/crossmodal_hnsw/fn.build_with_hnsw_rs.html"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod config;

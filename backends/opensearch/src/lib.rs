@@ -57,6 +57,7 @@
 //! let page = catalog.list(&AssetQuery::new().limit(20)).await?;
 //! # let _ = page; Ok(()) }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod bulk;

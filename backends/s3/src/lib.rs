@@ -38,6 +38,7 @@
 //! let url = store.preview_url(&key, Duration::from_secs(900)).await?;
 //! # let _ = url; Ok(()) }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod config;

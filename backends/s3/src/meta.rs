@@ -76,8 +76,10 @@ impl PutOptions {
     }
 }
 
-/// What S3 reports about a stored object (a `HeadObject`).
+/// What S3 reports about a stored object (a `HeadObject`). More fields may be added (version
+/// id, storage class, ...): the store builds it, callers read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObjectInfo {
     /// The store key.
     pub key: MediaKey,
