@@ -227,6 +227,180 @@ pub fn mutated(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = (usize, Vec<u8>)> {
         })
 }
 
+/// One change to a JSON document, at a [`Pos`] among its values (containers included).
+#[derive(Debug, Clone)]
+pub enum JsonMutation {
+    /// Replace the value with a hostile one (an index into the list of replacements).
+    Replace(Pos, usize),
+    /// Remove the value from its object or array.
+    Remove(Pos),
+    /// Repeat an array's element (or an object's value under new keys) `n` times.
+    Repeat(Pos, usize),
+    /// Mutate the serialised bytes afterwards.
+    Bytes(Vec<Mutation>),
+}
+
+/// Values that break parsers of JSON answers: wrong types, extreme numbers, huge strings,
+/// deep nesting, the words of the formats in the wrong places.
+fn hostile_value(i: usize) -> serde_json::Value {
+    use serde_json::{Value, json};
+    match i {
+        0 => Value::Null,
+        1 => json!(true),
+        2 => json!(0),
+        3 => json!(-1),
+        4 => json!(1e308),
+        5 => json!(-1e308),
+        6 => json!(u64::MAX),
+        7 => json!(i64::MIN),
+        8 => json!(0.5),
+        9 => json!(""),
+        10 => Value::String("x".repeat(100_000)),
+        11 => json!([]),
+        12 => json!({}),
+        13 => (0..200).fold(json!(1), |v, _| json!([v])),
+        14 => json!("NaN"),
+        15 => json!("visual"),
+        16 => json!("audio"),
+        17 => json!("asset"),
+        18 => json!(4_294_967_296u64),
+        19 => json!([0.1, 0.2]),
+        20 => json!({"type": "x", "reason": "y"}),
+        21 => json!(1e-320),
+        22 => json!("12.5"),
+        _ => json!(429),
+    }
+}
+
+const HOSTILE_VALUES: usize = 24;
+
+/// A [`JsonMutation`].
+pub fn json_mutation() -> impl Strategy<Value = JsonMutation> {
+    prop_oneof![
+        5 => (pos(), 0..HOSTILE_VALUES).prop_map(|(p, v)| JsonMutation::Replace(p, v)),
+        2 => pos().prop_map(JsonMutation::Remove),
+        1 => (pos(), 1usize..300).prop_map(|(p, n)| JsonMutation::Repeat(p, n)),
+        1 => proptest::collection::vec(mutation(), 1..4).prop_map(JsonMutation::Bytes),
+    ]
+}
+
+fn json_paths(v: &serde_json::Value, path: &mut Vec<PathStep>, out: &mut Vec<Vec<PathStep>>) {
+    out.push(path.clone());
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                path.push(PathStep::Key(k.clone()));
+                json_paths(x, path, out);
+                path.pop();
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                path.push(PathStep::At(i));
+                json_paths(x, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[derive(Debug, Clone)]
+enum PathStep {
+    Key(String),
+    At(usize),
+}
+
+fn json_at<'v>(
+    v: &'v mut serde_json::Value,
+    path: &[PathStep],
+) -> Option<&'v mut serde_json::Value> {
+    let mut cur = v;
+    for step in path {
+        cur = match step {
+            PathStep::Key(k) => cur.get_mut(k.as_str())?,
+            PathStep::At(i) => cur.get_mut(*i)?,
+        };
+    }
+    Some(cur)
+}
+
+/// Applies JSON mutations to a copy of `doc` and serialises it (byte mutations last).
+pub fn apply_json(doc: &serde_json::Value, mutations: &[JsonMutation]) -> Vec<u8> {
+    let mut v = doc.clone();
+    let mut byte_mutations = Vec::new();
+    for m in mutations {
+        let mut paths = Vec::new();
+        json_paths(&v, &mut Vec::new(), &mut paths);
+        let pick = |p: &Pos| paths.get(p.index(paths.len())).cloned().unwrap_or_default();
+        match m {
+            JsonMutation::Replace(p, i) => {
+                let path = pick(p);
+                if let Some(slot) = json_at(&mut v, &path) {
+                    *slot = hostile_value(*i);
+                }
+            }
+            JsonMutation::Remove(p) => {
+                let path = pick(p);
+                if let Some((last, parent)) = path.split_last()
+                    && let Some(container) = json_at(&mut v, parent)
+                {
+                    match (container, last) {
+                        (serde_json::Value::Object(m), PathStep::Key(k)) => {
+                            m.remove(k);
+                        }
+                        (serde_json::Value::Array(a), PathStep::At(i)) if *i < a.len() => {
+                            a.remove(*i);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            JsonMutation::Repeat(p, n) => {
+                let path = pick(p);
+                if let Some(slot) = json_at(&mut v, &path) {
+                    match slot {
+                        serde_json::Value::Array(a) => {
+                            if let Some(first) = a.first().cloned() {
+                                a.extend(std::iter::repeat_n(first, *n));
+                            }
+                        }
+                        serde_json::Value::Object(m) => {
+                            if let Some((k, x)) = m.iter().next().map(|(k, x)| (k.clone(), x.clone())) {
+                                for i in 0..*n {
+                                    m.insert(format!("{k}{i}"), x.clone());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            JsonMutation::Bytes(b) => byte_mutations.extend(b.iter().cloned()),
+        }
+    }
+    let bytes = serde_json::to_vec(&v).unwrap_or_default();
+    apply(&bytes, &byte_mutations)
+}
+
+/// A strategy over mutated serialisations of `seeds`: `(which seed, the bytes)`.
+///
+/// # Panics
+///
+/// If `seeds` is empty.
+pub fn json_mutated(seeds: Vec<serde_json::Value>) -> impl Strategy<Value = (usize, Vec<u8>)> {
+    assert!(!seeds.is_empty(), "a fuzz target needs at least one seed");
+    let seeds = std::sync::Arc::new(seeds);
+    (
+        0..seeds.len(),
+        proptest::collection::vec(json_mutation(), 1..5),
+    )
+        .prop_map(move |(i, muts)| {
+            let seed = seeds.get(i).cloned().unwrap_or_default();
+            (i, apply_json(&seed, &muts))
+        })
+}
+
 /// What a target's run tried.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
@@ -474,6 +648,12 @@ mod tests {
             Mutation::Truncate(Pos(u64::MAX / 10 * 4)),
         ];
         assert!(apply(&[], &all).is_empty());
+        let doc = serde_json::json!({"data": [{"a": 1}, {"a": 2}]});
+        let repeated = apply_json(&doc, &[JsonMutation::Repeat(Pos(u64::MAX / 4), 3)]);
+        let back: serde_json::Value = serde_json::from_slice(&repeated).unwrap();
+        assert_eq!(back["data"].as_array().unwrap().len(), 5);
+        let removed = apply_json(&doc, &[JsonMutation::Remove(Pos(u64::MAX / 10 * 3))]);
+        assert_ne!(removed, serde_json::to_vec(&doc).unwrap());
         let word = apply(&seed, &[Mutation::Word32(Pos(0), 10, true)]);
         assert_eq!(&word[..4], &[0xFF, 0xFF, 0xFF, 0xFF]);
     }

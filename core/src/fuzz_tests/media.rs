@@ -80,9 +80,8 @@ fn fuzz_media_probes() {
     let named = seeds();
     let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
     let seeds: Vec<Vec<u8>> = named.into_iter().map(|(_, b)| b).collect();
-    let mut worst_ratio = 0.0f64;
-    let mut caught = 0u64;
-    let worst = std::sync::Mutex::new((0.0f64, 0u64));
+    // (most bytes held, that input's length, panics caught inside third-party parsers)
+    let worst = std::sync::Mutex::new((0usize, 0usize, 0u64));
     let tally = fuzz::run(
         "media probes",
         fuzz::cases(3000),
@@ -100,8 +99,10 @@ fn fuzz_media_probes() {
                 len
             );
             if let Ok(mut w) = worst.lock() {
-                w.0 = w.0.max(peak as f64 / len.max(1) as f64);
-                w.1 += panics;
+                if peak > w.0 {
+                    (w.0, w.1) = (peak, len);
+                }
+                w.2 += panics;
             }
             let name = names.get(seed).cloned().unwrap_or_default();
             let label = match &outcome {
@@ -143,13 +144,11 @@ fn fuzz_media_probes() {
             Ok(label)
         },
     );
-    if let Ok(w) = worst.lock() {
-        worst_ratio = w.0;
-        caught = w.1;
-    }
+    let (most, its_len, caught) = worst.lock().map(|w| *w).unwrap_or_default();
     eprintln!(
-        "fuzz media probes: most bytes held per input byte {worst_ratio:.1} (bound 2 + 1 MiB), \
-         {caught} panics inside third-party parsers caught and reported as Corrupt"
+        "fuzz media probes: at most {most} bytes held (for a {its_len}-byte input; bound 2 x \
+         input + 1 MiB), {caught} panics inside third-party parsers caught and reported as \
+         Corrupt"
     );
     assert!(tally.inputs >= u64::from(fuzz::cases(3000)));
     // The mutations reach past the sniffing: some inputs still probe, many are corrupt.
