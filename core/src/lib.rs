@@ -74,6 +74,10 @@ pub mod vector;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(test)]
 mod test_support;
 

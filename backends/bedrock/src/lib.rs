@@ -58,6 +58,8 @@ mod job;
 mod model;
 mod options;
 mod output;
+#[cfg(test)]
+mod output_fuzz;
 mod provider;
 mod s3_prefix;
 mod segmentation;

@@ -2,7 +2,7 @@
 //! never embedded twice by the same model.
 
 mod memory;
-mod sqlite;
+pub(crate) mod sqlite;
 
 pub use memory::MemoryEmbeddingCache;
 pub use sqlite::SqliteEmbeddingCache;

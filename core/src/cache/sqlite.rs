@@ -150,7 +150,7 @@ fn space_from_code(code: u8) -> Option<EmbeddingSpace> {
 }
 
 /// Encodes embeddings in the payload format described on [`SqliteEmbeddingCache`].
-fn encode(embeddings: &[Embedding]) -> Result<Vec<u8>> {
+pub(crate) fn encode(embeddings: &[Embedding]) -> Result<Vec<u8>> {
     let too_many = |what: &str| Error::invalid_input(format!("too many {what} to cache"));
     let size = 5 + embeddings
         .iter()
@@ -217,7 +217,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes a payload from [`encode`]; the error says what is wrong with it.
-fn decode(payload: &[u8]) -> std::result::Result<Vec<Embedding>, String> {
+pub(crate) fn decode(payload: &[u8]) -> std::result::Result<Vec<Embedding>, String> {
     let mut r = Reader { bytes: payload };
     let version = r.u8()?;
     if version != PAYLOAD_VERSION {

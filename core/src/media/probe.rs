@@ -417,6 +417,99 @@ fn check_top_level_boxes(bytes: &[u8], name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Boxes whose children the MP4 parser reads (the path to every table it sizes by a count).
+const MP4_CONTAINERS: [&[u8; 4]; 9] = [
+    b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"mvex", b"dinf", b"udta",
+];
+
+/// How deep [`check_table_counts`] descends (real files nest 5 levels to `stbl`).
+const MP4_MAX_DEPTH: usize = 12;
+
+/// Tables the MP4 parser allocates by the entry count in their header before reading the
+/// entries: `(box, offset of the count after the version and flags, smallest entry in bytes)`.
+const MP4_COUNTED: [(&[u8; 4], usize, u64); 9] = [
+    (b"elst", 0, 12),
+    (b"stts", 0, 8),
+    (b"ctts", 0, 8),
+    (b"stsc", 0, 12),
+    (b"stss", 0, 4),
+    (b"stco", 0, 4),
+    (b"co64", 0, 8),
+    (b"stsd", 0, 8),
+    // `pssh` version 1: 16 bytes of system id, then the key-id count; 16 bytes per key id.
+    (b"pssh", 16, 16),
+];
+
+/// Checks, before the MP4 parser runs, that every table it sizes by a declared count (edit
+/// lists, sample tables, chunk offsets, sample descriptions, key ids) declares no more entries
+/// than its box can hold. The parser reserves memory for the declared count first (an edit list
+/// claiming 2^32 entries in a 28-byte box asks for 51 GB), so a count that does not fit is
+/// refused here as `Corrupt`.
+fn check_table_counts(bytes: &[u8], name: &str, depth: usize) -> Result<()> {
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let (Some(size32), Some(ty)) = (be_u32(bytes, pos), fourcc(bytes, pos + 4)) else {
+            return Err(Error::corrupt(format!(
+                "{name} has a truncated box header inside a container"
+            )));
+        };
+        let remaining = (bytes.len() - pos) as u64;
+        let (size, header) = match size32 {
+            1 => (be_u64(bytes, pos + 8).unwrap_or(0), 16u64),
+            0 => (remaining, 8),
+            n => (u64::from(n), 8),
+        };
+        if size < header || size > remaining {
+            return Err(Error::corrupt(format!(
+                "{name} box '{}' at byte {pos} of its container has an invalid size {size}",
+                show_fourcc(ty)
+            )));
+        }
+        // `size <= remaining` so these fit in usize.
+        let body = bytes
+            .get(pos + header as usize..pos + size as usize)
+            .unwrap_or_default();
+        if MP4_CONTAINERS.contains(&&ty) {
+            if depth >= MP4_MAX_DEPTH {
+                return Err(Error::corrupt(format!(
+                    "{name} nests boxes deeper than {MP4_MAX_DEPTH} levels"
+                )));
+            }
+            check_table_counts(body, name, depth + 1)?;
+        } else if let Some((_, at, entry)) = MP4_COUNTED.iter().find(|(t, _, _)| **t == ty) {
+            let version = body.first().copied().unwrap_or(0);
+            let applies = &ty != b"pssh" || version > 0;
+            // Version and flags (4 bytes), then the count.
+            if let (true, Some(count)) = (applies, be_u32(body, 4 + at)) {
+                let room = (body.len() as u64).saturating_sub(8 + *at as u64);
+                if u64::from(count).saturating_mul(*entry) > room {
+                    return Err(Error::corrupt(format!(
+                        "{name} box '{}' declares {count} entries, its {} bytes hold at most {}",
+                        show_fourcc(ty),
+                        body.len(),
+                        room / entry
+                    )));
+                }
+            }
+        } else if &ty == b"stsz" {
+            // `sample_size` 0 means one 4-byte size per sample follows.
+            if let (Some(0), Some(count)) = (be_u32(body, 4), be_u32(body, 8)) {
+                let room = (body.len() as u64).saturating_sub(12);
+                if u64::from(count).saturating_mul(4) > room {
+                    return Err(Error::corrupt(format!(
+                        "{name} box 'stsz' declares {count} sample sizes, its {} bytes hold at \
+                         most {}",
+                        body.len(),
+                        room / 4
+                    )));
+                }
+            }
+        }
+        pos += size as usize;
+    }
+    Ok(())
+}
+
 fn mp4_error(name: &str, err: mp4parse::Error) -> Error {
     let e = match &err {
         mp4parse::Error::Unsupported(what) => {
@@ -483,6 +576,7 @@ fn video_size(track: &mp4parse::Track) -> Option<(u32, u32)> {
 fn probe_isobmff(bytes: &[u8], sniffed: MediaFormat) -> Result<MediaProbe> {
     let name = container_name(sniffed);
     check_top_level_boxes(bytes, name)?;
+    check_table_counts(bytes, name, 0)?;
     let context = guarded(name, || {
         mp4parse::read_mp4(&mut Cursor::new(bytes)).map_err(|e| mp4_error(name, e))
     })?;

@@ -391,7 +391,8 @@ fn load_space(
     };
     let mut space = SpaceTable::new(dim, None, int8);
     // Rows.
-    if sm.rows_file.bytes != sm.rows * ROW_BYTES as u64 {
+    // (A damaged row count must not overflow the product: `None` never equals a length.)
+    if Some(sm.rows_file.bytes) != sm.rows.checked_mul(ROW_BYTES as u64) {
         return Err(corrupt(
             &dir.join(&sm.rows_file.name),
             "row count does not match the manifest",
@@ -410,7 +411,7 @@ fn load_space(
     let kind_of = |row: &Row| assets.meta_of(row.asset, row.meta).map(|m| m.kind);
     // Vectors.
     let row_bytes = dim * 4;
-    if sm.vectors.bytes != sm.rows * row_bytes as u64 {
+    if Some(sm.vectors.bytes) != sm.rows.checked_mul(row_bytes as u64) {
         return Err(corrupt(
             &dir.join(&sm.vectors.name),
             "vector count does not match the manifest",
