@@ -26,8 +26,8 @@ use crossmodal::opensearch::{OpenSearchCatalog, OpenSearchConfig, OpenSearchInde
 use crossmodal::s3::{S3MediaStore, S3StoreConfig};
 use crossmodal::{
     AssetCatalog, EmbeddingProvider, EmbeddingSpace, Engine, EngineParts, IndexSpec, IngestConfig,
-    IngestItem, MediaContent, MediaInput, MediaKind, MediaLimits, MemoryEmbeddingCache, Query, RetryPolicy,
-    SearchMode, SearchResults, SqliteCatalog, validate_media,
+    IngestItem, MediaContent, MediaInput, MediaKind, MediaLimits, MemoryEmbeddingCache, Query,
+    RetryPolicy, SearchMode, SearchResults, SqliteCatalog, validate_media,
 };
 
 use crossmodal_testkit::aws as aws_helpers;

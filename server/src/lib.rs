@@ -32,8 +32,9 @@ use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
 use crossmodal_core::{
     AssetId, AssetQuery, AssetRecord, AssetState, AssetStatus, Engine, Error, ErrorKind, Filter,
-    Fusion, IngestItem, IngestOutcome, MediaFormat, MediaKind, MediaLimits, Query as SearchQuery,
-    RouteReport, SearchHit, SearchMode, Segment, StatusCounts, validate_media,
+    Fusion, IngestItem, IngestOutcome, MediaFormat, MediaKey, MediaKind, MediaLimits, MediaStore,
+    Query as SearchQuery, RouteReport, SearchHit, SearchMode, Segment, StatusCounts,
+    validate_media,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -979,23 +980,34 @@ async fn media(
             .map_err(internal);
     }
     // Content-addressed: the bytes of an asset id never change, so its ETag is strong.
-    let bytes = app.engine.store().get(&stored.key).await?;
-    let len = bytes.len() as u64;
+    let len = record.size_bytes;
     let if_range_ok = header_str(header::IF_RANGE).is_none_or(|v| v.trim() == etag);
     let range = match header_str(header::RANGE) {
         Some(v) if if_range_ok => parse_range(v, len),
         _ => ByteRange::Full,
     };
     match range {
-        ByteRange::Full => base(StatusCode::OK)
-            .header(header::CONTENT_LENGTH, len)
-            .body(Body::from(bytes))
-            .map_err(internal),
-        ByteRange::Part(start, end) => base(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
-            .header(header::CONTENT_LENGTH, end - start + 1)
-            .body(Body::from(bytes.slice(start as usize..=end as usize)))
-            .map_err(internal),
+        ByteRange::Full => {
+            let body = ranged_body(app.engine.store().clone(), stored.key.clone(), 0, len).await?;
+            base(StatusCode::OK)
+                .header(header::CONTENT_LENGTH, len)
+                .body(body)
+                .map_err(internal)
+        }
+        ByteRange::Part(start, end) => {
+            let body = ranged_body(
+                app.engine.store().clone(),
+                stored.key.clone(),
+                start,
+                end + 1,
+            )
+            .await?;
+            base(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+                .header(header::CONTENT_LENGTH, end - start + 1)
+                .body(body)
+                .map_err(internal)
+        }
         ByteRange::Unsatisfiable => {
             let err = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
@@ -1010,6 +1022,41 @@ async fn media(
             Ok(response)
         }
     }
+}
+
+/// Bytes `start..end` of a stored original as a response body, read with
+/// `MediaStore::get_range` a few MiB at a time as the client takes them, so neither a `Range`
+/// request nor a whole multi-GB video is held in memory. The first piece is read before the
+/// response starts (a missing object is still a 404).
+async fn ranged_body(
+    store: Arc<dyn MediaStore>,
+    key: MediaKey,
+    start: u64,
+    end: u64,
+) -> ApiResult<Body> {
+    const STEP: u64 = 4 * 1024 * 1024;
+    let first_end = end.min(start.saturating_add(STEP));
+    let first = store.get_range(&key, start..first_end).await?;
+    let after = start + first.len() as u64;
+    let rest = futures::stream::try_unfold(after, move |at| {
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            if at >= end {
+                return Ok(None);
+            }
+            let bytes = store.get_range(&key, at..end.min(at + STEP)).await?;
+            if bytes.is_empty() {
+                return Err(Error::corrupt(
+                    "the stored original is shorter than its catalog record says",
+                )
+                .with_context("key", &key));
+            }
+            let next = at + bytes.len() as u64;
+            Ok(Some((bytes, next)))
+        }
+    });
+    let chunks = futures::stream::once(async move { Ok::<_, Error>(first) }).chain(rest);
+    Ok(Body::from_stream(chunks))
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

@@ -490,8 +490,13 @@ impl MediaStore for S3MediaStore {
         format: MediaFormat,
         sha256: &[u8; 32],
     ) -> Result<MediaRef> {
-        self.put_file_with(key, path, format, &PutOptions::default().with_sha256(*sha256))
-            .await
+        self.put_file_with(
+            key,
+            path,
+            format,
+            &PutOptions::default().with_sha256(*sha256),
+        )
+        .await
     }
 
     /// A ranged `GetObject`. The part is not checked against the recorded SHA-256 (which covers
@@ -536,8 +541,8 @@ impl MediaStore for S3MediaStore {
             Ok(bytes.slice(..want.min(bytes.len())))
         } else {
             // A server that ignored the range sent the whole object.
-            let part = clamp_range(&range, bytes.len() as u64)
-                .map_err(|e| e.with_context("key", key))?;
+            let part =
+                clamp_range(&range, bytes.len() as u64).map_err(|e| e.with_context("key", key))?;
             Ok(bytes.slice(part.start as usize..part.end as usize))
         }
     }

@@ -11,8 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use crossmodal_core::{
     CachedEmbedder, Embedding, EmbeddingProvider, ErrorKind, FlatIndex, IndexSpec, IngestConfig,
-    Ingestor, MediaInput, MediaKey, MediaStore, ModelInfo, Result, RetryPolicy,
-    SqliteCatalog,
+    Ingestor, MediaInput, MediaKey, MediaStore, ModelInfo, Result, RetryPolicy, SqliteCatalog,
 };
 use crossmodal_s3::aws_sdk_s3::config::retry::RetryConfig;
 use crossmodal_s3::aws_sdk_s3::{self, Client};
@@ -160,7 +159,10 @@ async fn an_exhausted_s3_retry_is_attempted_max_attempts_times_behind_the_ingest
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("photo.png");
     std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/media/image.png"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/media/image.png"
+        ),
         &path,
     )
     .unwrap();
