@@ -133,5 +133,9 @@ async fn media_downloads_read_ranges_of_the_store() {
     assert_eq!(r.bytes().await.unwrap().as_ref(), png.as_slice());
     let len = png.len() as u64;
     assert_eq!(*store.ranges.lock().unwrap(), vec![0..len]);
-    assert_eq!(*store.whole_reads.lock().unwrap(), 0, "no whole-object read");
+    assert_eq!(
+        *store.whole_reads.lock().unwrap(),
+        0,
+        "no whole-object read"
+    );
 }
