@@ -76,7 +76,11 @@ fn point(c: u64, seed: u64) -> Vec<f32> {
 }
 
 fn seed_of(bytes: &[u8]) -> u64 {
-    let id = AssetId::from_content(bytes);
+    seed_of_id(&AssetId::from_content(bytes))
+}
+
+/// The seed of content by its id (the provider is not given the bytes).
+fn seed_of_id(id: &AssetId) -> u64 {
     u64::from_str_radix(&id.as_str()[..16], 16).unwrap()
 }
 
@@ -93,7 +97,7 @@ impl EmbeddingProvider for SyntheticProvider {
         Ok(point(s % CLUSTERS, s))
     }
     async fn embed_media(&self, media: &MediaInput) -> Result<Vec<Embedding>> {
-        Ok(asset_embeddings(seed_of(&media.bytes)))
+        Ok(asset_embeddings(seed_of_id(&media.asset_id)))
     }
 }
 

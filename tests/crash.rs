@@ -67,7 +67,7 @@ impl EmbeddingProvider for HashProvider {
                 space,
                 segment: (media.kind() == MediaKind::Audio)
                     .then(|| Segment::new(i as f64, i as f64 + 1.0).unwrap()),
-                vector: hash_vector(&media.bytes, i as u32 + 1),
+                vector: hash_vector(media.asset_id.as_str().as_bytes(), i as u32 + 1),
             })
             .collect())
     }

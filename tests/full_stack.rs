@@ -38,8 +38,8 @@ use crossmodal::opensearch::{
 use crossmodal::s3::{S3MediaStore, S3StoreConfig};
 use crossmodal::{
     AssetCatalog, EmbeddingProvider, EmbeddingSpace, Engine, EngineParts, IndexSpec, IngestConfig,
-    IngestItem, MediaInput, MediaKind, MediaLimits, MemoryEmbeddingCache, Query, RetryPolicy,
-    SearchMode, SearchResults, SqliteCatalog, validate_media,
+    IngestItem, MediaContent, MediaInput, MediaKind, MediaLimits, MemoryEmbeddingCache, Query,
+    RetryPolicy, SearchMode, SearchResults, SqliteCatalog, validate_media,
 };
 
 use crossmodal_testkit::aws as aws_helpers;
@@ -110,13 +110,13 @@ impl VectorSource for DemoVectors {
         // The media input exactly as the ingestor and the searcher build it (the demo cuts clips
         // by the probed duration).
         let valid = validate_media(bytes, None, &MediaLimits::default()).ok()?;
-        let input = MediaInput {
-            asset_id: valid.asset_id,
-            format: valid.probe.format,
-            bytes: Bytes::copy_from_slice(bytes),
-            stored: None,
-            duration_sec: valid.probe.duration_sec,
-        };
+        let input = MediaInput::new(
+            valid.asset_id,
+            valid.probe.format,
+            valid.size_bytes,
+            MediaContent::Bytes(Bytes::copy_from_slice(bytes)),
+        )
+        .with_duration(valid.probe.duration_sec);
         let embeddings = futures::executor::block_on(self.0.embed_media(&input)).ok()?;
         Some(
             embeddings

@@ -4,12 +4,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::asset::AssetId;
 use crate::error::{Error, Result};
 use crate::media::{MediaFormat, MediaKind};
-use crate::store::MediaRef;
+use crate::store::{MediaKey, MediaRef, MediaStore, clamp_range};
 use crate::vector::check_vector;
 
 /// Which kind of vector a record holds.
@@ -247,26 +250,218 @@ impl ModelInfo {
     }
 }
 
-/// A piece of media handed to a provider: its bytes and, once stored, where it lives.
+/// Where a provider gets the bytes of a [`MediaInput`] when it needs them.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum MediaContent {
+    /// Bytes already in memory (an uploaded query, [`IngestItem::bytes`](crate::IngestItem::bytes)).
+    Bytes(Bytes),
+    /// A local file, read when asked (in ranges, or whole up to a bound).
+    File(PathBuf),
+    /// An object of a media store, read when asked (in ranges, or whole up to a bound).
+    Stored {
+        /// The store.
+        store: Arc<dyn MediaStore>,
+        /// The object's key.
+        key: MediaKey,
+    },
+}
+
+impl fmt::Debug for MediaContent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MediaContent::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            MediaContent::File(p) => f.debug_tuple("File").field(p).finish(),
+            MediaContent::Stored { key, .. } => f.debug_struct("Stored").field("key", key).finish(),
+        }
+    }
+}
+
+/// A piece of media handed to a provider: what it is (content hash, format, size, duration),
+/// where the original is stored, and a way to read its bytes when the provider needs them.
+///
+/// The bytes are not carried: a multi-GB video stays on disk or in the store. A provider that
+/// reads media in place (Bedrock reading an S3 object of its own region) uses
+/// [`stored`](Self::stored) and [`stored_region`](Self::stored_region) and reads nothing; one
+/// that sends media inline asks for the bytes with a bound ([`read_all`](Self::read_all)), or
+/// reads them piece by piece ([`read_range`](Self::read_range)).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use crossmodal_core::{ErrorKind, MediaFormat, MediaInput};
+/// let input = MediaInput::from_bytes(MediaFormat::Png, &b"pretend png"[..]);
+/// assert_eq!(input.size_bytes, 11);
+/// assert_eq!(input.read_all(1024).await.unwrap(), &b"pretend png"[..]);
+/// assert_eq!(input.read_range(8..11).await.unwrap(), &b"png"[..]);
+/// // More than the caller can hold: refused before anything is read.
+/// assert_eq!(input.read_all(4).await.unwrap_err().kind(), ErrorKind::InvalidInput);
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct MediaInput {
     /// Content hash of the bytes.
     pub asset_id: AssetId,
     /// Detected format.
     pub format: MediaFormat,
-    /// The whole file.
-    pub bytes: Bytes,
+    /// Size of the content, bytes.
+    pub size_bytes: u64,
     /// Where the original is stored, if it is (an `s3://` URI lets Bedrock read it in place).
     pub stored: Option<MediaRef>,
+    /// The region of the store holding [`stored`](Self::stored), when it has one
+    /// ([`MediaStore::region`]).
+    pub stored_region: Option<String>,
     /// Duration from the header, for audio and video.
     pub duration_sec: Option<f64>,
+    content: MediaContent,
 }
 
 impl MediaInput {
+    /// Media of `format` whose content is `content` (`size_bytes` long, hashing to `asset_id`).
+    pub fn new(
+        asset_id: AssetId,
+        format: MediaFormat,
+        size_bytes: u64,
+        content: MediaContent,
+    ) -> MediaInput {
+        MediaInput {
+            asset_id,
+            format,
+            size_bytes,
+            stored: None,
+            stored_region: None,
+            duration_sec: None,
+            content,
+        }
+    }
+
+    /// Media of `format` held in memory; the id is the SHA-256 of `bytes` (hashed here: for
+    /// large bytes call it off the async workers). The bytes are not validated.
+    pub fn from_bytes(format: MediaFormat, bytes: impl Into<Bytes>) -> MediaInput {
+        let bytes = bytes.into();
+        MediaInput::new(
+            AssetId::from_content(&bytes),
+            format,
+            bytes.len() as u64,
+            MediaContent::Bytes(bytes),
+        )
+    }
+
+    /// Records where the original is stored, and the store's region (if it has one).
+    pub fn with_stored(mut self, media: MediaRef, region: Option<String>) -> MediaInput {
+        self.stored = Some(media);
+        self.stored_region = region;
+        self
+    }
+
+    /// Sets the duration (from the header).
+    pub fn with_duration(mut self, duration_sec: Option<f64>) -> MediaInput {
+        self.duration_sec = duration_sec;
+        self
+    }
+
     /// The kind of media.
     pub fn kind(&self) -> MediaKind {
         self.format.kind()
     }
+
+    /// Where the bytes come from.
+    pub fn content(&self) -> &MediaContent {
+        &self.content
+    }
+
+    /// The bytes, when they are already in memory.
+    pub fn in_memory(&self) -> Option<&Bytes> {
+        match &self.content {
+            MediaContent::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The stored original when it is an `s3://` object that a provider of `region` can read
+    /// in place: the store's region is `region`, or unknown (a location given by hand).
+    pub fn s3_location_in(&self, region: &str) -> Option<&MediaRef> {
+        self.stored.as_ref().filter(|m| {
+            m.uri.scheme() == "s3" && self.stored_region.as_deref().is_none_or(|r| r == region)
+        })
+    }
+
+    /// All the bytes, refusing (`InvalidInput`, before reading anything) content larger than
+    /// `max_bytes`: what a provider sending media inline calls with its request quota, so
+    /// memory stays bounded whatever the file size.
+    pub async fn read_all(&self, max_bytes: u64) -> Result<Bytes> {
+        if self.size_bytes > max_bytes {
+            return Err(Error::invalid_input(format!(
+                "the {} is {} bytes, more than the {max_bytes} bytes that may be read into \
+                 memory for it",
+                self.kind(),
+                self.size_bytes
+            ))
+            .with_context("asset", self.asset_id.short()));
+        }
+        let bytes = match &self.content {
+            MediaContent::Bytes(b) => b.clone(),
+            MediaContent::File(path) => {
+                let (path, size) = (path.clone(), self.size_bytes);
+                tokio::task::spawn_blocking(move || read_file_range(&path, 0..size))
+                    .await
+                    .map_err(crate::error::join_error)??
+            }
+            MediaContent::Stored { store, key } => {
+                store
+                    .get_range(key, 0..self.size_bytes.saturating_add(1))
+                    .await?
+            }
+        };
+        if bytes.len() as u64 != self.size_bytes {
+            return Err(Error::new(
+                crate::ErrorKind::Conflict,
+                format!(
+                    "the {} has {} bytes, not the {} its input says (changed since it was hashed)",
+                    self.kind(),
+                    bytes.len(),
+                    self.size_bytes
+                ),
+            )
+            .with_context("asset", self.asset_id.short()));
+        }
+        Ok(bytes)
+    }
+
+    /// Bytes `range.start..range.end` (the end clamped to the size): what a provider that
+    /// uploads or streams large media reads a part at a time. `InvalidInput` for a range that
+    /// ends before it starts or starts past the end.
+    pub async fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
+        let part = clamp_range(&range, self.size_bytes)?;
+        match &self.content {
+            MediaContent::Bytes(b) => Ok(b.slice(part.start as usize..part.end as usize)),
+            MediaContent::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || read_file_range(&path, part))
+                    .await
+                    .map_err(crate::error::join_error)?
+            }
+            MediaContent::Stored { store, key } => store.get_range(key, part).await,
+        }
+    }
+}
+
+/// Reads `range` of the file at `path` (blocking).
+fn read_file_range(path: &std::path::Path, range: Range<u64>) -> Result<Bytes> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e: std::io::Error| Error::from(e).with_context("path", path.display());
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    file.seek(SeekFrom::Start(range.start)).map_err(io)?;
+    let want = range.end - range.start;
+    let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+    file.take(want).read_to_end(&mut buf).map_err(io)?;
+    if buf.len() as u64 != want {
+        return Err(Error::new(
+            crate::ErrorKind::Conflict,
+            "the file shrank since it was hashed",
+        )
+        .with_context("path", path.display()));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Turns text and media into vectors of one shared space.

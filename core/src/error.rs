@@ -5,6 +5,11 @@
 //! root cause. [`Error::is_temporary`] tells one retry policy ([`RetryPolicy`](crate::RetryPolicy))
 //! which errors are worth another attempt, whatever backend raised them.
 //!
+//! An error that already went through a retry loop and ran out of attempts is
+//! [persistent](Error::is_persistent) (as OpenDAL's retry layer marks it): it is no longer
+//! temporary, so a layer above (the [`Ingestor`](crate::Ingestor) around a store that retried
+//! inside, say) returns it at once instead of multiplying the attempts. One loop decides.
+//!
 //! ```
 //! use crossmodal_core::{Error, ErrorKind};
 //!
@@ -92,6 +97,7 @@ pub struct Error {
     message: String,
     context: Vec<(&'static str, String)>,
     temporary: Option<bool>,
+    persistent: bool,
     #[source]
     source: Option<BoxError>,
 }
@@ -107,6 +113,7 @@ impl Error {
             message: message.into(),
             context: Vec::new(),
             temporary: None,
+            persistent: false,
             source: None,
         }
     }
@@ -159,6 +166,30 @@ impl Error {
         self
     }
 
+    /// Marks the error persistent: it was temporary, and a retry loop already spent its
+    /// attempts (or its deadline) on it. A persistent error is not
+    /// [temporary](Self::is_temporary), so no layer above retries it again.
+    /// [`RetryPolicy::run`](crate::RetryPolicy::run) marks what it gives up on; a backend whose
+    /// client retries by itself (the AWS SDK's standard retry) marks what its client gave up on.
+    ///
+    /// ```
+    /// use crossmodal_core::{Error, ErrorKind};
+    /// let e = Error::new(ErrorKind::Unavailable, "503 after 3 attempts").set_persistent();
+    /// assert!(e.is_persistent());
+    /// assert!(!e.is_temporary());
+    /// assert_eq!(e.kind(), ErrorKind::Unavailable);
+    /// ```
+    pub fn set_persistent(mut self) -> Self {
+        self.persistent = true;
+        self
+    }
+
+    /// Whether a retry loop already gave up on this error (see
+    /// [`set_persistent`](Self::set_persistent)).
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -182,9 +213,11 @@ impl Error {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether retrying the same call may succeed (rate limits, time-outs, unreachable backends).
+    /// Whether retrying the same call may succeed (rate limits, time-outs, unreachable
+    /// backends). Never true for a [persistent](Self::is_persistent) error: its retries are
+    /// spent.
     pub fn is_temporary(&self) -> bool {
-        self.temporary.unwrap_or_else(|| self.kind.is_temporary())
+        !self.persistent && self.temporary.unwrap_or_else(|| self.kind.is_temporary())
     }
 }
 
@@ -211,6 +244,9 @@ impl fmt::Debug for Error {
         d.field("kind", &self.kind).field("message", &self.message);
         if !self.context.is_empty() {
             d.field("context", &self.context);
+        }
+        if self.persistent {
+            d.field("persistent", &true);
         }
         if let Some(source) = &self.source {
             d.field("source", source);
@@ -308,5 +344,18 @@ mod tests {
         assert!(e.is_temporary());
         let e = Error::new(ErrorKind::Timeout, "deadline").set_temporary(false);
         assert!(!e.is_temporary());
+    }
+
+    #[test]
+    fn persistent_errors_are_never_temporary() {
+        let e = Error::new(ErrorKind::RateLimited, "slow down");
+        assert!(e.is_temporary() && !e.is_persistent());
+        let e = e.set_persistent();
+        assert!(e.is_persistent());
+        assert!(!e.is_temporary());
+        // Even an explicit temporary flag does not bring it back.
+        let e = e.set_temporary(true);
+        assert!(!e.is_temporary());
+        assert!(format!("{e:?}").contains("persistent"));
     }
 }

@@ -1,9 +1,20 @@
 //! The ingest pipeline: validate -> hash -> dedupe -> store -> embed (cached) -> index, with
 //! per-asset status in the catalog. Nothing lost, nothing done twice.
+//!
+//! A file is read once, in 4 MiB chunks on the blocking pool: each chunk is hashed (SHA-256),
+//! fed to the probe where the format needs the whole content (an MP3's frame count), and
+//! written to the store's staged write when the store offers one (`LocalDirStore`: a
+//! temporary file renamed into place once the hash names the key). Its header is probed
+//! before that from a few small reads, so an oversized or broken file is refused before the
+//! read. A store without staged writes (S3) gets the file after the hash and the duplicate
+//! check, with the hash (`MediaStore::put_file_checked`: a streamed multipart upload). Memory
+//! per file in flight is a few chunks whatever the file's size, plus what the provider needs
+//! for media it sends inline.
 
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,12 +23,21 @@ use std::time::{Duration, Instant};
 use crate::asset::{AssetId, now_ms};
 use crate::catalog::{AssetCatalog, AssetQuery, AssetRecord, AssetState, AssetStatus, IngestStage};
 use crate::embedder::CachedEmbedder;
-use crate::embedding::{EmbeddingSpace, MediaInput};
-use crate::error::{Error, Result};
+use crate::embedding::{EmbeddingSpace, MediaContent, MediaInput};
+use crate::error::{Error, ErrorKind, Result};
 use crate::index::{RecordMeta, VectorIndex, VectorRecord};
-use crate::media::{MediaFormat, MediaKind, MediaLimits, validate_media};
+use crate::media::{
+    HeadProbe, MediaFormat, MediaKind, MediaLimits, ValidatedMedia, check_file_head,
+    finish_validation, validate_media,
+};
 use crate::retry::RetryPolicy;
-use crate::store::{MediaKey, MediaStore};
+use crate::store::{MediaKey, MediaRef, MediaStore, StagedWrite};
+
+/// Bytes read from a file per step of the one read that hashes, probes and stores it.
+pub const READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// In-memory media at least this large is validated (hashed, probed) on the blocking pool.
+const INLINE_VALIDATION_MAX: usize = 256 * 1024;
 
 /// Settings of an [`Ingestor`].
 #[derive(Debug, Clone, PartialEq)]
@@ -397,19 +417,35 @@ impl Ingestor {
     pub async fn ingest_batch(
         &self,
         items: Vec<IngestItem>,
+        progress: impl FnMut(&BatchProgress, &BatchItemResult) + Send,
+    ) -> BatchReport {
+        let total = items.len();
+        self.run_batch(items.into_iter().map(Work::Item), total, progress)
+            .await
+    }
+
+    /// Runs work units with bounded concurrency: each is started only when a slot is free, so
+    /// nothing of a unit is read before its turn.
+    async fn run_batch(
+        &self,
+        work: impl Iterator<Item = Work> + Send,
+        total: usize,
         mut progress: impl FnMut(&BatchProgress, &BatchItemResult) + Send,
     ) -> BatchReport {
         let mut report = BatchReport {
-            items: Vec::with_capacity(items.len()),
+            items: Vec::with_capacity(total),
             progress: BatchProgress {
-                total: items.len(),
+                total,
                 ..BatchProgress::default()
             },
         };
-        let mut stream = futures::stream::iter(items)
-            .map(|item| async move {
-                let label = item.label();
-                let result = self.ingest_one(item).await;
+        let mut stream = futures::stream::iter(work)
+            .map(|unit| async move {
+                let label = unit.label();
+                let result = match unit {
+                    Work::Item(item) => self.ingest_one(item).await,
+                    Work::Resume(record) => self.resume_one(*record).await,
+                };
                 BatchItemResult { label, result }
             })
             .buffer_unordered(self.config.concurrency.max(1));
@@ -450,15 +486,19 @@ impl Ingestor {
     }
 
     /// Resumes every asset that failed or was interrupted (left `Pending` or `Embedding` by a
-    /// crash): reads the original back from the store (or its source file) and runs the
-    /// remaining stages. Embeddings already cached are not recomputed.
+    /// crash) and runs its remaining stages, with the batch's bounded concurrency.
+    ///
+    /// Nothing is read up front: an asset whose original is stored resumes from the catalog
+    /// record (no re-hash, no re-store); its embeddings come from the cache when it holds them,
+    /// and otherwise the provider reads the stored original (in place, or bounded). An asset
+    /// whose original never reached the store is ingested again from its source file.
     pub async fn retry_failed(
         &self,
         progress: impl FnMut(&BatchProgress, &BatchItemResult) + Send,
     ) -> Result<BatchReport> {
         // An interrupted deletion is finished, not re-ingested.
         self.finish_interrupted_deletes().await?;
-        let mut items = Vec::new();
+        let mut work = Vec::new();
         let mut query = AssetQuery::new()
             .state(AssetState::Failed)
             .state(AssetState::Pending)
@@ -467,33 +507,27 @@ impl Ingestor {
         loop {
             let page = self.catalog.list(&query).await?;
             for record in page.assets {
-                let source = match (&record.media, &record.source_path) {
-                    (Some(media), _) => match self.store.get(&media.key).await {
-                        Ok(bytes) => IngestSource::Bytes(bytes),
-                        Err(e) => match &record.source_path {
-                            Some(p) => IngestSource::File(p.clone()),
-                            None => {
-                                tracing::warn!(asset = %record.asset_id, error = %e, "cannot read the original back");
-                                continue;
-                            }
-                        },
-                    },
-                    (None, Some(p)) => IngestSource::File(p.clone()),
-                    (None, None) => continue,
-                };
-                items.push(IngestItem {
-                    source,
-                    display_name: record.display_name.clone(),
-                    tags: record.tags.clone(),
-                    fields: record.fields.clone(),
-                });
+                match (&record.media, &record.source_path) {
+                    (Some(_), _) => work.push(Work::Resume(Box::new(record))),
+                    (None, Some(p)) => work.push(Work::Item(IngestItem {
+                        source: IngestSource::File(p.clone()),
+                        display_name: record.display_name.clone(),
+                        tags: record.tags.clone(),
+                        fields: record.fields.clone(),
+                    })),
+                    (None, None) => tracing::warn!(
+                        asset = %record.asset_id,
+                        "cannot resume: the original was never stored and has no source file"
+                    ),
+                }
             }
             match page.next_cursor {
                 Some(c) => query = query.cursor(c),
                 None => break,
             }
         }
-        Ok(self.ingest_batch(items, progress).await)
+        let total = work.len();
+        Ok(self.run_batch(work.into_iter(), total, progress).await)
     }
 
     /// Finds the assets the catalog calls `Indexed` whose vectors the index lacks (an index
@@ -633,41 +667,48 @@ impl Ingestor {
     async fn ingest_one(&self, item: IngestItem) -> Result<IngestReport> {
         item.check_metadata()?;
         let name = item.name();
-        let source_path = match &item.source {
-            IngestSource::File(p) => Some(p.clone()),
-            IngestSource::Bytes(_) => None,
-        };
-        let bytes = match item.source {
-            IngestSource::Bytes(b) => b,
-            IngestSource::File(path) => Bytes::from(
-                read_within_limits(&path, &self.config.limits)
+        let IngestItem {
+            source,
+            tags,
+            fields,
+            ..
+        } = item;
+        let (valid, content) = match source {
+            IngestSource::Bytes(bytes) => {
+                let valid =
+                    validate_bytes(bytes.clone(), name.clone(), &self.config.limits).await?;
+                (valid, Content::Bytes(bytes))
+            }
+            IngestSource::File(path) => {
+                let read = self
+                    .read_file(&path, name.as_deref())
                     .await
-                    .map_err(|e| e.with_context("path", path.display()))?,
-            ),
+                    .map_err(|e| with_path(e, &path))?;
+                (
+                    read.valid,
+                    Content::File {
+                        path,
+                        digest: read.digest,
+                        staged: read.staged,
+                    },
+                )
+            }
         };
-        let valid = validate_media(&bytes, name.as_deref(), &self.config.limits)?;
         let asset_id = valid.asset_id.clone();
         let _guard = self.locks.lock(&asset_id).await;
 
         let existing = self.catalog.get(&asset_id).await?;
-        let report = |outcome, vectors, from_cache| IngestReport {
-            asset_id: asset_id.clone(),
-            kind: valid.probe.kind(),
-            format: valid.probe.format,
-            outcome,
-            vectors,
-            from_cache,
-            extension_mismatch: valid.extension_mismatch.clone(),
-        };
         if existing
             .as_ref()
             .is_some_and(|r| r.status == AssetStatus::Indexed)
             || self.unflushed.lock().contains(&asset_id)
         {
-            return Ok(report(IngestOutcome::AlreadyIndexed, 0, false));
+            content.discard().await;
+            return Ok(report_for(&valid, IngestOutcome::AlreadyIndexed, 0, false));
         }
         let resumed = existing.is_some();
         let now = now_ms();
+        let source_path = content.path().map(Path::to_path_buf);
         let mut record = existing.unwrap_or_else(|| AssetRecord {
             asset_id: asset_id.clone(),
             probe: valid.probe.clone(),
@@ -676,42 +717,32 @@ impl Ingestor {
             display_name: name.clone(),
             extension_mismatch: valid.extension_mismatch.clone(),
             source_path: source_path.clone(),
-            tags: item.tags.clone(),
-            fields: item.fields.clone(),
+            tags: Vec::new(),
+            fields: Default::default(),
             status: AssetStatus::Pending,
             created_at_ms: now,
             updated_at_ms: now,
         });
-        for t in item.tags {
+        for t in tags {
             if !record.tags.contains(&t) {
                 record.tags.push(t);
             }
         }
-        record.fields.extend(item.fields);
+        record.fields.extend(fields);
         if record.source_path.is_none() {
             record.source_path = source_path;
         }
         record.status = AssetStatus::Pending;
         record.updated_at_ms = now;
-        self.catalog.upsert(&record).await?;
+        if let Err(e) = self.catalog.upsert(&record).await {
+            content.discard().await;
+            return Err(e);
+        }
 
         // Store the original (idempotent: content-addressed key).
         let key = MediaKey::for_asset(&asset_id, valid.probe.format);
-        let stored = self
-            .config
-            .retry
-            .run("store original", || async {
-                if self.store.exists(&key).await? {
-                    Ok(self.store.media_ref(&key))
-                } else {
-                    self.store
-                        .put(&key, bytes.clone(), valid.probe.format)
-                        .await
-                }
-            })
-            .await;
-        let media = match stored {
-            Ok(m) => m,
+        let (media, content) = match self.store_original(&key, valid.probe.format, content).await {
+            Ok(stored) => stored,
             Err(e) => return Err(self.fail(&asset_id, IngestStage::Store, e).await),
         };
         record.media = Some(media.clone());
@@ -719,22 +750,109 @@ impl Ingestor {
         record.updated_at_ms = now_ms();
         self.catalog.upsert(&record).await?;
 
-        // Embed, from the cache when possible.
-        let input = MediaInput {
-            asset_id: asset_id.clone(),
-            format: valid.probe.format,
-            bytes,
-            stored: Some(media),
-            duration_sec: valid.probe.duration_sec,
-        };
-        let embedded = match self.embedder.embed_media(&input).await {
-            Ok(e) => e,
-            Err(e) => return Err(self.fail(&asset_id, IngestStage::Embed, e).await),
-        };
+        let input = MediaInput::new(asset_id, valid.probe.format, valid.size_bytes, content)
+            .with_stored(media, self.store.region())
+            .with_duration(valid.probe.duration_sec);
+        let (vectors, from_cache) = self.embed_and_index(&record, &input, resumed).await?;
+        Ok(report_for(
+            &valid,
+            IngestOutcome::Indexed,
+            vectors,
+            from_cache,
+        ))
+    }
 
-        // Index: one record per embedding, numbered per space.
+    /// Resumes an asset whose original is stored: from its catalog record, without reading,
+    /// hashing or storing the original again.
+    async fn resume_one(&self, record: AssetRecord) -> Result<IngestReport> {
+        let asset_id = record.asset_id.clone();
+        let Some(media) = record.media.clone() else {
+            return Err(Error::not_found("the asset's original was never stored")
+                .with_context("asset", asset_id.short()));
+        };
+        let present = self
+            .config
+            .retry
+            .run("find stored original", || self.store.exists(&media.key))
+            .await;
+        match (present, &record.source_path) {
+            (Ok(true), _) => {}
+            // The stored copy is gone: ingest again from the source file.
+            (_, Some(path)) => {
+                let item = IngestItem {
+                    source: IngestSource::File(path.clone()),
+                    display_name: record.display_name.clone(),
+                    tags: record.tags.clone(),
+                    fields: record.fields.clone(),
+                };
+                return self.ingest_one(item).await;
+            }
+            (Ok(false), None) => {
+                let err =
+                    Error::not_found("the stored original is gone and there is no source file")
+                        .with_context("key", &media.key);
+                return Err(self.fail(&asset_id, IngestStage::Store, err).await);
+            }
+            (Err(e), None) => return Err(self.fail(&asset_id, IngestStage::Store, e).await),
+        }
+        let _guard = self.locks.lock(&asset_id).await;
+        // The record as it is now (a concurrent ingest or delete may have moved it on).
+        let Some(mut record) = self.catalog.get(&asset_id).await? else {
+            return Err(
+                Error::not_found("the asset was removed").with_context("asset", asset_id.short())
+            );
+        };
+        let (kind, format, mismatch) = (
+            record.kind(),
+            record.format(),
+            record.extension_mismatch.clone(),
+        );
+        let report = |outcome, vectors, from_cache| IngestReport {
+            asset_id: asset_id.clone(),
+            kind,
+            format,
+            outcome,
+            vectors,
+            from_cache,
+            extension_mismatch: mismatch.clone(),
+        };
+        if record.status == AssetStatus::Indexed || self.unflushed.lock().contains(&asset_id) {
+            return Ok(report(IngestOutcome::AlreadyIndexed, 0, false));
+        }
+        record.status = AssetStatus::Embedding;
+        record.updated_at_ms = now_ms();
+        self.catalog.upsert(&record).await?;
+        let input = MediaInput::new(
+            asset_id.clone(),
+            record.format(),
+            record.size_bytes,
+            MediaContent::Stored {
+                store: Arc::clone(&self.store),
+                key: media.key.clone(),
+            },
+        )
+        .with_stored(media, self.store.region())
+        .with_duration(record.probe.duration_sec);
+        let (vectors, from_cache) = self.embed_and_index(&record, &input, true).await?;
+        Ok(report(IngestOutcome::Indexed, vectors, from_cache))
+    }
+
+    /// The stages after the store: embed (from the cache when possible), then index one record
+    /// per embedding. Returns the vectors written and whether the embeddings came from the
+    /// cache.
+    async fn embed_and_index(
+        &self,
+        record: &AssetRecord,
+        input: &MediaInput,
+        resumed: bool,
+    ) -> Result<(usize, bool)> {
+        let asset_id = &record.asset_id;
+        let embedded = match self.embedder.embed_media(input).await {
+            Ok(e) => e,
+            Err(e) => return Err(self.fail(asset_id, IngestStage::Embed, e).await),
+        };
         let meta = record.index_meta();
-        let records = vector_records(&asset_id, &meta, embedded.embeddings);
+        let records = vector_records(asset_id, &meta, embedded.embeddings);
         let vectors = records.len();
         let indexed = self
             .config
@@ -742,17 +860,158 @@ impl Ingestor {
             .run("index vectors", || async {
                 if resumed {
                     // A resumed asset may have stale vectors from an earlier attempt.
-                    self.index.delete_asset(&asset_id).await?;
+                    self.index.delete_asset(asset_id).await?;
                 }
                 self.upsert_in_batches(&records).await
             })
             .await;
         if let Err(e) = indexed {
-            return Err(self.fail(&asset_id, IngestStage::Index, e).await);
+            return Err(self.fail(asset_id, IngestStage::Index, e).await);
         }
         // `Indexed` once durable: the next checkpoint flushes the index and marks it.
         self.unflushed.lock().insert(asset_id.clone());
-        Ok(report(IngestOutcome::Indexed, vectors, embedded.cached))
+        Ok((vectors, embedded.cached))
+    }
+
+    /// Stores the original under `key` unless the store already holds it (content-addressed:
+    /// same key, same bytes). Returns where it is and how the provider reads it.
+    async fn store_original(
+        &self,
+        key: &MediaKey,
+        format: MediaFormat,
+        content: Content,
+    ) -> Result<(MediaRef, MediaContent)> {
+        let from_store = || MediaContent::Stored {
+            store: Arc::clone(&self.store),
+            key: key.clone(),
+        };
+        let exists = || {
+            self.config
+                .retry
+                .run("find stored original", || self.store.exists(key))
+        };
+        match content {
+            Content::Bytes(bytes) => {
+                let media = self
+                    .config
+                    .retry
+                    .run("store original", || async {
+                        if self.store.exists(key).await? {
+                            Ok(self.store.media_ref(key))
+                        } else {
+                            self.store.put(key, bytes.clone(), format).await
+                        }
+                    })
+                    .await?;
+                Ok((media, MediaContent::Bytes(bytes)))
+            }
+            Content::File {
+                staged: Some(staged),
+                ..
+            } => {
+                let present = match exists().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        staged.abort().await;
+                        return Err(e);
+                    }
+                };
+                let media = if present {
+                    staged.abort().await;
+                    self.store.media_ref(key)
+                } else {
+                    staged.commit(key).await?
+                };
+                Ok((media, from_store()))
+            }
+            Content::File {
+                path,
+                digest,
+                staged: None,
+            } => {
+                let media = self
+                    .config
+                    .retry
+                    .run("store original", || async {
+                        if self.store.exists(key).await? {
+                            Ok(self.store.media_ref(key))
+                        } else {
+                            self.store
+                                .put_file_checked(key, &path, format, &digest)
+                                .await
+                        }
+                    })
+                    .await
+                    .map_err(|e| with_path(e, &path))?;
+                Ok((media, from_store()))
+            }
+        }
+    }
+
+    /// Reads a file once: its header first (a few small reads; an oversized, unknown or broken
+    /// file is refused here), then the whole content in chunks on the blocking pool, hashing it,
+    /// feeding the probe where the format needs the content, and writing the store's staged
+    /// write when it offers one.
+    async fn read_file(&self, path: &Path, name: Option<&str>) -> Result<FileRead> {
+        let (file, size, head) = {
+            let path = path.to_path_buf();
+            let name = name.map(str::to_owned);
+            let limits = self.config.limits.clone();
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let file = std::fs::File::open(&path)?;
+                let meta = file.metadata()?;
+                if !meta.is_file() {
+                    return Err(Error::invalid_input("not a regular file"));
+                }
+                let size = meta.len();
+                let head = check_file_head(&file, size, &path, name.as_deref(), &limits)?;
+                Ok((file, size, head))
+            })
+            .await
+            .map_err(crate::error::join_error)??
+        };
+        let mut staged = self.store.stage(head.format()).await?;
+        let pass = Pass {
+            file,
+            hasher: Sha256::new(),
+            head,
+            offset: 0,
+        };
+        let outcome = async {
+            let pass = read_all(pass, staged.as_mut()).await?;
+            if pass.offset != size {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "the file changed while it was read: {size} bytes at the start, {} read",
+                        pass.offset
+                    ),
+                ));
+            }
+            let digest: [u8; 32] = pass.hasher.finalize().into();
+            let valid = finish_validation(
+                pass.head,
+                AssetId::from_digest(digest),
+                size,
+                name,
+                &self.config.limits,
+            )?;
+            Ok((digest, valid))
+        }
+        .await;
+        match outcome {
+            Ok((digest, valid)) => Ok(FileRead {
+                valid,
+                digest,
+                staged,
+            }),
+            Err(e) => {
+                if let Some(s) = staged.take() {
+                    s.abort().await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Records a failure in the catalog and returns the error with the stage as context.
@@ -816,27 +1075,149 @@ pub struct ReconcileReport {
     pub skipped: bool,
 }
 
-/// Reads a file whole, after refusing it by its header and size if it is empty, of an unknown
-/// format or over the limit of its kind (so an oversized video is never read into memory).
-async fn read_within_limits(path: &Path, limits: &MediaLimits) -> Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut file = tokio::fs::File::open(path).await?;
-    let size = file.metadata().await?.len();
-    let mut head = [0u8; 64];
-    let mut filled = 0;
-    while let Some(rest) = head.get_mut(filled..).filter(|r| !r.is_empty()) {
-        let n = file.read(rest).await?;
-        if n == 0 {
-            break;
+/// One unit of a batch: an item to ingest, or a stored asset to resume.
+enum Work {
+    Item(IngestItem),
+    Resume(Box<AssetRecord>),
+}
+
+impl Work {
+    fn label(&self) -> String {
+        match self {
+            Work::Item(item) => item.label(),
+            Work::Resume(record) => record
+                .display_name
+                .clone()
+                .unwrap_or_else(|| record.asset_id.to_string()),
         }
-        filled += n;
     }
-    let head = head.get(..filled).unwrap_or(&[]);
-    crate::media::check_size(head, size, limits)?;
-    let mut bytes = Vec::with_capacity(size as usize);
-    bytes.extend_from_slice(head);
-    file.read_to_end(&mut bytes).await?;
-    Ok(bytes)
+}
+
+/// An item's content between validation and the store.
+enum Content {
+    Bytes(Bytes),
+    File {
+        path: PathBuf,
+        digest: [u8; 32],
+        /// What the store received during the read, to commit under the key.
+        staged: Option<Box<dyn StagedWrite>>,
+    },
+}
+
+impl Content {
+    fn path(&self) -> Option<&Path> {
+        match self {
+            Content::File { path, .. } => Some(path),
+            Content::Bytes(_) => None,
+        }
+    }
+
+    /// Drops what was staged for a content that will not be stored.
+    async fn discard(self) {
+        if let Content::File {
+            staged: Some(staged),
+            ..
+        } = self
+        {
+            staged.abort().await;
+        }
+    }
+}
+
+/// A file read once: what it is, its hash, what the store staged.
+struct FileRead {
+    valid: ValidatedMedia,
+    digest: [u8; 32],
+    staged: Option<Box<dyn StagedWrite>>,
+}
+
+/// The state of the one read of a file, moved to the blocking pool for each chunk.
+struct Pass {
+    file: std::fs::File,
+    hasher: Sha256,
+    head: HeadProbe,
+    offset: u64,
+}
+
+/// Reads the file to its end: each chunk hashed and fed to the probe on the blocking pool,
+/// then written to `staged`.
+async fn read_all(mut pass: Pass, mut staged: Option<&mut Box<dyn StagedWrite>>) -> Result<Pass> {
+    loop {
+        let (next, chunk) = tokio::task::spawn_blocking(move || -> Result<_> {
+            use std::io::Read;
+            let mut buf = vec![0u8; READ_CHUNK_BYTES];
+            let mut filled = 0;
+            while filled < buf.len() {
+                let Some(rest) = buf.get_mut(filled..) else {
+                    break;
+                };
+                match pass.file.read(rest) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            buf.truncate(filled);
+            pass.hasher.update(&buf);
+            if pass.head.wants_content() {
+                pass.head.feed(pass.offset, &buf);
+            }
+            pass.offset += filled as u64;
+            Ok((pass, Bytes::from(buf)))
+        })
+        .await
+        .map_err(crate::error::join_error)??;
+        pass = next;
+        if chunk.is_empty() {
+            return Ok(pass);
+        }
+        if let Some(staged) = staged.as_mut() {
+            staged.write(chunk).await?;
+        }
+    }
+}
+
+/// Validates media held in memory (hashing and probing large bytes on the blocking pool).
+async fn validate_bytes(
+    bytes: Bytes,
+    name: Option<String>,
+    limits: &MediaLimits,
+) -> Result<ValidatedMedia> {
+    if bytes.len() < INLINE_VALIDATION_MAX {
+        return validate_media(&bytes, name.as_deref(), limits);
+    }
+    let limits = limits.clone();
+    tokio::task::spawn_blocking(move || validate_media(&bytes, name.as_deref(), &limits))
+        .await
+        .map_err(crate::error::join_error)?
+}
+
+/// The report of an ingest of `valid`.
+fn report_for(
+    valid: &ValidatedMedia,
+    outcome: IngestOutcome,
+    vectors: usize,
+    from_cache: bool,
+) -> IngestReport {
+    IngestReport {
+        asset_id: valid.asset_id.clone(),
+        kind: valid.probe.kind(),
+        format: valid.probe.format,
+        outcome,
+        vectors,
+        from_cache,
+        extension_mismatch: valid.extension_mismatch.clone(),
+    }
+}
+
+/// Adds the file's path to an error (once).
+fn with_path(err: Error, path: &Path) -> Error {
+    if err.context_value("path").is_some() {
+        err
+    } else {
+        err.with_context("path", path.display())
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::cache::MemoryEmbeddingCache;
 use crate::catalog::SqliteCatalog;
 use crate::error::ErrorKind;
 use crate::index::FlatIndex;
+use crate::store::MemoryStore;
 use crate::test_support::*;
 
 struct Rig {
@@ -579,4 +580,321 @@ async fn an_oversized_file_is_refused_by_its_size_before_it_is_read() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(catalog.counts().await.unwrap().total(), 0);
     assert_eq!(provider.media_calls(), 0);
+}
+
+/// An ingestor over a `LocalDirStore` in `dir`.
+fn local_rig(
+    dir: &Path,
+) -> (
+    Ingestor,
+    Arc<crate::store::LocalDirStore>,
+    Arc<SqliteCatalog>,
+) {
+    let provider = TestProvider::new();
+    let store = Arc::new(crate::store::LocalDirStore::open(dir.join("media")).unwrap());
+    let catalog = Arc::new(SqliteCatalog::open_in_memory().unwrap());
+    let ingestor = Ingestor::new(
+        CachedEmbedder::new(provider.clone(), None, RetryPolicy::none()),
+        store.clone(),
+        Arc::new(FlakyIndex::new(&provider.model)),
+        catalog.clone(),
+        IngestConfig::default().retry(RetryPolicy::none()),
+    )
+    .unwrap();
+    (ingestor, store, catalog)
+}
+
+/// Names in the store's root that are temporary files.
+fn temp_files(store: &crate::store::LocalDirStore) -> Vec<String> {
+    std::fs::read_dir(store.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_file_is_read_once_into_the_stores_staged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ingestor, store, catalog) = local_rig(dir.path());
+    for name in [
+        "audio.mp3",
+        "video.mp4",
+        "audio.wav",
+        "image.jpg",
+        "audio.m4a",
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, fixture(name)).unwrap();
+        let r = ingestor.ingest_file(&path).await.unwrap();
+        assert_eq!(r.outcome, IngestOutcome::Indexed, "{name}");
+        assert_eq!(r.asset_id, AssetId::from_content(&fixture(name)), "{name}");
+        let record = catalog.get(&r.asset_id).await.unwrap().unwrap();
+        // The probe of the one read equals the probe of the bytes in memory.
+        assert_eq!(
+            record.probe,
+            crate::media::probe(&fixture(name)).unwrap(),
+            "{name}"
+        );
+        assert_eq!(record.source_path.as_deref(), Some(path.as_path()));
+        let stored = record.media.unwrap();
+        assert_eq!(
+            store.get(&stored.key).await.unwrap(),
+            fixture(name),
+            "{name}"
+        );
+        // Read again: a duplicate, and the staged copy is dropped.
+        let again = ingestor.ingest_file(&path).await.unwrap();
+        assert_eq!(again.outcome, IngestOutcome::AlreadyIndexed, "{name}");
+    }
+    assert!(temp_files(&store).is_empty(), "{:?}", temp_files(&store));
+}
+
+#[tokio::test]
+async fn a_file_that_fails_after_the_read_leaves_nothing_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ingestor, store, catalog) = local_rig(dir.path());
+    // Missing 10% of its frames: only the frame count of the full read finds it.
+    let mp3 = fixture("audio.mp3");
+    let path = dir.path().join("cut.mp3");
+    std::fs::write(&path, &mp3[..mp3.len() - mp3.len() / 10]).unwrap();
+    let err = ingestor.ingest_file(&path).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.message().contains("Xing"), "{err}");
+    assert_eq!(
+        err.context_value("path"),
+        Some(path.display().to_string().as_str())
+    );
+    assert!(store.list("", None, 10).await.unwrap().keys.is_empty());
+    assert!(temp_files(&store).is_empty(), "{:?}", temp_files(&store));
+    assert_eq!(catalog.counts().await.unwrap().total(), 0);
+}
+
+#[tokio::test]
+async fn a_store_without_staged_writes_gets_the_file_after_the_duplicate_check() {
+    let rig = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mov");
+    std::fs::write(&path, fixture("video.mov")).unwrap();
+    let r = rig.ingestor.ingest_file(&path).await.unwrap();
+    assert_eq!(r.outcome, IngestOutcome::Indexed);
+    assert_eq!(rig.store.file_puts.load(Ordering::SeqCst), 1);
+    let copy = dir.path().join("copy.mov");
+    std::fs::write(&copy, fixture("video.mov")).unwrap();
+    let again = rig.ingestor.ingest_file(&copy).await.unwrap();
+    assert_eq!(again.outcome, IngestOutcome::AlreadyIndexed);
+    assert_eq!(
+        rig.store.file_puts.load(Ordering::SeqCst),
+        1,
+        "a duplicate is found by its hash before anything is uploaded"
+    );
+}
+
+/// A store whose `put` retries inside (like the S3 SDK) and always fails.
+struct RetryingStore {
+    inner: MemoryStore,
+    retry: RetryPolicy,
+    puts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl MediaStore for RetryingStore {
+    async fn put(&self, _: &MediaKey, _: Bytes, _: MediaFormat) -> Result<crate::MediaRef> {
+        self.retry
+            .run("put", || async {
+                self.puts.fetch_add(1, Ordering::SeqCst);
+                Err(Error::new(ErrorKind::Unavailable, "503 from the store"))
+            })
+            .await
+    }
+    async fn get(&self, key: &MediaKey) -> Result<Bytes> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &MediaKey) -> Result<bool> {
+        self.inner.delete(key).await
+    }
+    async fn exists(&self, key: &MediaKey) -> Result<bool> {
+        self.inner.exists(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<MediaKey>,
+        limit: usize,
+    ) -> Result<crate::KeyPage> {
+        self.inner.list(prefix, after, limit).await
+    }
+    fn media_ref(&self, key: &MediaKey) -> crate::MediaRef {
+        self.inner.media_ref(key)
+    }
+    async fn preview_url(&self, key: &MediaKey, ttl: Duration) -> Result<url::Url> {
+        self.inner.preview_url(key, ttl).await
+    }
+}
+
+/// A `FlatIndex` whose upserts retry inside (like an OpenSearch bulk) and always fail.
+struct RetryingIndex {
+    inner: FlatIndex,
+    retry: RetryPolicy,
+    upserts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl VectorIndex for RetryingIndex {
+    fn spec(&self) -> &crate::IndexSpec {
+        self.inner.spec()
+    }
+    fn capabilities(&self) -> crate::IndexCapabilities {
+        self.inner.capabilities()
+    }
+    async fn upsert(&self, _: Vec<VectorRecord>) -> Result<()> {
+        self.retry
+            .run("bulk", || async {
+                self.upserts.fetch_add(1, Ordering::SeqCst);
+                Err(Error::new(ErrorKind::RateLimited, "429 from the index"))
+            })
+            .await
+    }
+    async fn search(&self, query: &crate::VectorQuery) -> Result<Vec<crate::Hit>> {
+        self.inner.search(query).await
+    }
+    async fn delete_asset(&self, asset: &AssetId) -> Result<usize> {
+        self.inner.delete_asset(asset).await
+    }
+    async fn stats(&self) -> Result<crate::IndexStats> {
+        self.inner.stats().await
+    }
+}
+
+/// A provider that always fails with a temporary error, counting its calls; when
+/// `inner_attempts` > 1 it retries inside first (as Bedrock's provider does).
+struct ThrottledProvider {
+    model: crate::ModelInfo,
+    inner: Option<RetryPolicy>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl crate::EmbeddingProvider for ThrottledProvider {
+    fn model(&self) -> &crate::ModelInfo {
+        &self.model
+    }
+    fn retries_internally(&self) -> bool {
+        self.inner.is_some()
+    }
+    async fn embed_text(&self, _: &str) -> Result<Vec<f32>> {
+        Err(Error::unsupported("no text here"))
+    }
+    async fn embed_media(&self, _: &MediaInput) -> Result<Vec<crate::Embedding>> {
+        let once = || async {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(Error::new(ErrorKind::RateLimited, "ThrottlingException"))
+        };
+        match &self.inner {
+            Some(retry) => retry.run("invoke", once).await,
+            None => once().await,
+        }
+    }
+}
+
+fn fast_retry(attempts: u32) -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(attempts)
+        .initial_backoff(Duration::from_millis(1))
+        .max_backoff(Duration::from_millis(2))
+}
+
+#[tokio::test]
+async fn an_exhausted_retry_is_attempted_max_attempts_times_end_to_end() {
+    let model = tiny_model();
+    let outer = IngestConfig::default().retry(fast_retry(5));
+    let item = || IngestItem::bytes(fixture("image.png"), "p.png");
+
+    // The store retries 3 times inside; the Ingestor's 5 attempts do not multiply them.
+    let store = Arc::new(RetryingStore {
+        inner: MemoryStore::new(),
+        retry: fast_retry(3),
+        puts: Default::default(),
+    });
+    let provider = TestProvider::new();
+    let ingestor = Ingestor::new(
+        CachedEmbedder::new(provider.clone(), None, fast_retry(5)),
+        store.clone(),
+        Arc::new(FlatIndex::new(crate::IndexSpec::for_model(&model))),
+        Arc::new(SqliteCatalog::open_in_memory().unwrap()),
+        outer.clone(),
+    )
+    .unwrap();
+    let err = ingestor.ingest(item()).await.unwrap_err();
+    assert_eq!(err.context_value("stage"), Some("store"));
+    assert!(err.is_persistent(), "{err}");
+    assert_eq!(store.puts.load(Ordering::SeqCst), 3, "store attempts");
+
+    // The index (an OpenSearch bulk, say) retries 3 times inside.
+    let index = Arc::new(RetryingIndex {
+        inner: FlatIndex::new(crate::IndexSpec::for_model(&model)),
+        retry: fast_retry(3),
+        upserts: Default::default(),
+    });
+    let ingestor = Ingestor::new(
+        CachedEmbedder::new(provider.clone(), None, fast_retry(5)),
+        Arc::new(FlakyStore::default()),
+        index.clone(),
+        Arc::new(SqliteCatalog::open_in_memory().unwrap()),
+        outer.clone(),
+    )
+    .unwrap();
+    let err = ingestor.ingest(item()).await.unwrap_err();
+    assert_eq!(err.context_value("stage"), Some("index"));
+    assert_eq!(index.upserts.load(Ordering::SeqCst), 3, "index attempts");
+
+    // The provider: retried by the embedder's policy (3), or by itself (3) behind an embedder
+    // policy of 5; the Ingestor adds none.
+    for (inner, embedder_attempts) in [(None, 3), (Some(fast_retry(3)), 5)] {
+        let provider = Arc::new(ThrottledProvider {
+            model: model.clone(),
+            inner,
+            calls: Default::default(),
+        });
+        let ingestor = Ingestor::new(
+            CachedEmbedder::new(provider.clone(), None, fast_retry(embedder_attempts)),
+            Arc::new(FlakyStore::default()),
+            Arc::new(FlatIndex::new(crate::IndexSpec::for_model(&model))),
+            Arc::new(SqliteCatalog::open_in_memory().unwrap()),
+            outer.clone(),
+        )
+        .unwrap();
+        let err = ingestor.ingest(item()).await.unwrap_err();
+        assert_eq!(err.context_value("stage"), Some("embed"));
+        assert_eq!(
+            provider.calls.load(Ordering::SeqCst),
+            3,
+            "provider attempts"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_failed_resumes_without_reading_the_originals_up_front() {
+    let rig = rig();
+    rig.provider.fail_media.store(true, Ordering::SeqCst);
+    for name in ["image.png", "video.mp4", "audio.wav"] {
+        assert!(
+            rig.ingestor
+                .ingest(IngestItem::bytes(fixture(name), name))
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(rig.store.inner.len(), 3, "the originals are kept");
+    rig.provider.fail_media.store(false, Ordering::SeqCst);
+    let report = rig.ingestor.retry_failed(|_, _| {}).await.unwrap();
+    assert_eq!(report.progress.indexed, 3, "{:?}", report.items);
+    assert_eq!(
+        rig.store.reads(),
+        0,
+        "nothing was read back: the provider reads what it needs (this one nothing)"
+    );
+    assert_eq!(rig.store.inner.len(), 3, "nothing stored again");
+    assert_eq!(rig.vectors().await, 1 + 6 + 4);
 }

@@ -65,6 +65,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod keywords;
 pub mod media;
+pub mod query_cache;
 pub mod retry;
 pub mod routing;
 pub mod search;
@@ -89,7 +90,8 @@ pub use catalog::{
 };
 pub use embedder::{CachedEmbedder, MediaEmbeddings};
 pub use embedding::{
-    Embedding, EmbeddingProvider, EmbeddingSpace, MediaInput, ModelInfo, Segment, check_text,
+    Embedding, EmbeddingProvider, EmbeddingSpace, MediaContent, MediaInput, ModelInfo, Segment,
+    check_text,
 };
 pub use engine::{Engine, EngineParts, LocalIndex, LocalLayout, LocalOpenReport, LocalOptions};
 pub use error::{BoxError, Error, ErrorKind, Result};
@@ -108,11 +110,12 @@ pub use keywords::{
 };
 pub use jobs::{JobKey, JobLedger, JobRecord, MemoryJobLedger, SqliteJobLedger};
 pub use media::{MediaFormat, MediaKind, MediaLimits, MediaProbe, ValidatedMedia, validate_media};
+pub use query_cache::QueryCacheConfig;
 pub use retry::RetryPolicy;
 pub use routing::{QueryKind, Route, RoutingRule, RoutingRules, SearchMode};
 pub use search::{
     CrossModalSearcher, Fusion, Query, QueryInput, QuerySegments, RouteMatch, RouteOutcome,
     RouteReport, SearchHit, SearchResults,
 };
-pub use store::{KeyPage, LocalDirStore, MediaKey, MediaRef, MediaStore, MemoryStore};
+pub use store::{KeyPage, LocalDirStore, MediaKey, MediaRef, MediaStore, MemoryStore, StagedWrite};
 pub use vector::{check_vector, normalized};

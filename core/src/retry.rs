@@ -11,6 +11,12 @@ use crate::error::{Error, ErrorKind, Result};
 /// ([`Error::is_temporary`]): exponential backoff with optional full jitter, a bounded number of
 /// attempts and an optional overall deadline. Permanent errors are returned at once.
 ///
+/// Retries are counted once: when the attempts or the deadline run out, the last error is
+/// returned [persistent](Error::is_persistent) (no longer temporary), so a retry loop above
+/// this one returns it at once instead of starting over. A policy of one attempt
+/// ([`RetryPolicy::none`]) passes errors through unchanged: it retried nothing, so a loop above
+/// may.
+///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// use crossmodal_core::{Error, ErrorKind, RetryPolicy};
@@ -112,9 +118,12 @@ impl RetryPolicy {
         }
     }
 
-    /// Runs `op` until it succeeds, fails permanently, or the attempts or deadline run out. The
-    /// last error is returned with the attempt count as context; `what` names the operation in
-    /// logs.
+    /// Runs `op` until it succeeds, fails permanently, or the attempts or deadline run out.
+    ///
+    /// A permanent (or already [persistent](Error::is_persistent)) error is returned at once.
+    /// When the attempts run out the last error is returned with the attempt count as context
+    /// and marked persistent; when the deadline would pass, a persistent `Timeout` naming the
+    /// last error (kept as its source) is returned. `what` names the operation in logs.
     pub async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
@@ -128,8 +137,11 @@ impl RetryPolicy {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            if !err.is_temporary() || attempt >= self.max_attempts {
+            if !err.is_temporary() {
                 return Err(with_attempts(err, attempt));
+            }
+            if attempt >= self.max_attempts {
+                return Err(exhausted(err, attempt));
             }
             let wait = self.wait(attempt - 1);
             if let Some(deadline) = self.deadline
@@ -143,7 +155,8 @@ impl RetryPolicy {
                     ),
                 )
                 .with_context("attempts", attempt)
-                .with_source(err));
+                .with_source(err)
+                .set_persistent());
             }
             tracing::debug!(what, attempt, ?wait, error = %err, "retrying after a temporary error");
             tokio::time::sleep(wait).await;
@@ -154,6 +167,16 @@ impl RetryPolicy {
 fn with_attempts(err: Error, attempts: u32) -> Error {
     if attempts > 1 {
         err.with_context("attempts", attempts)
+    } else {
+        err
+    }
+}
+
+/// The last error of a loop that ran out of attempts: persistent once the loop retried it (a
+/// single-attempt policy retried nothing and leaves the decision to the caller).
+fn exhausted(err: Error, attempts: u32) -> Error {
+    if attempts > 1 {
+        err.with_context("attempts", attempts).set_persistent()
     } else {
         err
     }
@@ -193,6 +216,51 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert_eq!(err.context_value("attempts"), Some("3"));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(err.is_persistent(), "an exhausted retry is persistent");
+        assert!(!err.is_temporary());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nested_loops_count_attempts_once() {
+        // A backend retrying inside (3 attempts) behind a caller's loop (5 attempts): the
+        // exhausted inner error is persistent, so the outer loop does not start it over.
+        let calls = AtomicU32::new(0);
+        let inner = RetryPolicy::default().max_attempts(3).deadline(None);
+        let outer = RetryPolicy::default().max_attempts(5).deadline(None);
+        let err = outer
+            .run("outer", || {
+                inner.run("inner", || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err::<(), _>(Error::new(ErrorKind::RateLimited, "slow down"))
+                })
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(err.kind(), ErrorKind::RateLimited);
+        assert_eq!(err.context_value("attempts"), Some("3"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_single_attempt_policy_leaves_the_error_temporary() {
+        let calls = AtomicU32::new(0);
+        let outer = RetryPolicy::default().max_attempts(4).deadline(None);
+        let inner = RetryPolicy::none();
+        let err = outer
+            .run("outer", || {
+                inner.run("inner", || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err::<(), _>(Error::new(ErrorKind::Unavailable, "down"))
+                })
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            4,
+            "the outer loop is the one that retries"
+        );
+        assert!(err.is_persistent());
     }
 
     #[tokio::test(start_paused = true)]
@@ -208,6 +276,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert!(
+            !err.is_temporary(),
+            "a deadline spent on retries is not a temporary time-out for the caller to retry"
+        );
     }
 
     #[test]

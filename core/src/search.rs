@@ -10,10 +10,13 @@ use crate::asset::AssetId;
 use crate::cache::EmbeddingCache;
 use crate::catalog::AssetCatalog;
 use crate::embedder::CachedEmbedder;
-use crate::embedding::{EmbeddingProvider, EmbeddingSpace, MediaInput, Segment};
+use crate::embedding::{
+    Embedding, EmbeddingProvider, EmbeddingSpace, MediaContent, MediaInput, Segment, check_text,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::index::{Filter, MAX_K, RecordMeta, VectorIndex, VectorQuery};
-use crate::media::{MediaFormat, MediaKind, MediaLimits, validate_media};
+use crate::media::{MediaFormat, MediaKind, MediaLimits, ValidatedMedia, validate_media};
+use crate::query_cache::{QueryCache, QueryCacheConfig, QueryEmbedding, QueryKey};
 use crate::retry::RetryPolicy;
 use crate::routing::{QueryKind, Route, RoutingRules, SearchMode};
 use crate::store::{MediaRef, MediaStore};
@@ -418,6 +421,11 @@ struct RouteBest {
 /// assert_eq!(results.missing_spaces(), vec![EmbeddingSpace::Audio]); // no audio indexed yet
 /// # });
 /// ```
+///
+/// Query embeddings are cached in a bounded in-memory cache ([`QueryCacheConfig`], on by
+/// default): the same text, or the same reference file by content hash, searched again in any
+/// mode costs no provider call (Marengo takes seconds per text). A query by a stored asset
+/// takes its vectors from the embedding cache when it holds them, without reading the original.
 #[derive(Clone)]
 pub struct CrossModalSearcher {
     embedder: CachedEmbedder,
@@ -426,6 +434,7 @@ pub struct CrossModalSearcher {
     store: Option<Arc<dyn MediaStore>>,
     rules: RoutingRules,
     limits: MediaLimits,
+    query_cache: Option<QueryCache>,
 }
 
 impl std::fmt::Debug for CrossModalSearcher {
@@ -435,6 +444,7 @@ impl std::fmt::Debug for CrossModalSearcher {
             .field("index", &self.index.spec())
             .field("catalog", &self.catalog.is_some())
             .field("store", &self.store.is_some())
+            .field("query_cache", &self.query_cache)
             .finish()
     }
 }
@@ -443,20 +453,16 @@ impl CrossModalSearcher {
     /// A searcher over `index` with `provider`, the model's default routing rules, no cache and
     /// no catalog.
     pub fn new(provider: Arc<dyn EmbeddingProvider>, index: Arc<dyn VectorIndex>) -> Self {
-        let rules = RoutingRules::for_model(provider.model());
-        CrossModalSearcher {
-            embedder: CachedEmbedder::new(provider, None, RetryPolicy::default()),
+        Self::with_embedder(
+            CachedEmbedder::new(provider, None, RetryPolicy::default()),
             index,
-            catalog: None,
-            store: None,
-            rules,
-            limits: MediaLimits::default(),
-        }
+        )
     }
 
     /// A searcher that shares an embedder (cache and retry policy) with an ingestor.
     pub fn with_embedder(embedder: CachedEmbedder, index: Arc<dyn VectorIndex>) -> Self {
         let rules = RoutingRules::for_model(embedder.model());
+        let query_cache = query_cache_for(&embedder, &QueryCacheConfig::default());
         CrossModalSearcher {
             embedder,
             index,
@@ -464,13 +470,33 @@ impl CrossModalSearcher {
             store: None,
             rules,
             limits: MediaLimits::default(),
+            query_cache,
         }
+    }
+
+    /// Replaces the query-embedding cache (default: [`QueryCacheConfig::default`], 32 MiB of
+    /// vectors); [`QueryCacheConfig::disabled`] turns it off.
+    pub fn query_cache(mut self, config: QueryCacheConfig) -> Self {
+        self.query_cache = query_cache_for(&self.embedder, &config);
+        self
     }
 
     /// Adds an embedding cache (media queries of known content cost no provider call).
     pub fn cache(mut self, cache: Arc<dyn EmbeddingCache>) -> Self {
         self.embedder = self.embedder.with_cache(cache);
         self
+    }
+
+    /// Embeds a query through the query cache (when there is one).
+    async fn cached_query(
+        &self,
+        key: QueryKey,
+        embed: impl std::future::Future<Output = Result<QueryEmbedding>>,
+    ) -> Result<Arc<QueryEmbedding>> {
+        match &self.query_cache {
+            Some(cache) => cache.get_or_embed(key, embed).await,
+            None => embed.await.map(Arc::new),
+        }
     }
 
     /// Adds a catalog (hits carry the media location and name) and a store (queries by asset).
@@ -718,26 +744,26 @@ impl CrossModalSearcher {
         Ok(ranked)
     }
 
-    /// Validates the query input and loads what embedding it needs, without a model call.
+    /// Validates the query input and loads what embedding it needs, without a model call (and
+    /// without reading a stored original: a query by asset reads it only if the provider needs
+    /// it, after the caches missed).
     async fn resolve_query(&self, input: &QueryInput) -> Result<ResolvedQuery> {
         match input {
-            QueryInput::Text(text) => Ok(ResolvedQuery::Text(text.clone())),
+            QueryInput::Text(text) => {
+                let text = check_text(text, self.embedder.model().max_text_chars)?;
+                Ok(ResolvedQuery::Text(text.to_string()))
+            }
             QueryInput::Media { bytes, file_name } => {
-                let v = validate_media(bytes, file_name.as_deref(), &self.limits)?;
-                Ok(ResolvedQuery::Media(MediaInput {
-                    asset_id: v.asset_id,
-                    format: v.probe.format,
-                    bytes: bytes.clone(),
-                    stored: None,
-                    duration_sec: v.probe.duration_sec,
-                }))
+                let v = self.validate(bytes, file_name.as_deref()).await?;
+                Ok(ResolvedQuery::Media(media_in_memory(v, bytes.clone())))
             }
             QueryInput::TextImage {
                 text,
                 image,
                 file_name,
             } => {
-                let v = validate_media(image, file_name.as_deref(), &self.limits)?;
+                let text = check_text(text, self.embedder.model().max_text_chars)?;
+                let v = self.validate(image, file_name.as_deref()).await?;
                 if v.probe.format.kind() != MediaKind::Image {
                     return Err(Error::invalid_input(format!(
                         "a text+image query takes an image, not {} ({})",
@@ -746,14 +772,8 @@ impl CrossModalSearcher {
                     )));
                 }
                 Ok(ResolvedQuery::TextImage(
-                    text.clone(),
-                    MediaInput {
-                        asset_id: v.asset_id,
-                        format: v.probe.format,
-                        bytes: image.clone(),
-                        stored: None,
-                        duration_sec: None,
-                    },
+                    text.to_string(),
+                    media_in_memory(v, image.clone()),
                 ))
             }
             QueryInput::Asset(asset) => {
@@ -769,37 +789,84 @@ impl CrossModalSearcher {
                     Error::new(ErrorKind::NotFound, "the asset's original was never stored")
                         .with_context("asset", asset)
                 })?;
-                let bytes = store.get(&media.key).await?;
-                Ok(ResolvedQuery::Media(MediaInput {
-                    asset_id: asset.clone(),
-                    format: record.format(),
-                    bytes,
-                    stored: Some(media),
-                    duration_sec: record.probe.duration_sec,
-                }))
+                let content = MediaContent::Stored {
+                    store: Arc::clone(store),
+                    key: media.key.clone(),
+                };
+                let input =
+                    MediaInput::new(asset.clone(), record.format(), record.size_bytes, content)
+                        .with_stored(media, store.region())
+                        .with_duration(record.probe.duration_sec);
+                Ok(ResolvedQuery::Asset(input))
             }
         }
     }
 
-    /// Embeds a resolved query: the text vector, or the media's vectors grouped by space.
+    /// Validates an uploaded query file (large ones hashed and probed on the blocking pool).
+    async fn validate(&self, bytes: &Bytes, file_name: Option<&str>) -> Result<ValidatedMedia> {
+        if bytes.len() < 256 * 1024 {
+            return validate_media(bytes, file_name, &self.limits);
+        }
+        let (bytes, name, limits) = (
+            bytes.clone(),
+            file_name.map(str::to_owned),
+            self.limits.clone(),
+        );
+        tokio::task::spawn_blocking(move || validate_media(&bytes, name.as_deref(), &limits))
+            .await
+            .map_err(crate::error::join_error)?
+    }
+
+    /// Embeds a resolved query (through the query cache): the text vector, or the media's
+    /// vectors grouped by space.
     async fn embed_query(&self, resolved: ResolvedQuery) -> Result<QueryVectors> {
         match resolved {
             ResolvedQuery::Text(text) => {
-                Ok(QueryVectors::Text(self.embedder.embed_text(&text).await?))
-            }
-            ResolvedQuery::Media(input) => {
-                let embedded = self.embedder.embed_media(&input).await?;
-                let mut by_space: HashMap<EmbeddingSpace, Vec<Vec<f32>>> = HashMap::new();
-                for e in embedded.embeddings {
-                    by_space.entry(e.space).or_default().push(e.vector);
+                let embedded = self
+                    .cached_query(QueryKey::Text(text.clone()), async {
+                        self.embedder
+                            .embed_text(&text)
+                            .await
+                            .map(QueryEmbedding::Vector)
+                    })
+                    .await?;
+                match embedded.as_ref() {
+                    QueryEmbedding::Vector(v) => Ok(QueryVectors::Text(v.clone())),
+                    QueryEmbedding::Media(_) => Err(mixed_up()),
                 }
+            }
+            ResolvedQuery::Media(input) | ResolvedQuery::Asset(input) => {
+                let embedded = self
+                    .cached_query(QueryKey::Media(input.asset_id.clone()), async {
+                        // A stored asset's vectors are usually in the embedding cache already.
+                        if let Some(e) = self.embedder.cached(&input.asset_id, input.kind()).await {
+                            return Ok(QueryEmbedding::Media(e));
+                        }
+                        let e = self.embedder.embed_media(&input).await?;
+                        Ok(QueryEmbedding::Media(e.embeddings))
+                    })
+                    .await?;
+                let QueryEmbedding::Media(embeddings) = embedded.as_ref() else {
+                    return Err(mixed_up());
+                };
                 Ok(QueryVectors::Media {
                     asset_id: input.asset_id,
-                    by_space,
+                    by_space: by_space(embeddings),
                 })
             }
             ResolvedQuery::TextImage(text, image) => {
-                let vector = self.embedder.embed_text_image(&text, &image).await?;
+                let key = QueryKey::TextImage(text.clone(), image.asset_id.clone());
+                let embedded = self
+                    .cached_query(key, async {
+                        self.embedder
+                            .embed_text_image(&text, &image)
+                            .await
+                            .map(QueryEmbedding::Vector)
+                    })
+                    .await?;
+                let QueryEmbedding::Vector(vector) = embedded.as_ref() else {
+                    return Err(mixed_up());
+                };
                 // The space an image query searches with: the model's image space.
                 let space = self
                     .embedder
@@ -810,17 +877,56 @@ impl CrossModalSearcher {
                     .unwrap_or(EmbeddingSpace::Visual);
                 Ok(QueryVectors::Media {
                     asset_id: image.asset_id,
-                    by_space: HashMap::from([(space, vec![vector])]),
+                    by_space: HashMap::from([(space, vec![vector.clone()])]),
                 })
             }
         }
     }
 }
 
+/// The query cache of `embedder`'s model and options under `config`.
+fn query_cache_for(embedder: &CachedEmbedder, config: &QueryCacheConfig) -> Option<QueryCache> {
+    QueryCache::new(
+        config,
+        &embedder.model().id,
+        &embedder.provider().options_fingerprint(),
+    )
+}
+
+/// An uploaded query file as a provider input.
+fn media_in_memory(v: ValidatedMedia, bytes: Bytes) -> MediaInput {
+    MediaInput::new(
+        v.asset_id,
+        v.probe.format,
+        v.size_bytes,
+        MediaContent::Bytes(bytes),
+    )
+    .with_duration(v.probe.duration_sec)
+}
+
+/// Vectors grouped by space, in the order they came.
+fn by_space(embeddings: &[Embedding]) -> HashMap<EmbeddingSpace, Vec<Vec<f32>>> {
+    let mut by_space: HashMap<EmbeddingSpace, Vec<Vec<f32>>> = HashMap::new();
+    for e in embeddings {
+        by_space.entry(e.space).or_default().push(e.vector.clone());
+    }
+    by_space
+}
+
+/// A cache entry of the wrong shape for its key (cannot happen: the key's variant decides the
+/// shape).
+fn mixed_up() -> Error {
+    Error::backend("the query cache returned an entry of another kind of query")
+}
+
 /// A query ready to embed.
 enum ResolvedQuery {
+    /// A text, checked and trimmed.
     Text(String),
+    /// An uploaded file.
     Media(MediaInput),
+    /// A stored asset (its original is read only if the caches miss and the provider needs it).
+    Asset(MediaInput),
     /// A composed query: the text and the image.
     TextImage(String, MediaInput),
 }
@@ -829,7 +935,7 @@ impl ResolvedQuery {
     fn kind(&self) -> QueryKind {
         match self {
             ResolvedQuery::Text(_) => QueryKind::Text,
-            ResolvedQuery::Media(m) => QueryKind::from(m.kind()),
+            ResolvedQuery::Media(m) | ResolvedQuery::Asset(m) => QueryKind::from(m.kind()),
             // Routed like an image query.
             ResolvedQuery::TextImage(..) => QueryKind::Image,
         }

@@ -483,3 +483,154 @@ async fn a_text_image_query_needs_an_image_text_and_a_capable_model() {
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     assert!(err.to_string().contains("text_image"), "{err}");
 }
+
+#[tokio::test]
+async fn the_same_text_searched_in_five_modes_calls_the_provider_once() {
+    let rig = rig().await;
+    let before = rig.provider.text_calls.load(Ordering::SeqCst);
+    let modes = [
+        SearchMode::Auto,
+        SearchMode::Visual,
+        SearchMode::Semantic,
+        SearchMode::Audio,
+        SearchMode::Transcription,
+    ];
+    for mode in modes {
+        let results = rig
+            .searcher
+            .search(&Query::text("knights storming a castle").mode(mode))
+            .await
+            .unwrap();
+        assert_eq!(results.mode, mode);
+    }
+    // White space around it is the same query.
+    rig.searcher
+        .search(&Query::text("  knights storming a castle "))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.provider.text_calls.load(Ordering::SeqCst) - before,
+        1,
+        "one provider call for one text, whatever the mode"
+    );
+    // Another text is another call.
+    rig.searcher
+        .search(&Query::text("a dog barking"))
+        .await
+        .unwrap();
+    assert_eq!(rig.provider.text_calls.load(Ordering::SeqCst) - before, 2);
+
+    // Without the cache every search calls the provider (what main did).
+    let uncached = rig
+        .searcher
+        .clone()
+        .query_cache(QueryCacheConfig::disabled());
+    let before = rig.provider.text_calls.load(Ordering::SeqCst);
+    for mode in modes {
+        uncached
+            .search(&Query::text("knights storming a castle").mode(mode))
+            .await
+            .unwrap();
+    }
+    assert_eq!(rig.provider.text_calls.load(Ordering::SeqCst) - before, 5);
+}
+
+#[tokio::test]
+async fn the_query_cache_is_bounded() {
+    // Room for about three 4-dimensional text vectors (80 bytes each).
+    let rig = rig().await;
+    let small = rig
+        .searcher
+        .clone()
+        .query_cache(QueryCacheConfig::default().max_bytes(250));
+    for i in 0..20 {
+        small
+            .search(&Query::text(format!("query number {i}")))
+            .await
+            .unwrap();
+    }
+    let cache = small.query_cache.as_ref().unwrap();
+    let entries = cache.entries().await;
+    assert!(
+        entries <= 3,
+        "{entries} entries in a cache bounded to 250 bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_media_query_is_embedded_once_per_content() {
+    let rig = rig_with(&["image.png", "audio.wav"]).await;
+    // A searcher without the embedding cache: only the query cache can save the call.
+    let searcher = CrossModalSearcher::new(
+        rig.provider.clone(),
+        Arc::new(FlatIndex::new(IndexSpec::for_model(&rig.provider.model))),
+    );
+    let before = rig.provider.media_calls();
+    for mode in [SearchMode::Auto, SearchMode::Audio] {
+        searcher
+            .search(&Query::media(fixture("audio.wav")).mode(mode))
+            .await
+            .unwrap();
+    }
+    searcher
+        .search(&Query::media(fixture("audio.wav")).file_name("same bytes, other name.wav"))
+        .await
+        .unwrap();
+    assert_eq!(rig.provider.media_calls() - before, 1);
+}
+
+#[tokio::test]
+async fn an_asset_query_takes_cached_vectors_without_reading_the_original() {
+    let provider = TestProvider::new();
+    let index: Arc<dyn VectorIndex> =
+        Arc::new(FlatIndex::new(IndexSpec::for_model(&provider.model)));
+    let store = Arc::new(FlakyStore::default());
+    let catalog: Arc<dyn AssetCatalog> = Arc::new(SqliteCatalog::open_in_memory().unwrap());
+    let cached = CachedEmbedder::new(
+        provider.clone(),
+        Some(Arc::new(MemoryEmbeddingCache::new(None))),
+        RetryPolicy::none(),
+    );
+    let ingestor = Ingestor::new(
+        cached.clone(),
+        store.clone(),
+        index.clone(),
+        catalog.clone(),
+        IngestConfig::default(),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for name in ["video.mp4", "audio.wav"] {
+        ids.push(
+            ingestor
+                .ingest(IngestItem::bytes(fixture(name), name))
+                .await
+                .unwrap()
+                .asset_id,
+        );
+    }
+    let calls = provider.media_calls();
+    let searcher = CrossModalSearcher::with_embedder(cached, index.clone())
+        .catalog(catalog.clone(), store.clone());
+    let results = searcher
+        .search(&Query::asset(ids[0].clone()).mode(SearchMode::Audio))
+        .await
+        .unwrap();
+    assert!(results.hits.iter().any(|h| h.asset_id == ids[1]));
+    assert_eq!(
+        provider.media_calls(),
+        calls,
+        "the vectors came from the cache"
+    );
+    assert_eq!(store.reads(), 0, "the original was not read");
+
+    // Without an embedding cache the provider embeds it, reading only what it needs (this
+    // provider reads nothing): still no download of the original up front.
+    let uncached = CrossModalSearcher::new(provider.clone(), index).catalog(catalog, store.clone());
+    uncached
+        .search(&Query::asset(ids[1].clone()))
+        .await
+        .unwrap();
+    assert_eq!(provider.media_calls(), calls + 1);
+    assert_eq!(store.reads(), 0);
+}

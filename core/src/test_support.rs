@@ -117,11 +117,24 @@ impl crate::EmbeddingProvider for TestProvider {
     }
 }
 
-/// A `MemoryStore` whose writes can be made to fail.
+/// A `MemoryStore` whose writes can be made to fail, counting its reads and writes.
 #[derive(Default)]
 pub struct FlakyStore {
     pub inner: MemoryStore,
     pub fail_put: AtomicBool,
+    /// Whole-object reads (`get`).
+    pub gets: AtomicUsize,
+    /// Ranged reads (`get_range`).
+    pub range_reads: AtomicUsize,
+    /// `put_file` / `put_file_checked` calls.
+    pub file_puts: AtomicUsize,
+}
+
+impl FlakyStore {
+    /// Reads of originals of any kind so far.
+    pub fn reads(&self) -> usize {
+        self.gets.load(Ordering::SeqCst) + self.range_reads.load(Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
@@ -135,8 +148,23 @@ impl MediaStore for FlakyStore {
         }
         self.inner.put(key, bytes, format).await
     }
+    async fn put_file(&self, key: &MediaKey, path: &Path, format: MediaFormat) -> Result<MediaRef> {
+        self.file_puts.fetch_add(1, Ordering::SeqCst);
+        if self.fail_put.load(Ordering::SeqCst) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "injected store failure",
+            ));
+        }
+        self.inner.put_file(key, path, format).await
+    }
     async fn get(&self, key: &MediaKey) -> Result<Bytes> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &MediaKey, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.range_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_range(key, range).await
     }
     async fn delete(&self, key: &MediaKey) -> Result<bool> {
         self.inner.delete(key).await

@@ -59,7 +59,7 @@ impl MarengoProvider {
         })?;
         // Inline media that cannot fit is rejected before waiting for a job slot.
         if self.config.media_source == MediaSourcePolicy::InlineOnly
-            && !self.fits_inline(media.bytes.len())
+            && !self.fits_inline(media.size_bytes)
         {
             return Err(self.too_large_inline(media, "media_source is InlineOnly"));
         }

@@ -396,7 +396,7 @@ impl MarengoProvider {
         options: &MediaEmbedOptions,
     ) -> Result<Vec<EmbeddingSpace>> {
         let kind = media.kind();
-        let size = media.bytes.len() as u64;
+        let size = media.size_bytes;
         if size == 0 {
             return Err(Error::invalid_input(format!("the {kind} is empty")));
         }
@@ -598,10 +598,10 @@ impl EmbeddingProvider for MarengoProvider {
                 image.kind()
             )));
         }
-        if image.bytes.is_empty() {
+        if image.size_bytes == 0 {
             return Err(Error::invalid_input("the image is empty"));
         }
-        self.check_image_size(image.bytes.len() as u64)?;
+        self.check_image_size(image.size_bytes)?;
         // Refuses a version without composed input before anything is uploaded.
         self.adapter
             .text_image_body(text, &crate::adapter::MediaSource::Base64(String::new()))?;

@@ -490,14 +490,14 @@ async fn limits_are_enforced_before_any_request() {
         (
             "3 h video for 2.7",
             "at most 7200 s",
-            p27.embed_media(&crossmodal_core::MediaInput {
-                duration_sec: Some(3.0 * 3600.0 + 1.0),
-                ..media(
+            p27.embed_media(
+                &media(
                     MediaFormat::Mp4,
                     fake_media(MediaFormat::Mp4, 1000, 1),
                     Some("s3://b/k.mp4"),
                 )
-            })
+                .with_duration(Some(3.0 * 3600.0 + 1.0)),
+            )
             .await
             .map(|v| v.len()),
         ),

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crossmodal_bedrock::{MarengoConfig, MarengoProvider};
-use crossmodal_core::{AssetId, EmbeddingProvider, EmbeddingSpace, MediaFormat, MediaInput};
+use crossmodal_core::{EmbeddingProvider, EmbeddingSpace, MediaFormat, MediaInput};
 
 fn wav_tone(seconds: u32) -> Vec<u8> {
     let rate = 16_000u32;
@@ -106,13 +106,7 @@ async fn live_marengo_on_bedrock() {
         ),
         Some(_) => {
             let bytes = bytes::Bytes::from(wav_tone(2));
-            let media = MediaInput {
-                asset_id: AssetId::from_content(&bytes),
-                format: MediaFormat::Wav,
-                bytes,
-                stored: None,
-                duration_sec: Some(2.0),
-            };
+            let media = MediaInput::from_bytes(MediaFormat::Wav, bytes).with_duration(Some(2.0));
             let e = provider.embed_media(&media).await.expect("audio job");
             assert!(!e.is_empty());
             assert!(e.iter().any(|x| x.space == EmbeddingSpace::Audio));

@@ -37,6 +37,7 @@ pub struct S3StoreConfig {
     multipart_threshold: u64,
     part_size: u64,
     upload_concurrency: usize,
+    upload_buffer: u64,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
     attempt_timeout: Option<Duration>,
@@ -57,6 +58,9 @@ impl S3StoreConfig {
     pub const MAX_PARTS: u64 = 10_000;
     /// Parts uploaded at once by one multipart upload (4).
     pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 4;
+    /// Bytes of upload parts all uploads of one store hold in memory at once (64 MiB: eight
+    /// 8 MiB parts, shared by however many files are uploaded together).
+    pub const DEFAULT_UPLOAD_BUFFER: u64 = 64 * MIB;
     /// Time allowed to open a connection (3 s).
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
     /// Time allowed between bytes of a response (30 s).
@@ -79,6 +83,7 @@ impl S3StoreConfig {
             multipart_threshold: Self::DEFAULT_MULTIPART_THRESHOLD,
             part_size: Self::DEFAULT_PART_SIZE,
             upload_concurrency: Self::DEFAULT_UPLOAD_CONCURRENCY,
+            upload_buffer: Self::DEFAULT_UPLOAD_BUFFER,
             connect_timeout: Some(Self::DEFAULT_CONNECT_TIMEOUT),
             read_timeout: Some(Self::DEFAULT_READ_TIMEOUT),
             attempt_timeout: Some(Self::DEFAULT_ATTEMPT_TIMEOUT),
@@ -133,10 +138,20 @@ impl S3StoreConfig {
         self
     }
 
-    /// Parts of one multipart upload sent at once (at least 1). Memory held by an upload is about
-    /// `(concurrency + 1) * part size`.
+    /// Parts of one multipart upload sent at once (at least 1). Memory held by an upload is at
+    /// most `(concurrency + 1) * part size`, and all uploads together stay within
+    /// [`with_upload_buffer`](Self::with_upload_buffer).
     pub fn with_upload_concurrency(mut self, parts: usize) -> Self {
         self.upload_concurrency = parts;
+        self
+    }
+
+    /// Bytes of parts that all uploads of the store hold in memory at once (default
+    /// [`DEFAULT_UPLOAD_BUFFER`](Self::DEFAULT_UPLOAD_BUFFER)): eight files uploaded together
+    /// share it rather than each holding `(concurrency + 1) * part size`. A part larger than
+    /// the budget still goes, alone.
+    pub fn with_upload_buffer(mut self, bytes: u64) -> Self {
+        self.upload_buffer = bytes;
         self
     }
 
@@ -212,6 +227,11 @@ impl S3StoreConfig {
     /// Parts sent at once by one multipart upload.
     pub fn upload_concurrency(&self) -> usize {
         self.upload_concurrency
+    }
+
+    /// Bytes of upload parts all uploads of the store hold at once.
+    pub fn upload_buffer(&self) -> u64 {
+        self.upload_buffer
     }
 
     /// The connect time-out.

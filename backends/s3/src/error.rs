@@ -14,6 +14,45 @@ pub(crate) struct Target<'a> {
     pub bucket: &'a str,
     /// The store key (not the full object key), when the request names one.
     pub key: Option<&'a str>,
+    /// Attempts the client makes per request (its standard retry mode; 1 when it does not
+    /// retry).
+    pub attempts: u32,
+}
+
+/// Error codes the SDK's standard retry mode retries (throttling and transient errors).
+const SDK_RETRIED_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+];
+
+/// Whether the SDK's standard retry mode retries a failure like `err` (so a client with more
+/// than one attempt has already spent them on it): throttling and transient codes, HTTP 500,
+/// 502, 503 and 504, time-outs, connection and response failures.
+fn sdk_retries<E>(err: &SdkError<E>, code: Option<&str>, status: Option<u16>) -> bool {
+    match err {
+        SdkError::ServiceError(_) => {
+            code.is_some_and(|c| SDK_RETRIED_CODES.contains(&c))
+                || status.is_some_and(|s| matches!(s, 500 | 502 | 503 | 504))
+        }
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(d) => !d.is_user(),
+        _ => false,
+    }
 }
 
 /// The kind an S3 error code or HTTP status stands for; `None` when neither is recognised.
@@ -80,6 +119,11 @@ where
 {
     let request_id = err.request_id().map(str::to_owned);
     let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = match &err {
+        SdkError::ServiceError(service) => service.err().code().map(str::to_owned),
+        _ => None,
+    };
+    let retried = target.attempts > 1 && sdk_retries(&err, code.as_deref(), status);
     let (kind, message) = match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
@@ -159,6 +203,12 @@ where
     }
     if let Some(id) = request_id {
         error = error.with_context("request_id", id);
+    }
+    if retried && error.is_temporary() {
+        // The client's own retry spent its attempts on this: no layer above retries it again.
+        error = error
+            .with_context("attempts", target.attempts)
+            .set_persistent();
     }
     error.with_source(err)
 }

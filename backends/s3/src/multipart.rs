@@ -11,6 +11,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use bytes::Bytes;
 use crossmodal_core::{Error, ErrorKind, Result};
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::error::{Target, sdk_error};
@@ -114,6 +115,41 @@ pub(crate) struct Upload<'a> {
     /// Whether `expected_sha256` came from the caller (mismatch: `InvalidInput`) or from a
     /// first pass over the file (mismatch: the file changed, `Conflict`).
     pub caller_hash: bool,
+    /// Attempts the client makes per request.
+    pub attempts: u32,
+    /// The store's budget of part bytes in memory, shared by all its uploads.
+    pub buffer: &'a UploadBuffer,
+}
+
+/// The bytes of upload parts a store holds in memory at once, shared by all its uploads (in
+/// KiB permits).
+#[derive(Debug, Clone)]
+pub(crate) struct UploadBuffer {
+    permits: std::sync::Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl UploadBuffer {
+    /// A budget of `bytes` (at least one KiB).
+    pub(crate) fn new(bytes: u64) -> Self {
+        let total_kib = u32::try_from((bytes / 1024).max(1)).unwrap_or(u32::MAX >> 4);
+        UploadBuffer {
+            permits: std::sync::Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Waits until `bytes` more fit in the budget (a part larger than the whole budget waits
+    /// for all of it).
+    pub(crate) async fn reserve(&self, bytes: u64) -> Result<OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1))
+            .unwrap_or(u32::MAX)
+            .min(self.total_kib);
+        std::sync::Arc::clone(&self.permits)
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| Error::backend("the store's upload buffer is closed"))
+    }
 }
 
 /// Aborts a multipart upload that neither completed nor was aborted explicitly, e.g. because the
@@ -188,6 +224,7 @@ pub(crate) async fn run(upload: Upload<'_>, source: PartSource) -> Result<()> {
         op: "CreateMultipartUpload",
         bucket: upload.bucket,
         key: Some(upload.store_key),
+        attempts: upload.attempts,
     };
     let created = upload
         .client
@@ -233,15 +270,17 @@ async fn send_parts(upload: &Upload<'_>, upload_id: &str, mut source: PartSource
     let mut part_number: i32 = 0;
     while sent < upload.len {
         let n = upload.part_size.min(upload.len - sent);
-        let body = source.next(n).await?;
-        sent += n;
-        part_number += 1;
         while tasks.len() >= upload.concurrency {
             if let Some(joined) = tasks.join_next().await {
                 done.push(joined.map_err(crate::error::join_error)??);
             }
         }
-        tasks.spawn(upload_part(
+        // The part's bytes count against the store's buffer from the read to the upload's end.
+        let permit = upload.buffer.reserve(n).await?;
+        let body = source.next(n).await?;
+        sent += n;
+        part_number += 1;
+        let part = upload_part(
             upload.client.clone(),
             upload.bucket.to_string(),
             upload.object_key.to_string(),
@@ -249,7 +288,13 @@ async fn send_parts(upload: &Upload<'_>, upload_id: &str, mut source: PartSource
             upload_id.to_string(),
             part_number,
             body,
-        ));
+            upload.attempts,
+        );
+        tasks.spawn(async move {
+            let result = part.await;
+            drop(permit);
+            result
+        });
     }
     while let Some(joined) = tasks.join_next().await {
         done.push(joined.map_err(crate::error::join_error)??);
@@ -292,12 +337,14 @@ async fn send_parts(upload: &Upload<'_>, upload_id: &str, mut source: PartSource
                     op: "CompleteMultipartUpload",
                     bucket: upload.bucket,
                     key: Some(upload.store_key),
+                    attempts: upload.attempts,
                 },
             )
         })?;
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn upload_part(
     client: Client,
     bucket: String,
@@ -306,6 +353,7 @@ async fn upload_part(
     upload_id: String,
     part_number: i32,
     body: Bytes,
+    attempts: u32,
 ) -> Result<CompletedPart> {
     let out = client
         .upload_part()
@@ -324,6 +372,7 @@ async fn upload_part(
                     op: "UploadPart",
                     bucket: &bucket,
                     key: Some(&store_key),
+                    attempts,
                 },
             )
             .with_context("part", part_number)

@@ -1,6 +1,7 @@
 //! [`S3MediaStore`]: a [`MediaStore`] on Amazon S3 or an S3-compatible server.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+use crossmodal_core::store::clamp_range;
 use crossmodal_core::{
     Error, ErrorKind, KeyPage, MediaFormat, MediaKey, MediaRef, MediaStore, Result,
 };
@@ -28,7 +30,7 @@ use crate::meta::{
     DISPLAY_NAME_METADATA, ObjectInfo, PutOptions, SHA256_METADATA, decode_display_name,
     encode_display_name,
 };
-use crate::multipart::{self, PartSource, Upload};
+use crate::multipart::{self, PartSource, Upload, UploadBuffer};
 
 /// Bodies at least this large are hashed on the blocking pool.
 const HASH_INLINE_MAX: usize = 1024 * 1024;
@@ -44,8 +46,17 @@ const LIST_PAGE_MAX: usize = 1000;
 ///   display name (`x-amz-meta-display-name`, percent-encoded).
 /// - Objects of [`multipart_threshold`](S3StoreConfig::multipart_threshold) bytes or more go up
 ///   as multipart uploads; [`put_file`](MediaStore::put_file) streams them from disk a part at a
-///   time (memory: about `(concurrency + 1) * part size`), and a failed or cancelled upload is
-///   aborted so no parts are left behind.
+///   time (memory: at most `(concurrency + 1) * part size` per upload, and all uploads of the
+///   store together within [`upload_buffer`](S3StoreConfig::with_upload_buffer)), and a failed
+///   or cancelled upload is aborted so no parts are left behind.
+/// - [`get_range`](MediaStore::get_range) sends a ranged `GetObject` (what an HTTP `Range`
+///   request or a preview needs, without downloading the rest).
+/// - Retries are the SDK's standard retry mode, once: an error the client already retried
+///   [`max_attempts`](S3StoreConfig::with_max_attempts) times comes back
+///   [persistent](crossmodal_core::Error::is_persistent), so the `Ingestor` (or any caller's
+///   retry loop) does not start the attempts over.
+/// - [`region`](MediaStore::region) is the client's region, so Bedrock reads an original in
+///   place only when the bucket is in the model's region.
 /// - [`get`](MediaStore::get) checks the body against the recorded SHA-256 (`Corrupt` on a
 ///   mismatch), end to end, whatever checksums the server keeps.
 /// - Errors carry a [`crossmodal_core::ErrorKind`] (`NoSuchKey` and `NoSuchBucket` are `NotFound`,
@@ -76,6 +87,12 @@ pub struct S3MediaStore {
     /// Set once the bucket is known to exist, so a 404 from `HeadObject` (which has no body to
     /// tell a missing key from a missing bucket) needs a `HeadBucket` only until then.
     bucket_seen: Arc<AtomicBool>,
+    /// Attempts the client makes per request (its retry configuration).
+    sdk_attempts: u32,
+    /// The client's region.
+    region: Option<String>,
+    /// Part bytes all uploads hold in memory at once.
+    buffer: UploadBuffer,
 }
 
 impl S3MediaStore {
@@ -122,10 +139,20 @@ impl S3MediaStore {
                 .with_max_attempts(attempts.max(1));
             builder = builder.retry_config(retry);
         }
+        let client = Client::from_conf(builder.build());
+        let sdk_attempts = client
+            .config()
+            .retry_config()
+            .map_or(1, |r| r.max_attempts());
+        let region = client.config().region().map(|r| r.to_string());
+        let buffer = UploadBuffer::new(config.upload_buffer());
         Ok(S3MediaStore {
-            client: Client::from_conf(builder.build()),
+            client,
             config: Arc::new(config),
             bucket_seen: Arc::new(AtomicBool::new(false)),
+            sdk_attempts,
+            region,
+            buffer,
         })
     }
 
@@ -168,6 +195,7 @@ impl S3MediaStore {
             op,
             bucket: self.bucket(),
             key: key.map(MediaKey::as_str),
+            attempts: self.sdk_attempts,
         }
     }
 
@@ -222,6 +250,8 @@ impl S3MediaStore {
                 concurrency: self.config.upload_concurrency(),
                 expected_sha256: None,
                 caller_hash: false,
+                attempts: self.sdk_attempts,
+                buffer: &self.buffer,
             };
             multipart::run(upload, PartSource::Memory { bytes, offset: 0 }).await?;
         } else {
@@ -264,6 +294,7 @@ impl S3MediaStore {
         }
         let len = file_meta.len();
         if len < self.config.effective_threshold() {
+            let _held = self.buffer.reserve(len).await?;
             let bytes = tokio::fs::read(path).await.map_err(io)?;
             return self
                 .put_with(key, Bytes::from(bytes), format, options)
@@ -288,6 +319,8 @@ impl S3MediaStore {
             concurrency: self.config.upload_concurrency(),
             expected_sha256: Some(expected),
             caller_hash,
+            attempts: self.sdk_attempts,
+            buffer: &self.buffer,
         };
         multipart::run(upload, PartSource::file(file, path.to_path_buf()))
             .await
@@ -446,6 +479,76 @@ impl MediaStore for S3MediaStore {
     async fn put_file(&self, key: &MediaKey, path: &Path, format: MediaFormat) -> Result<MediaRef> {
         self.put_file_with(key, path, format, &PutOptions::default())
             .await
+    }
+
+    /// Sends the caller's hash along, so the upload is not preceded by a hashing pass; a file
+    /// that no longer has that hash is refused (`InvalidInput`) and nothing is stored.
+    async fn put_file_checked(
+        &self,
+        key: &MediaKey,
+        path: &Path,
+        format: MediaFormat,
+        sha256: &[u8; 32],
+    ) -> Result<MediaRef> {
+        self.put_file_with(
+            key,
+            path,
+            format,
+            &PutOptions::default().with_sha256(*sha256),
+        )
+        .await
+    }
+
+    /// A ranged `GetObject`. The part is not checked against the recorded SHA-256 (which covers
+    /// the whole object).
+    async fn get_range(&self, key: &MediaKey, range: Range<u64>) -> Result<Bytes> {
+        if range.start > range.end {
+            return clamp_range(&range, 0).map(|_| Bytes::new());
+        }
+        if range.start == range.end {
+            // Nothing to read: the object must exist and the range start within it.
+            let info = self.head(key).await?;
+            clamp_range(&range, info.size).map_err(|e| e.with_context("key", key))?;
+            return Ok(Bytes::new());
+        }
+        let result = self
+            .client
+            .get_object()
+            .bucket(self.bucket())
+            .key(self.object_key(key))
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                // The range starts at or past the end: empty at the end, refused past it.
+                let info = self.head(key).await?;
+                clamp_range(&range, info.size).map_err(|e| e.with_context("key", key))?;
+                return Ok(Bytes::new());
+            }
+            Err(e) => return Err(sdk_error(e, self.target("GetObject", Some(key)))),
+        };
+        let ranged = out.content_range.is_some();
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| body_error(e, self.target("GetObject", Some(key))))?
+            .into_bytes();
+        if ranged {
+            let want = usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
+            Ok(bytes.slice(..want.min(bytes.len())))
+        } else {
+            // A server that ignored the range sent the whole object.
+            let part =
+                clamp_range(&range, bytes.len() as u64).map_err(|e| e.with_context("key", key))?;
+            Ok(bytes.slice(part.start as usize..part.end as usize))
+        }
+    }
+
+    fn region(&self) -> Option<String> {
+        self.region.clone()
     }
 
     async fn get(&self, key: &MediaKey) -> Result<Bytes> {

@@ -7,6 +7,8 @@
 use bytes::Bytes;
 use std::time::Duration;
 
+use sha2::Digest;
+
 use crate::error::ErrorKind;
 use crate::media::MediaFormat;
 use crate::store::{MediaKey, MediaStore};
@@ -27,6 +29,10 @@ pub async fn media_store_suite(store: &dyn MediaStore) {
     store_media_ref_matches_put(store).await;
     store_preview_url(store).await;
     store_concurrent_puts_leave_one_whole_value(store).await;
+    store_get_range_reads_only_the_range(store).await;
+    store_get_range_refuses_bad_ranges(store).await;
+    store_staged_write_commits_under_its_key(store).await;
+    store_put_file_checked_round_trips(store).await;
 }
 
 /// A fresh `conformance/<random>/` prefix.
@@ -461,5 +467,184 @@ pub async fn store_concurrent_puts_leave_one_whole_value(store: &dyn MediaStore)
         vec![k.clone()],
         "concurrent puts must leave exactly one listed object"
     );
+    cleanup(store, &[k]).await;
+}
+
+/// Deterministic bytes whose value at offset `i` is known (so a range read is checkable).
+fn patterned(len: usize) -> Bytes {
+    Bytes::from(
+        (0..len)
+            .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+            .collect::<Vec<u8>>(),
+    )
+}
+
+/// `get_range` returns exactly the bytes of the range, the end clamped to the object's length:
+/// the head, the tail, a range deep in a 3 MiB object, one past the end, an empty range at the
+/// end.
+pub async fn store_get_range_reads_only_the_range(store: &dyn MediaStore) {
+    let prefix = fresh_prefix();
+    let k = key(&prefix, "range/big.mp4");
+    let len = 3 * 1024 * 1024 + 17;
+    let bytes = patterned(len);
+    store
+        .put(&k, bytes.clone(), MediaFormat::Mp4)
+        .await
+        .unwrap_or_else(|e| panic!("put({k}) failed: {e}"));
+    let len = len as u64;
+    let cases: [(u64, u64); 7] = [
+        (0, 1),
+        (0, 4096),
+        (len - 10, len),
+        (2 * 1024 * 1024 + 5, 2 * 1024 * 1024 + 70_000),
+        (len - 3, len + 1000),
+        (len, len),
+        (100, 100),
+    ];
+    for (start, end) in cases {
+        let got = store
+            .get_range(&k, start..end)
+            .await
+            .unwrap_or_else(|e| panic!("get_range({k}, {start}..{end}) failed: {e}"));
+        let want = bytes.slice(start as usize..end.min(len) as usize);
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "get_range({k}, {start}..{end}) of a {len}-byte object returned {} bytes",
+            got.len()
+        );
+        assert!(
+            got == want,
+            "get_range({k}, {start}..{end}) returned other bytes than the range"
+        );
+    }
+    cleanup(store, &[k]).await;
+}
+
+/// `get_range` refuses a range that starts past the end or ends before it starts
+/// (`InvalidInput`) and is `NotFound` for a missing key.
+pub async fn store_get_range_refuses_bad_ranges(store: &dyn MediaStore) {
+    let prefix = fresh_prefix();
+    let k = key(&prefix, "range/small.wav");
+    store
+        .put(&k, patterned(100), MediaFormat::Wav)
+        .await
+        .unwrap_or_else(|e| panic!("put({k}) failed: {e}"));
+    for (start, end) in [(101u64, 200u64), (50, 10), (1000, 1000)] {
+        match store.get_range(&k, start..end).await {
+            Ok(b) => panic!(
+                "get_range({k}, {start}..{end}) of a 100-byte object returned {} bytes instead \
+                 of InvalidInput",
+                b.len()
+            ),
+            Err(e) => assert_eq!(
+                e.kind(),
+                ErrorKind::InvalidInput,
+                "get_range({k}, {start}..{end}) must be InvalidInput, got {e}"
+            ),
+        }
+    }
+    let missing = key(&prefix, "range/missing.wav");
+    for range in [0..10u64, 0..0] {
+        match store.get_range(&missing, range.clone()).await {
+            Ok(b) => panic!(
+                "get_range({missing}, {range:?}) of a missing key returned {} bytes",
+                b.len()
+            ),
+            Err(e) => assert_eq!(
+                e.kind(),
+                ErrorKind::NotFound,
+                "get_range({missing}, {range:?}) of a missing key must be NotFound, got {e}"
+            ),
+        }
+    }
+    cleanup(store, &[k]).await;
+}
+
+/// A staged write (for stores that offer one) commits the chunks written, in order, under the
+/// key given at the commit; an aborted one leaves nothing behind. Stores without staged writes
+/// pass trivially.
+pub async fn store_staged_write_commits_under_its_key(store: &dyn MediaStore) {
+    let prefix = fresh_prefix();
+    let Some(mut staged) = store
+        .stage(MediaFormat::Mov)
+        .await
+        .unwrap_or_else(|e| panic!("stage() failed: {e}"))
+    else {
+        return;
+    };
+    let whole = patterned(300_000);
+    for chunk in whole.chunks(64 * 1024) {
+        staged
+            .write(Bytes::copy_from_slice(chunk))
+            .await
+            .unwrap_or_else(|e| panic!("a staged write failed: {e}"));
+    }
+    assert_eq!(
+        staged.written(),
+        whole.len() as u64,
+        "a staged write counts the bytes written"
+    );
+    let k = key(&prefix, "staged/clip.mov");
+    let stored = staged
+        .commit(&k)
+        .await
+        .unwrap_or_else(|e| panic!("commit of a staged write as {k} failed: {e}"));
+    assert_eq!(
+        stored,
+        store.media_ref(&k),
+        "commit returned another MediaRef"
+    );
+    let got = store
+        .get(&k)
+        .await
+        .unwrap_or_else(|e| panic!("get({k}) after a staged commit failed: {e}"));
+    assert!(got == whole, "get({k}) did not return the staged bytes");
+
+    let mut aborted = store
+        .stage(MediaFormat::Mov)
+        .await
+        .unwrap_or_else(|e| panic!("stage() failed: {e}"))
+        .unwrap_or_else(|| panic!("stage() offered a staged write once, then none"));
+    aborted
+        .write(Bytes::from_static(b"never stored"))
+        .await
+        .unwrap_or_else(|e| panic!("a staged write failed: {e}"));
+    aborted.abort().await;
+    let page = store
+        .list(&prefix, None, 100)
+        .await
+        .unwrap_or_else(|e| panic!("list({prefix:?}) failed: {e}"));
+    assert_eq!(
+        page.keys,
+        vec![k.clone()],
+        "an aborted staged write must leave no object"
+    );
+    cleanup(store, &[k]).await;
+}
+
+/// [`MediaStore::put_file_checked`] stores a file whose SHA-256 the caller gives.
+pub async fn store_put_file_checked_round_trips(store: &dyn MediaStore) {
+    let prefix = fresh_prefix();
+    let bytes = patterned(20_000);
+    let k = key(&prefix, "checked/clip.m4a");
+    let path = std::env::temp_dir().join(format!(
+        "crossmodal-conformance-{:016x}.m4a",
+        rand::random::<u64>()
+    ));
+    if let Err(e) = tokio::fs::write(&path, &bytes).await {
+        panic!("could not write temporary file {}: {e}", path.display());
+    }
+    let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    let result = store
+        .put_file_checked(&k, &path, MediaFormat::M4a, &digest)
+        .await;
+    let _ = tokio::fs::remove_file(&path).await;
+    result.unwrap_or_else(|e| panic!("put_file_checked({k}) with the file's hash failed: {e}"));
+    let got = store
+        .get(&k)
+        .await
+        .unwrap_or_else(|e| panic!("get({k}) after put_file_checked failed: {e}"));
+    assert!(got == bytes, "get({k}) did not return the file's bytes");
     cleanup(store, &[k]).await;
 }

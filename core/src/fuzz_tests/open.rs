@@ -62,20 +62,13 @@ fn records(from: usize, n: usize) -> Vec<VectorRecord> {
                 vector: (0..DIM)
                     .map(|d| ((i * 31 + d * 7) % 17) as f32 - 8.0 + 0.1)
                     .collect(),
-                meta: RecordMeta {
-                    kind: if audio {
-                        MediaKind::Audio
-                    } else {
-                        MediaKind::Video
-                    },
-                    format: if audio {
-                        MediaFormat::Wav
-                    } else {
-                        MediaFormat::Mp4
-                    },
-                    tags: vec![format!("t{}", i % 4)],
-                    created_at_ms: i as i64,
-                },
+                meta: if audio {
+                    RecordMeta::new(MediaKind::Audio, MediaFormat::Wav)
+                } else {
+                    RecordMeta::new(MediaKind::Video, MediaFormat::Mp4)
+                }
+                .tags([format!("t{}", i % 4)])
+                .created_at_ms(i as i64),
             }
         })
         .collect()

@@ -21,12 +21,11 @@ use crate::storage::wal::{self, WalWriter};
 const DIM: usize = 6;
 
 fn meta(i: usize) -> RecordMeta {
-    RecordMeta {
-        kind: MediaKind::ALL[i % 3],
-        format: MediaFormat::ALL[i % 8],
-        tags: (0..i % 3).map(|t| format!("tag-{t}")).collect(),
-        created_at_ms: 1_700_000_000_000 + i as i64,
-    }
+    RecordMeta::new(MediaKind::ALL[i % 3], MediaFormat::ALL[i % 8])
+        .tags((0..i % 3).map(|t| format!("tag-{t}")))
+        .created_at_ms(1_700_000_000_000 + i as i64)
+        .name(format!("asset {i}.mp4"))
+        .field("budget", i as f64)
 }
 
 fn unit(i: usize) -> Vec<f32> {
@@ -169,11 +168,10 @@ fn fuzz_asset_tables() {
     for n in [0usize, 1, 3, 6] {
         let mut table = AssetTable::default();
         for a in 0..n {
-            let i = table
-                .intern(&AssetId::from_content(format!("a{a}").as_bytes()))
-                .unwrap();
+            let id = AssetId::from_content(format!("a{a}").as_bytes());
+            let mut i = 0;
             for m in 0..=(a % 3) {
-                table.intern_meta(i, &meta(a + m)).unwrap();
+                i = table.intern(&id, &meta(a + m)).unwrap().0;
             }
             if let Some(e) = table.get_mut(i) {
                 e.live = a as u32;
@@ -197,8 +195,8 @@ fn fuzz_asset_tables() {
                 Ok(table) => {
                     let mut ids = std::collections::HashSet::new();
                     for e in &table.entries {
-                        prop_assert!(ids.insert(e.id.clone()), "an asset listed twice");
-                        prop_assert!(table.index_of(&e.id).is_some());
+                        prop_assert!(ids.insert(e.asset_id()), "an asset listed twice");
+                        prop_assert!(table.index_of(&e.asset_id()).is_some());
                     }
                     let mut w = ByteWriter::default();
                     table
@@ -221,20 +219,8 @@ fn fuzz_asset_tables() {
 #[test]
 fn fuzz_rows() {
     let rows = [
-        Row {
-            asset: 0,
-            seq: 0,
-            meta: 0,
-            segment: None,
-            crc: 7,
-        },
-        Row {
-            asset: 9,
-            seq: 3,
-            meta: 2,
-            segment: Some(Segment::new(4.0, 8.5).unwrap()),
-            crc: 0xDEAD_BEEF,
-        },
+        Row::new(0, 0, 0, None, 7),
+        Row::new(9, 3, 2, Some(Segment::new(4.0, 8.5).unwrap()), 0xDEAD_BEEF),
     ];
     let seeds: Vec<Vec<u8>> = rows
         .iter()
@@ -254,7 +240,7 @@ fn fuzz_rows() {
             match Row::decode(&mut r) {
                 Ok(row) => {
                     prop_assert!(bytes.len() >= ROW_BYTES);
-                    if let Some(s) = row.segment {
+                    if let Some(s) = row.segment() {
                         prop_assert!(Segment::new(s.start_sec, s.end_sec).is_ok());
                     }
                     let mut out = Vec::new();

@@ -13,12 +13,17 @@
 //! ```
 
 mod format;
+mod mp3;
 mod probe;
+mod source;
 
 pub use format::{MediaFormat, MediaKind};
+pub(crate) use probe::HeadProbe;
 pub use probe::{MediaProbe, probe};
 
 use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::Path;
 
 use crate::asset::AssetId;
 use crate::error::{Error, ErrorKind, Result};
@@ -133,7 +138,53 @@ pub fn validate_media(
         None => e,
     };
     check_size(bytes, bytes.len() as u64, limits).map_err(with_name)?;
-    let probe = probe::probe(bytes).map_err(with_name)?;
+    let mut head = probe::probe_head(bytes).map_err(with_name)?;
+    head.feed(0, bytes);
+    finish_validation(
+        head,
+        AssetId::from_content(bytes),
+        bytes.len() as u64,
+        file_name,
+        limits,
+    )
+}
+
+/// The checks of a file that need only its header, read in pieces from `file` (`size` bytes,
+/// opened from `path`): not empty, a supported format by content, within the size limit of its
+/// kind (refused before anything else is read), a header that parses. What remains (an MP3's
+/// frame count) is fed the content by the caller's one read of the file, then
+/// [`finish_validation`] gives the result. Blocking.
+pub(crate) fn check_file_head(
+    file: &File,
+    size: u64,
+    path: &Path,
+    file_name: Option<&str>,
+    limits: &MediaLimits,
+) -> Result<HeadProbe> {
+    let with_name = |e: Error| match file_name {
+        Some(n) => e.with_context("file", n),
+        None => e,
+    };
+    let src = source::FileSource::new(file, size, path);
+    let head = source::Source::read(&src, 0, 64)?;
+    check_size(&head, size, limits).map_err(with_name)?;
+    probe::probe_head(&src).map_err(with_name)
+}
+
+/// Finishes a validation begun by the header probe: the probe's last checks, the duration
+/// limit, the extension check.
+pub(crate) fn finish_validation(
+    head: HeadProbe,
+    asset_id: AssetId,
+    size_bytes: u64,
+    file_name: Option<&str>,
+    limits: &MediaLimits,
+) -> Result<ValidatedMedia> {
+    let with_name = |e: Error| match file_name {
+        Some(n) => e.with_context("file", n),
+        None => e,
+    };
+    let probe = head.finish().map_err(with_name)?;
     if let Some(d) = probe.duration_sec
         && d > limits.max_duration_sec
     {
@@ -147,9 +198,9 @@ pub fn validate_media(
     }
     let extension_mismatch = file_name.and_then(|name| extension_mismatch(name, probe.format));
     Ok(ValidatedMedia {
-        asset_id: AssetId::from_content(bytes),
+        asset_id,
         probe,
-        size_bytes: bytes.len() as u64,
+        size_bytes,
         extension_mismatch,
     })
 }

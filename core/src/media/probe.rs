@@ -23,9 +23,13 @@ use serde::{Deserialize, Serialize};
 use symphonia::core::errors::Error as AudioError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
-use symphonia::default::formats::{MpaReader, WavReader};
+use symphonia::default::formats::WavReader;
 
 use super::format::{MediaFormat, MediaKind};
+use super::mp3::{Mp3Scan, probe_mp3_head};
+#[cfg(test)]
+use super::mp3::{parse_frame_header, xing_frame_count};
+use super::source::{Source, SourceReader};
 use crate::error::{Error, Result};
 
 /// What a media file's header says about it.
@@ -66,7 +70,7 @@ impl MediaProbe {
         }
     }
 
-    fn audio(format: MediaFormat, duration_sec: Option<f64>) -> Self {
+    pub(super) fn audio(format: MediaFormat, duration_sec: Option<f64>) -> Self {
         MediaProbe {
             format,
             width: None,
@@ -99,21 +103,75 @@ impl MediaProbe {
 /// Never panics, whatever the input (a panic inside a third-party parser is caught and reported
 /// as `Corrupt`, unless the binary is built with `panic = "abort"`).
 pub fn probe(bytes: &[u8]) -> Result<MediaProbe> {
-    if bytes.is_empty() {
+    let mut head = probe_head(bytes)?;
+    head.feed(0, bytes);
+    head.finish()
+}
+
+/// What the header probe of [`probe_head`] found. Complete for every format but MP3, whose
+/// length and truncation check need its frames counted: the ingest pipeline
+/// [feeds](Self::feed) them the bytes of the one read that also hashes and stores the file.
+pub(crate) struct HeadProbe {
+    probe: MediaProbe,
+    mp3: Option<Mp3Scan>,
+}
+
+impl HeadProbe {
+    /// The format by content (final for every format but an MP4/M4A container, where the
+    /// tracks decide, which the header probe already did).
+    pub(crate) fn format(&self) -> MediaFormat {
+        self.probe.format
+    }
+
+    /// Whether [`feed`](Self::feed) wants the whole content.
+    pub(crate) fn wants_content(&self) -> bool {
+        self.mp3.is_some()
+    }
+
+    /// The next `chunk` of the content, at `offset` (chunks in order, from the start).
+    pub(crate) fn feed(&mut self, offset: u64, chunk: &[u8]) {
+        if let Some(scan) = &mut self.mp3 {
+            scan.feed(offset, chunk);
+        }
+    }
+
+    /// The probe, once the content has been fed (for formats that want it).
+    pub(crate) fn finish(self) -> Result<MediaProbe> {
+        match self.mp3 {
+            Some(scan) => scan.finish(),
+            None => Ok(self.probe),
+        }
+    }
+}
+
+/// Sniffs the format of `src` and parses its header, reading only what the format needs: box,
+/// chunk and tag headers, the movie header of an MP4, the last bytes of a JPEG.
+pub(crate) fn probe_head<S: Source + ?Sized>(src: &S) -> Result<HeadProbe> {
+    if src.len() == 0 {
         return Err(Error::invalid_input("cannot probe an empty media file"));
     }
-    let format = MediaFormat::sniff(bytes).ok_or_else(|| {
+    let head = src.read(0, 64)?;
+    let format = MediaFormat::sniff(&head).ok_or_else(|| {
         Error::unsupported(
             "not a supported media format (expected PNG, JPEG, WEBP, MP4, MOV, WAV, MP3 or M4A)",
         )
     })?;
+    let done = |probe| HeadProbe { probe, mp3: None };
     match format {
-        MediaFormat::Png => probe_png(bytes),
-        MediaFormat::Jpeg => probe_jpeg(bytes),
-        MediaFormat::Webp => probe_webp(bytes),
-        MediaFormat::Mp4 | MediaFormat::Mov | MediaFormat::M4a => probe_isobmff(bytes, format),
-        MediaFormat::Wav => probe_wav(bytes),
-        MediaFormat::Mp3 => probe_mp3(bytes),
+        MediaFormat::Png => probe_png(src).map(done),
+        MediaFormat::Jpeg => probe_jpeg(src).map(done),
+        MediaFormat::Webp => probe_webp(src).map(done),
+        MediaFormat::Mp4 | MediaFormat::Mov | MediaFormat::M4a => {
+            probe_isobmff(src, format).map(done)
+        }
+        MediaFormat::Wav => probe_wav(src).map(done),
+        MediaFormat::Mp3 => {
+            let scan = probe_mp3_head(src)?;
+            Ok(HeadProbe {
+                probe: MediaProbe::audio(MediaFormat::Mp3, None),
+                mp3: Some(scan),
+            })
+        }
     }
 }
 
@@ -121,7 +179,7 @@ pub fn probe(bytes: &[u8]) -> Result<MediaProbe> {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
+pub(super) fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let b = bytes.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes(b.try_into().ok()?))
 }
@@ -136,7 +194,7 @@ fn be_u64(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.try_into().ok()?))
 }
 
-fn fourcc(bytes: &[u8], at: usize) -> Option<[u8; 4]> {
+pub(super) fn fourcc(bytes: &[u8], at: usize) -> Option<[u8; 4]> {
     bytes.get(at..at.checked_add(4)?)?.try_into().ok()
 }
 
@@ -146,7 +204,7 @@ fn show_fourcc(code: [u8; 4]) -> String {
 }
 
 /// Runs a third-party parser, turning a panic into a `Corrupt` error.
-fn guarded<T>(what: &str, parse: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(super) fn guarded<T>(what: &str, parse: impl FnOnce() -> Result<T>) -> Result<T> {
     panic::catch_unwind(AssertUnwindSafe(parse)).unwrap_or_else(|payload| {
         Err(Error::corrupt(format!(
             "{what} header could not be parsed (the parser failed: {})",
@@ -174,9 +232,9 @@ fn dimension(value: usize, what: &str, format: &str) -> Result<u32> {
     }
 }
 
-fn image_size(bytes: &[u8], format: &str) -> Result<(u32, u32)> {
+fn image_size<S: Source + ?Sized>(src: &S, format: &str) -> Result<(u32, u32)> {
     let size = guarded(format, || {
-        imagesize::blob_size(bytes).map_err(|e| {
+        imagesize::reader_size(SourceReader::new(src)).map_err(|e| {
             Error::corrupt(format!("{format} header does not parse: {e}")).with_source(e)
         })
     })?;
@@ -190,7 +248,7 @@ fn image_size(bytes: &[u8], format: &str) -> Result<(u32, u32)> {
 // Images
 // ---------------------------------------------------------------------------------------------
 
-const PNG_SIGNATURE_LEN: usize = 8;
+const PNG_SIGNATURE_LEN: u64 = 8;
 /// PNG chunk lengths are limited to 2^31 - 1.
 const PNG_MAX_CHUNK_LEN: u32 = 0x7FFF_FFFF;
 
@@ -209,14 +267,15 @@ fn crc32(data: &[u8]) -> u32 {
 
 /// Walks the PNG chunks: the first must be a 13-byte `IHDR` with a valid CRC, every chunk must fit
 /// in the file, and an `IEND` chunk must be reached.
-fn check_png_chunks(bytes: &[u8]) -> Result<()> {
+fn check_png_chunks<S: Source + ?Sized>(src: &S) -> Result<()> {
+    let total = src.len();
     let mut pos = PNG_SIGNATURE_LEN;
     let mut first = true;
     loop {
-        let (Some(len), Some(ty)) = (be_u32(bytes, pos), fourcc(bytes, pos + 4)) else {
+        let header = src.read(pos, 8)?;
+        let (Some(len), Some(ty)) = (be_u32(&header, 0), fourcc(&header, 4)) else {
             return Err(Error::corrupt(format!(
-                "PNG is truncated: the file ends at byte {} before the IEND chunk",
-                bytes.len()
+                "PNG is truncated: the file ends at byte {total} before the IEND chunk"
             )));
         };
         if !ty.iter().all(u8::is_ascii_alphabetic) {
@@ -240,7 +299,7 @@ fn check_png_chunks(bytes: &[u8]) -> Result<()> {
         }
         // 4 bytes length + 4 bytes type + data + 4 bytes CRC.
         let chunk_len = 12 + u64::from(len);
-        let remaining = (bytes.len() - pos) as u64;
+        let remaining = total - pos;
         if chunk_len > remaining {
             return Err(Error::corrupt(format!(
                 "PNG is truncated or damaged: chunk '{}' at byte {pos} needs {chunk_len} bytes, \
@@ -248,13 +307,12 @@ fn check_png_chunks(bytes: &[u8]) -> Result<()> {
                 show_fourcc(ty),
             )));
         }
-        // `chunk_len <= remaining` so this fits in usize.
-        let end = pos + chunk_len as usize;
         if first {
-            let data_end = pos + 8 + 13;
-            let crc_ok = bytes
-                .get(pos + 4..data_end)
-                .zip(be_u32(bytes, data_end))
+            // Type and data (17 bytes) followed by the CRC.
+            let ihdr = src.read(pos + 4, 21)?;
+            let crc_ok = ihdr
+                .get(..17)
+                .zip(be_u32(&ihdr, 17))
                 .is_some_and(|(data, crc)| crc32(data) == crc);
             if !crc_ok {
                 return Err(Error::corrupt(
@@ -265,25 +323,26 @@ fn check_png_chunks(bytes: &[u8]) -> Result<()> {
         if &ty == b"IEND" {
             return Ok(());
         }
-        pos = end;
+        pos += chunk_len;
         first = false;
     }
 }
 
-fn probe_png(bytes: &[u8]) -> Result<MediaProbe> {
-    check_png_chunks(bytes)?;
-    let (width, height) = image_size(bytes, "PNG")?;
+fn probe_png<S: Source + ?Sized>(src: &S) -> Result<MediaProbe> {
+    check_png_chunks(src)?;
+    let (width, height) = image_size(src, "PNG")?;
     Ok(MediaProbe::image(MediaFormat::Png, width, height))
 }
 
 /// How far from the end a JPEG end-of-image marker is looked for.
 const JPEG_EOI_WINDOW: usize = 64;
 
-fn probe_jpeg(bytes: &[u8]) -> Result<MediaProbe> {
-    let (width, height) = image_size(bytes, "JPEG")?;
-    let tail = bytes
-        .get(bytes.len().saturating_sub(JPEG_EOI_WINDOW)..)
-        .unwrap_or_default();
+fn probe_jpeg<S: Source + ?Sized>(src: &S) -> Result<MediaProbe> {
+    let (width, height) = image_size(src, "JPEG")?;
+    let tail = src.read(
+        src.len().saturating_sub(JPEG_EOI_WINDOW as u64),
+        JPEG_EOI_WINDOW,
+    )?;
     if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
         return Err(Error::corrupt(format!(
             "JPEG is truncated: no end-of-image marker (FF D9) in the last {JPEG_EOI_WINDOW} bytes"
@@ -294,8 +353,9 @@ fn probe_jpeg(bytes: &[u8]) -> Result<MediaProbe> {
 
 /// Checks a RIFF header: the declared size must fit in the file. Returns the end of the RIFF
 /// chunk (8 + declared size).
-fn riff_end(bytes: &[u8], format: &str) -> Result<usize> {
-    let size = le_u32(bytes, 4)
+fn riff_end<S: Source + ?Sized>(src: &S, format: &str) -> Result<u64> {
+    let header = src.read(0, 8)?;
+    let size = le_u32(&header, 4)
         .ok_or_else(|| Error::corrupt(format!("{format} is truncated: incomplete RIFF header")))?;
     let end = u64::from(size) + 8;
     if end < 12 {
@@ -303,26 +363,26 @@ fn riff_end(bytes: &[u8], format: &str) -> Result<usize> {
             "{format} RIFF header is invalid: declared size {size} is too small"
         )));
     }
-    if end > bytes.len() as u64 {
+    if end > src.len() {
         return Err(Error::corrupt(format!(
             "{format} is truncated: the RIFF header declares {end} bytes, only {} are present",
-            bytes.len()
+            src.len()
         )));
     }
-    // `end <= bytes.len()` so it fits in usize.
-    Ok(end as usize)
+    Ok(end)
 }
 
-fn probe_webp(bytes: &[u8]) -> Result<MediaProbe> {
-    let end = riff_end(bytes, "WEBP")?;
-    let (Some(chunk), Some(chunk_len)) = (fourcc(bytes, 12), le_u32(bytes, 16)) else {
+fn probe_webp<S: Source + ?Sized>(src: &S) -> Result<MediaProbe> {
+    let end = riff_end(src, "WEBP")?;
+    let head = src.read(0, 32)?;
+    let (Some(chunk), Some(chunk_len)) = (fourcc(&head, 12), le_u32(&head, 16)) else {
         return Err(Error::corrupt("WEBP is truncated: no image chunk"));
     };
     // The first chunk is the image (VP8, VP8L) or the extended header (VP8X), each with a
     // recognisable signature.
     let valid = match &chunk {
-        b"VP8 " => bytes.get(23..26) == Some(&[0x9D, 0x01, 0x2A][..]),
-        b"VP8L" => bytes.get(20) == Some(&0x2F),
+        b"VP8 " => head.get(23..26) == Some(&[0x9D, 0x01, 0x2A][..]),
+        b"VP8L" => head.get(20) == Some(&0x2F),
         b"VP8X" => chunk_len >= 10,
         _ => false,
     };
@@ -332,14 +392,14 @@ fn probe_webp(bytes: &[u8]) -> Result<MediaProbe> {
             show_fourcc(chunk)
         )));
     }
-    if 20 + u64::from(chunk_len) > end as u64 {
+    if 20 + u64::from(chunk_len) > end {
         return Err(Error::corrupt(format!(
             "WEBP is truncated or damaged: chunk '{}' of {chunk_len} bytes runs past the end of \
              the RIFF data",
             show_fourcc(chunk)
         )));
     }
-    let (mut width, mut height) = image_size(bytes, "WEBP")?;
+    let (mut width, mut height) = image_size(src, "WEBP")?;
     if &chunk == b"VP8 " {
         // The top two bits of each VP8 dimension are an upscaling hint, not part of the size.
         width &= 0x3FFF;
@@ -355,6 +415,10 @@ fn probe_webp(bytes: &[u8]) -> Result<MediaProbe> {
 // MP4 / MOV / M4A
 // ---------------------------------------------------------------------------------------------
 
+/// The most movie-header bytes (`ftyp` and `moov` boxes) read to probe an MP4, MOV or M4A: a
+/// 4-hour video's sample tables take a few tens of MB.
+pub(crate) const MAX_MOVIE_HEADER_BYTES: u64 = 64 * 1024 * 1024;
+
 fn container_name(format: MediaFormat) -> &'static str {
     match format {
         MediaFormat::Mov => "MOV",
@@ -364,15 +428,16 @@ fn container_name(format: MediaFormat) -> &'static str {
 }
 
 /// Checks that the top-level boxes tile the file exactly and that one of them is `moov`.
-fn check_top_level_boxes(bytes: &[u8], name: &str) -> Result<()> {
-    let len = bytes.len() as u64;
+/// Returns where the `ftyp` and `moov` boxes are (offset, size), in file order.
+fn check_top_level_boxes<S: Source + ?Sized>(src: &S, name: &str) -> Result<Vec<(u64, u64)>> {
+    let len = src.len();
     let mut pos = 0u64;
     let mut has_moov = false;
+    let mut header_boxes = Vec::new();
     while pos < len {
         let remaining = len - pos;
-        // `pos < len` so it fits in usize.
-        let at = pos as usize;
-        let (Some(size32), Some(ty)) = (be_u32(bytes, at), fourcc(bytes, at + 4)) else {
+        let header = src.read(pos, 16)?;
+        let (Some(size32), Some(ty)) = (be_u32(&header, 0), fourcc(&header, 4)) else {
             return Err(Error::corrupt(format!(
                 "{name} is truncated: {remaining} stray bytes at byte {pos} where a box was \
                  expected"
@@ -380,7 +445,7 @@ fn check_top_level_boxes(bytes: &[u8], name: &str) -> Result<()> {
         };
         let (size, header_len) = match size32 {
             // A 64-bit size follows the type.
-            1 => match be_u64(bytes, at + 8) {
+            1 => match be_u64(&header, 8) {
                 Some(large) => (large, 16),
                 None => {
                     return Err(Error::corrupt(format!(
@@ -407,6 +472,9 @@ fn check_top_level_boxes(bytes: &[u8], name: &str) -> Result<()> {
             )));
         }
         has_moov |= &ty == b"moov";
+        if &ty == b"moov" || &ty == b"ftyp" {
+            header_boxes.push((pos, size));
+        }
         pos += size;
     }
     if !has_moov {
@@ -414,7 +482,7 @@ fn check_top_level_boxes(bytes: &[u8], name: &str) -> Result<()> {
             "{name} has no 'moov' box: the movie header is missing (incomplete or damaged file)"
         )));
     }
-    Ok(())
+    Ok(header_boxes)
 }
 
 /// Boxes whose children the MP4 parser reads (the path to every table it sizes by a count).
@@ -573,12 +641,26 @@ fn video_size(track: &mp4parse::Track) -> Option<(u32, u32)> {
         })
 }
 
-fn probe_isobmff(bytes: &[u8], sniffed: MediaFormat) -> Result<MediaProbe> {
+fn probe_isobmff<S: Source + ?Sized>(src: &S, sniffed: MediaFormat) -> Result<MediaProbe> {
     let name = container_name(sniffed);
-    check_top_level_boxes(bytes, name)?;
-    check_table_counts(bytes, name, 0)?;
+    let header_boxes = check_top_level_boxes(src, name)?;
+    // The parser reads the movie header only (`ftyp` and `moov`, in file order), never the
+    // media data, wherever the header sits in the file.
+    let header_len: u64 = header_boxes.iter().map(|(_, size)| size).sum();
+    if header_len > MAX_MOVIE_HEADER_BYTES {
+        return Err(Error::unsupported(format!(
+            "{name} movie header is {header_len} bytes, more than the {MAX_MOVIE_HEADER_BYTES} \
+             bytes read to probe a file"
+        )));
+    }
+    let mut movie = Vec::with_capacity(usize::try_from(header_len).unwrap_or(0));
+    for (at, size) in header_boxes {
+        let part = src.read(at, usize::try_from(size).unwrap_or(usize::MAX))?;
+        movie.extend_from_slice(&part);
+    }
+    check_table_counts(&movie, name, 0)?;
     let context = guarded(name, || {
-        mp4parse::read_mp4(&mut Cursor::new(bytes)).map_err(|e| mp4_error(name, e))
+        mp4parse::read_mp4(&mut Cursor::new(&movie)).map_err(|e| mp4_error(name, e))
     })?;
 
     let movie_timescale = context.timescale.map(|t| t.0);
@@ -635,7 +717,7 @@ fn probe_isobmff(bytes: &[u8], sniffed: MediaFormat) -> Result<MediaProbe> {
 // Audio (symphonia)
 // ---------------------------------------------------------------------------------------------
 
-fn audio_error(format: &str, err: AudioError) -> Error {
+pub(super) fn audio_error(format: &str, err: AudioError) -> Error {
     match err {
         AudioError::Unsupported(what) => {
             Error::unsupported(format!("{format} uses an unsupported feature: {what}"))
@@ -649,20 +731,22 @@ fn audio_error(format: &str, err: AudioError) -> Error {
     }
 }
 
-fn media_stream(bytes: &[u8]) -> MediaSourceStream {
+pub(super) fn media_stream(bytes: &[u8]) -> MediaSourceStream {
     MediaSourceStream::new(
         Box::new(Cursor::new(bytes.to_vec())),
         MediaSourceStreamOptions::default(),
     )
 }
 
-/// Walks the chunks of a WAVE file. Returns the offset of the `data` chunk header.
-fn check_wav_chunks(bytes: &[u8], end: usize) -> Result<usize> {
-    let mut pos = 12usize;
+/// Walks the chunks of a WAVE file (reading only their headers). Returns the offset of the
+/// `data` chunk header.
+fn check_wav_chunks<S: Source + ?Sized>(src: &S, end: u64) -> Result<u64> {
+    let mut pos = 12u64;
     let mut fmt = None;
     let mut data = None;
     while pos.saturating_add(8) <= end {
-        let (Some(id), Some(size)) = (fourcc(bytes, pos), le_u32(bytes, pos + 4)) else {
+        let header = src.read(pos, 8)?;
+        let (Some(id), Some(size)) = (fourcc(&header, 0), le_u32(&header, 4)) else {
             break;
         };
         if !id.iter().all(|b| (0x20..=0x7E).contains(b)) {
@@ -672,8 +756,8 @@ fn check_wav_chunks(bytes: &[u8], end: usize) -> Result<usize> {
             )));
         }
         let body = pos + 8;
-        let chunk_end = body as u64 + u64::from(size);
-        if chunk_end > end as u64 {
+        let chunk_end = body + u64::from(size);
+        if chunk_end > end {
             return Err(Error::corrupt(format!(
                 "WAV is truncated or damaged: chunk '{}' at byte {pos} declares {size} bytes, only \
                  {} remain",
@@ -686,8 +770,8 @@ fn check_wav_chunks(bytes: &[u8], end: usize) -> Result<usize> {
             b"data" if data.is_none() => data = Some(pos),
             _ => {}
         }
-        // Chunks are padded to an even size; `chunk_end <= end` so this fits in usize.
-        pos = chunk_end as usize + (size & 1) as usize;
+        // Chunks are padded to an even size.
+        pos = chunk_end + u64::from(size & 1);
     }
     match (fmt, data) {
         (Some(f), Some(d)) if f < d => Ok(d),
@@ -699,13 +783,24 @@ fn check_wav_chunks(bytes: &[u8], end: usize) -> Result<usize> {
     }
 }
 
-fn probe_wav(bytes: &[u8]) -> Result<MediaProbe> {
-    let end = riff_end(bytes, "WAV")?;
-    let data_at = check_wav_chunks(bytes, end)?;
-    // The reader stops at the data chunk header, so the samples need not be copied.
-    let header = bytes.get(..data_at + 8).unwrap_or(bytes);
+/// The most bytes before the samples of a WAV file (its `fmt ` and other chunks) read to probe
+/// it.
+const MAX_WAV_HEADER_BYTES: u64 = 16 * 1024 * 1024;
+
+fn probe_wav<S: Source + ?Sized>(src: &S) -> Result<MediaProbe> {
+    let end = riff_end(src, "WAV")?;
+    let data_at = check_wav_chunks(src, end)?;
+    // The reader stops at the data chunk header, so the samples are never read.
+    let header_len = data_at + 8;
+    if header_len > MAX_WAV_HEADER_BYTES {
+        return Err(Error::unsupported(format!(
+            "WAV has {data_at} bytes of chunks before its samples, more than the \
+             {MAX_WAV_HEADER_BYTES} bytes read to probe a file"
+        )));
+    }
+    let header = src.read(0, usize::try_from(header_len).unwrap_or(usize::MAX))?;
     let (frames, sample_rate) = guarded("WAV", || {
-        let reader = WavReader::try_new(media_stream(header), &FormatOptions::default())
+        let reader = WavReader::try_new(media_stream(&header), &FormatOptions::default())
             .map_err(|e| audio_error("WAV", e))?;
         let params = reader
             .tracks()
@@ -720,269 +815,6 @@ fn probe_wav(bytes: &[u8]) -> Result<MediaProbe> {
     };
     let duration = frames.map(|n| n as f64 / f64::from(sample_rate));
     Ok(MediaProbe::audio(MediaFormat::Wav, duration))
-}
-
-// ---------------------------------------------------------------------------------------------
-// MP3
-// ---------------------------------------------------------------------------------------------
-
-/// MPEG audio version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MpegVersion {
-    V1,
-    V2,
-    V2_5,
-}
-
-/// The fields of an MPEG audio frame header that the structural checks need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FrameHeader {
-    version: MpegVersion,
-    /// 1, 2 or 3.
-    layer: u8,
-    has_crc: bool,
-    sample_rate: u32,
-    mono: bool,
-    /// The whole frame, header included, in bytes.
-    frame_len: usize,
-}
-
-impl FrameHeader {
-    /// Bytes between the header (and CRC) and the Xing/Info tag of a layer III frame.
-    fn side_info_len(&self) -> usize {
-        match (self.version, self.mono) {
-            (MpegVersion::V1, true) => 17,
-            (MpegVersion::V1, false) => 32,
-            (_, true) => 9,
-            (_, false) => 17,
-        }
-    }
-
-    fn similar(&self, other: &FrameHeader) -> bool {
-        self.version == other.version
-            && self.layer == other.layer
-            && self.sample_rate == other.sample_rate
-            && self.mono == other.mono
-    }
-}
-
-const MP3_BITRATES_V1_L3: [u32; 15] = [
-    0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
-];
-const MP3_BITRATES_V2_L3: [u32; 15] =
-    [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
-
-/// Parses a frame header word. Layer I/II headers parse (so a following frame can be compared)
-/// but get `frame_len` 0; the caller rejects them.
-fn parse_frame_header(word: u32) -> std::result::Result<FrameHeader, &'static str> {
-    if word & 0xFFE0_0000 != 0xFFE0_0000 {
-        return Err("no frame sync");
-    }
-    let version = match (word >> 19) & 3 {
-        0 => MpegVersion::V2_5,
-        2 => MpegVersion::V2,
-        3 => MpegVersion::V1,
-        _ => return Err("reserved MPEG version"),
-    };
-    let layer = match (word >> 17) & 3 {
-        1 => 3,
-        2 => 2,
-        3 => 1,
-        _ => return Err("reserved layer"),
-    };
-    let bitrate_index = ((word >> 12) & 0xF) as usize;
-    if bitrate_index == 0 {
-        return Err("free-format bitrate");
-    }
-    if bitrate_index == 15 {
-        return Err("invalid bitrate index");
-    }
-    let sample_rate = match ((word >> 10) & 3, version) {
-        (3, _) => return Err("reserved sample rate"),
-        (0, MpegVersion::V1) => 44_100,
-        (1, MpegVersion::V1) => 48_000,
-        (_, MpegVersion::V1) => 32_000,
-        (0, MpegVersion::V2) => 22_050,
-        (1, MpegVersion::V2) => 24_000,
-        (_, MpegVersion::V2) => 16_000,
-        (0, MpegVersion::V2_5) => 11_025,
-        (1, MpegVersion::V2_5) => 12_000,
-        (_, MpegVersion::V2_5) => 8_000,
-    };
-    let padding = ((word >> 9) & 1) as usize;
-    let frame_len = if layer == 3 {
-        let (bitrate, coefficient) = match version {
-            MpegVersion::V1 => (MP3_BITRATES_V1_L3.get(bitrate_index), 144),
-            _ => (MP3_BITRATES_V2_L3.get(bitrate_index), 72),
-        };
-        let bitrate = bitrate.copied().ok_or("invalid bitrate index")?;
-        (coefficient * bitrate * 1000 / sample_rate) as usize + padding
-    } else {
-        0
-    };
-    Ok(FrameHeader {
-        version,
-        layer,
-        has_crc: (word >> 16) & 1 == 0,
-        sample_rate,
-        mono: (word >> 6) & 3 == 3,
-        frame_len,
-    })
-}
-
-/// Skips any ID3v2 tags at the start. Returns the offset just past them.
-fn skip_id3v2(bytes: &[u8]) -> Result<usize> {
-    let mut pos = 0usize;
-    while bytes.get(pos..pos + 3) == Some(b"ID3") {
-        let Some(&[_, _, _, major, revision, flags, s0, s1, s2, s3]) = bytes.get(pos..pos + 10)
-        else {
-            return Err(Error::corrupt(
-                "MP3 is truncated: incomplete ID3v2 tag header",
-            ));
-        };
-        let size = [s0, s1, s2, s3];
-        if !(2..=4).contains(&major) || revision == 0xFF || size.iter().any(|b| b & 0x80 != 0) {
-            return Err(Error::corrupt("MP3 ID3v2 tag header is invalid"));
-        }
-        // A 28-bit "synchsafe" integer: 7 bits per byte.
-        let size = size
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 7) | usize::from(b));
-        let footer = if flags & 0x10 != 0 { 10 } else { 0 };
-        let end = pos + 10 + size + footer;
-        if end > bytes.len() {
-            return Err(Error::corrupt(format!(
-                "MP3 is truncated: the ID3v2 tag declares {} bytes, only {} remain",
-                end - pos,
-                bytes.len() - pos
-            )));
-        }
-        pos = end;
-    }
-    Ok(pos)
-}
-
-/// The frame count of a Xing/Info tag in the first frame, if it has one.
-fn xing_frame_count(bytes: &[u8], frame_at: usize, header: &FrameHeader) -> Option<u32> {
-    let at = frame_at + 4 + if header.has_crc { 2 } else { 0 } + header.side_info_len();
-    let tag = fourcc(bytes, at)?;
-    if &tag != b"Xing" && &tag != b"Info" {
-        return None;
-    }
-    let flags = be_u32(bytes, at + 4)?;
-    if flags & 1 == 0 {
-        return None;
-    }
-    be_u32(bytes, at + 8)
-}
-
-/// Checks the first frame header and that another frame (or a trailing tag) follows it.
-fn check_first_frame(bytes: &[u8], at: usize) -> Result<FrameHeader> {
-    let word = be_u32(bytes, at)
-        .ok_or_else(|| Error::corrupt("MP3 is truncated: no complete frame header"))?;
-    let header = parse_frame_header(word).map_err(|why| {
-        Error::corrupt(format!("MP3 frame header at byte {at} is invalid: {why}"))
-    })?;
-    if header.layer != 3 {
-        return Err(Error::unsupported(format!(
-            "MPEG audio layer {} is not supported, only layer III (MP3)",
-            header.layer
-        )));
-    }
-    let next = at + header.frame_len;
-    if next > bytes.len() {
-        return Err(Error::corrupt(format!(
-            "MP3 is truncated: the first frame needs {} bytes, only {} remain",
-            header.frame_len,
-            bytes.len() - at
-        )));
-    }
-    let rest = bytes.get(next..).unwrap_or_default();
-    let trailing_tag = [&b"TAG"[..], b"APETAGEX", b"LYRICSBEGIN", b"ID3"]
-        .iter()
-        .any(|tag| rest.starts_with(tag));
-    if let Some(word) = be_u32(bytes, next)
-        && !trailing_tag
-    {
-        let follows = parse_frame_header(word).is_ok_and(|h| h.similar(&header));
-        if !follows {
-            return Err(Error::corrupt(format!(
-                "MP3 frame header at byte {at} is invalid: no matching frame follows it at byte \
-                 {next}"
-            )));
-        }
-    }
-    Ok(header)
-}
-
-/// How far past an ID3v2 tag the first frame is looked for (taggers sometimes leave padding or
-/// junk behind the tag).
-const MP3_MAX_GAP_AFTER_TAG: usize = 64 * 1024;
-
-/// The first frame after an ID3v2 tag ending at `start`: the first offset in the gap window that
-/// passes [`check_first_frame`], or `start` itself (whose check then reports the problem).
-fn first_frame_after_tag(bytes: &[u8], start: usize) -> usize {
-    let window = bytes
-        .get(start..start.saturating_add(MP3_MAX_GAP_AFTER_TAG).min(bytes.len()))
-        .unwrap_or_default();
-    window
-        .iter()
-        .enumerate()
-        .filter(|&(_, &b)| b == 0xFF)
-        .map(|(i, _)| start + i)
-        .find(|&at| check_first_frame(bytes, at).is_ok())
-        .unwrap_or(start)
-}
-
-fn probe_mp3(bytes: &[u8]) -> Result<MediaProbe> {
-    // Without an ID3v2 tag the sniffed frame sync is at byte 0 and the first frame must be there.
-    let first = match skip_id3v2(bytes)? {
-        0 => 0,
-        end_of_tags => first_frame_after_tag(bytes, end_of_tags),
-    };
-    let header = check_first_frame(bytes, first)?;
-    let xing_frames = xing_frame_count(bytes, first, &header);
-    let stream = bytes.get(first..).unwrap_or_default();
-
-    let (params, packets, samples) = guarded("MP3", || {
-        let mut reader = MpaReader::try_new(media_stream(stream), &FormatOptions::default())
-            .map_err(|e| audio_error("MP3", e))?;
-        let params = reader
-            .tracks()
-            .first()
-            .map(|t| t.codec_params.clone())
-            .ok_or_else(|| Error::corrupt("MP3 has no audio track"))?;
-        // Count the frames without decoding them; the stream ends with an I/O error (EOF).
-        let (mut packets, mut samples) = (0u64, 0u64);
-        while let Ok(packet) = reader.next_packet() {
-            packets += 1;
-            samples = samples.saturating_add(packet.dur);
-        }
-        Ok((params, packets, samples))
-    })?;
-
-    let rate = f64::from(params.sample_rate.unwrap_or(header.sample_rate).max(1));
-    // Without a Xing/Info header the counted frames give the exact length.
-    let counted = (samples > 0).then(|| samples as f64 / rate);
-    let duration = match xing_frames {
-        Some(expected) => {
-            if packets.saturating_mul(100) < u64::from(expected).saturating_mul(95) {
-                return Err(Error::corrupt(format!(
-                    "MP3 is truncated: the Xing/Info header announces {expected} frames, only \
-                     {packets} are present"
-                )));
-            }
-            // Encoder delay and padding (from the LAME tag) are not part of the audio.
-            let trim =
-                u64::from(params.delay.unwrap_or(0)) + u64::from(params.padding.unwrap_or(0));
-            params
-                .n_frames
-                .map(|n| n.checked_sub(trim).unwrap_or(n) as f64 / rate)
-                .or(counted)
-        }
-        None => counted,
-    };
-    Ok(MediaProbe::audio(MediaFormat::Mp3, duration))
 }
 
 #[cfg(test)]

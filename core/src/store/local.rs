@@ -3,14 +3,16 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::fs;
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use url::Url;
 
-use super::{KeyPage, MediaKey, MediaRef, MediaStore};
-use crate::durable::write_atomic;
+use super::{KeyPage, MediaKey, MediaRef, MediaStore, StagedWrite, clamp_range};
+use crate::durable::{sync_dir, write_atomic};
 use crate::error::{Error, ErrorKind, Result};
 use crate::media::MediaFormat;
 
@@ -25,6 +27,11 @@ use crate::media::MediaFormat;
 ///   racing to plant one while a call is running.)
 /// - Names starting with `.` are reserved for temporary files: [`list`](MediaStore::list) skips
 ///   them and a key with a segment starting with `.` is refused (`InvalidInput`).
+/// - Large files never pass through memory whole: [`put_file`](MediaStore::put_file) copies the
+///   file into a temporary file in the root (the kernel's copy, `copy_file_range` on Linux)
+///   and renames it into place; [`stage`](MediaStore::stage) writes the chunks the ingest
+///   pipeline hashes into such a temporary file and renames it under the key the hash gives;
+///   [`get_range`](MediaStore::get_range) seeks and reads only the range.
 /// - All file-system work runs on tokio's blocking pool.
 ///
 /// ```
@@ -165,6 +172,129 @@ fn io_error(key: &MediaKey, path: &Path) -> impl Fn(io::Error) -> Error {
     }
 }
 
+/// A fresh temporary name in the root for an object being written (`.`-names are never keys
+/// and never listed).
+fn staging_path(root: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    root.join(format!(
+        ".staging-{}-{}-{:08x}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    ))
+}
+
+/// Moves the finished temporary file `tmp` into place as `key`: checks the key's path (no
+/// symbolic links, nothing in the way), creates the parent directories, fsyncs the file,
+/// renames it, fsyncs the directory. On failure `tmp` is left for the caller to remove.
+fn rename_into_place(root: &Path, key: &MediaKey, tmp: &Path) -> Result<()> {
+    let (path, found) = inspect(root, key)?;
+    if found == Found::Other {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "a directory or non-regular file is in the way of the object",
+        )
+        .with_context("key", key)
+        .with_context("path", path.display()));
+    }
+    let parent = path.parent().unwrap_or(root);
+    fs::create_dir_all(parent).map_err(io_error(key, parent))?;
+    fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io_error(key, tmp))?;
+    fs::rename(tmp, &path).map_err(io_error(key, &path))?;
+    sync_dir(parent).map_err(io_error(key, parent))
+}
+
+/// Removes a temporary file, logging (not failing) when it cannot.
+fn remove_temp(tmp: &Path) {
+    match fs::remove_file(tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %tmp.display(), error = %e, "could not remove a temporary file")
+        }
+    }
+}
+
+/// A [`LocalDirStore`] object being written: a temporary file in the root, renamed into place
+/// at the commit.
+struct LocalStaged {
+    store: LocalDirStore,
+    /// The temporary file; `None` while a write holds it on the blocking pool, or once done.
+    file: Option<fs::File>,
+    tmp: PathBuf,
+    written: u64,
+    /// Set once committed or aborted: nothing left to clean up on drop.
+    done: bool,
+}
+
+#[async_trait]
+impl StagedWrite for LocalStaged {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let Some(mut file) = self.file.take() else {
+            return Err(Error::backend(
+                "a staged write was used after a failed write",
+            ));
+        };
+        let tmp = self.tmp.clone();
+        let n = chunk.len() as u64;
+        let file = tokio::task::spawn_blocking(move || {
+            file.write_all(&chunk)
+                .map(|()| file)
+                .map_err(|e| Error::from(e).with_context("path", tmp.display()))
+        })
+        .await
+        .map_err(crate::error::join_error)??;
+        self.file = Some(file);
+        self.written += n;
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    async fn commit(mut self: Box<Self>, key: &MediaKey) -> Result<MediaRef> {
+        let file = self.file.take();
+        let root = Arc::clone(&self.store.root);
+        let tmp = self.tmp.clone();
+        let k = key.clone();
+        self.done = true;
+        tokio::task::spawn_blocking(move || {
+            drop(file);
+            let result = rename_into_place(&root, &k, &tmp);
+            if result.is_err() {
+                remove_temp(&tmp);
+            }
+            result
+        })
+        .await
+        .map_err(crate::error::join_error)??;
+        Ok(self.store.media_ref(key))
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        let file = self.file.take();
+        let tmp = self.tmp.clone();
+        self.done = true;
+        let _ = tokio::task::spawn_blocking(move || {
+            drop(file);
+            remove_temp(&tmp);
+        })
+        .await;
+    }
+}
+
+impl Drop for LocalStaged {
+    fn drop(&mut self) {
+        if !self.done {
+            self.file = None;
+            remove_temp(&self.tmp);
+        }
+    }
+}
+
 /// Lists keys under `dir` (whose key prefix is `rel`, empty or ending in `/`) in ascending byte
 /// order, until `out` holds `want` keys.
 ///
@@ -253,6 +383,94 @@ impl MediaStore for LocalDirStore {
         })
         .await?;
         Ok(self.media_ref(key))
+    }
+
+    /// Copies the file into a temporary file in the root (the kernel's copy, no bytes held in
+    /// memory), then renames it into place as [`put`](MediaStore::put) does.
+    async fn put_file(
+        &self,
+        key: &MediaKey,
+        path: &Path,
+        _format: MediaFormat,
+    ) -> Result<MediaRef> {
+        let source = path.to_path_buf();
+        self.blocking(key, move |root, key| {
+            let meta = fs::metadata(&source)
+                .map_err(|e| Error::from(e).with_context("path", source.display()))?;
+            if !meta.is_file() {
+                return Err(Error::invalid_input("not a regular file")
+                    .with_context("path", source.display()));
+            }
+            let tmp = staging_path(root);
+            let result = fs::copy(&source, &tmp)
+                .map_err(|e| {
+                    Error::from(e)
+                        .with_context("key", key)
+                        .with_context("path", source.display())
+                })
+                .and_then(|_| rename_into_place(root, key, &tmp));
+            if result.is_err() {
+                remove_temp(&tmp);
+            }
+            result
+        })
+        .await?;
+        Ok(self.media_ref(key))
+    }
+
+    async fn stage(&self, _format: MediaFormat) -> Result<Option<Box<dyn StagedWrite>>> {
+        let root = Arc::clone(&self.root);
+        let (file, tmp) = tokio::task::spawn_blocking(move || {
+            let tmp = staging_path(&root);
+            fs::File::create(&tmp)
+                .map(|f| (f, tmp))
+                .map_err(|e| Error::from(e).with_context("root", root.display()))
+        })
+        .await
+        .map_err(crate::error::join_error)??;
+        Ok(Some(Box::new(LocalStaged {
+            store: self.clone(),
+            file: Some(file),
+            tmp,
+            written: 0,
+            done: false,
+        })))
+    }
+
+    async fn get_range(&self, key: &MediaKey, range: Range<u64>) -> Result<Bytes> {
+        self.blocking(key, move |root, key| {
+            let (path, found) = inspect(root, key)?;
+            if found != Found::File {
+                return Err(not_found(key));
+            }
+            let mut file = match fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found(key)),
+                Err(e) => return Err(io_error(key, &path)(e)),
+            };
+            let len = file.metadata().map_err(io_error(key, &path))?.len();
+            let part = clamp_range(&range, len).map_err(|e| e.with_context("key", key))?;
+            let want = usize::try_from(part.end - part.start).map_err(|_| {
+                Error::invalid_input("byte range too large to read into memory")
+                    .with_context("key", key)
+            })?;
+            file.seek(SeekFrom::Start(part.start))
+                .map_err(io_error(key, &path))?;
+            let mut buf = Vec::with_capacity(want);
+            file.take(want as u64)
+                .read_to_end(&mut buf)
+                .map_err(io_error(key, &path))?;
+            if buf.len() != want {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "the object shrank while it was being read",
+                )
+                .with_context("key", key)
+                .with_context("path", path.display()));
+            }
+            Ok(Bytes::from(buf))
+        })
+        .await
     }
 
     async fn get(&self, key: &MediaKey) -> Result<Bytes> {

@@ -1,14 +1,15 @@
 //! [`MemoryStore`]: a [`MediaStore`] held in memory, for tests and short-lived tools.
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::ops::{Bound, Range};
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-use super::{KeyPage, MediaKey, MediaRef, MediaStore};
+use super::{KeyPage, MediaKey, MediaRef, MediaStore, StagedWrite, clamp_range};
 use crate::error::{Error, Result};
 use crate::media::MediaFormat;
 
@@ -33,7 +34,43 @@ use crate::media::MediaFormat;
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    objects: RwLock<BTreeMap<MediaKey, (Bytes, MediaFormat)>>,
+    objects: Arc<RwLock<Objects>>,
+}
+
+type Objects = BTreeMap<MediaKey, (Bytes, MediaFormat)>;
+
+/// A [`MemoryStore`] object being written: chunks gathered until the commit.
+struct MemoryStaged {
+    objects: Arc<RwLock<Objects>>,
+    format: MediaFormat,
+    buf: BytesMut,
+}
+
+#[async_trait]
+impl StagedWrite for MemoryStaged {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        self.buf.extend_from_slice(&chunk);
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    async fn commit(self: Box<Self>, key: &MediaKey) -> Result<MediaRef> {
+        let MemoryStaged {
+            objects,
+            format,
+            buf,
+        } = *self;
+        objects.write().insert(key.clone(), (buf.freeze(), format));
+        Ok(MediaRef {
+            key: key.clone(),
+            uri: memory_uri(key),
+        })
+    }
+
+    async fn abort(self: Box<Self>) {}
 }
 
 impl MemoryStore {
@@ -88,6 +125,22 @@ impl MediaStore for MemoryStore {
             .get(key)
             .map(|(bytes, _)| bytes.clone())
             .ok_or_else(|| Error::not_found("no such object").with_context("key", key))
+    }
+
+    async fn get_range(&self, key: &MediaKey, range: Range<u64>) -> Result<Bytes> {
+        let bytes = self.get(key).await?;
+        let part =
+            clamp_range(&range, bytes.len() as u64).map_err(|e| e.with_context("key", key))?;
+        // `clamp_range` keeps both ends within the length, which fits in usize.
+        Ok(bytes.slice(part.start as usize..part.end as usize))
+    }
+
+    async fn stage(&self, format: MediaFormat) -> Result<Option<Box<dyn StagedWrite>>> {
+        Ok(Some(Box::new(MemoryStaged {
+            objects: Arc::clone(&self.objects),
+            format,
+            buf: BytesMut::new(),
+        })))
     }
 
     async fn delete(&self, key: &MediaKey) -> Result<bool> {

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 use url::Url;
@@ -131,10 +132,62 @@ pub struct KeyPage {
     pub next_after: Option<MediaKey>,
 }
 
+/// An object being written before its key is known: content-addressed ingest hashes the bytes
+/// while it writes them, and the key (derived from the hash) is given at
+/// [`commit`](StagedWrite::commit). See [`MediaStore::stage`].
+///
+/// Dropping a staged write without committing it discards what was written (as
+/// [`abort`](StagedWrite::abort) does, on a best-effort basis).
+#[async_trait]
+pub trait StagedWrite: Send {
+    /// Appends `chunk`.
+    async fn write(&mut self, chunk: Bytes) -> Result<()>;
+
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+
+    /// Stores what was written under `key`, atomically (a reader sees the old object or the
+    /// whole new one) and durably where the store is durable, and returns where it lives.
+    async fn commit(self: Box<Self>, key: &MediaKey) -> Result<MediaRef>;
+
+    /// Discards what was written.
+    async fn abort(self: Box<Self>);
+}
+
+/// Checks a requested byte range against an object of `len` bytes and returns the part to
+/// read: `start..min(end, len)`. `InvalidInput` when `start > end` or `start > len`.
+///
+/// ```
+/// use crossmodal_core::store::clamp_range;
+/// assert_eq!(clamp_range(&(2..10), 6).unwrap(), 2..6);
+/// assert_eq!(clamp_range(&(6..6), 6).unwrap(), 6..6);
+/// assert!(clamp_range(&(7..9), 6).is_err());
+/// ```
+pub fn clamp_range(range: &Range<u64>, len: u64) -> Result<Range<u64>> {
+    if range.start > range.end {
+        return Err(Error::invalid_input(format!(
+            "byte range {}..{} ends before it starts",
+            range.start, range.end
+        )));
+    }
+    if range.start > len {
+        return Err(Error::invalid_input(format!(
+            "byte range {}..{} starts past the end of the {len}-byte object",
+            range.start, range.end
+        ))
+        .with_context("size", len));
+    }
+    Ok(range.start..range.end.min(len))
+}
+
 /// Stores original media files.
 ///
 /// Every method is safe to call concurrently. `put` of a key that exists replaces it atomically:
 /// a reader sees the old or the new bytes, never a mix.
+///
+/// The required methods are the small core; the provided ones (`put_file`, `get_range`,
+/// `stage`, ...) have defaults that work for any store and that a store overrides when it can do
+/// better (stream, read a range without reading the rest, write while the content is hashed).
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait MediaStore: Send + Sync {
@@ -150,8 +203,49 @@ pub trait MediaStore: Send + Sync {
         self.put(key, Bytes::from(bytes), format).await
     }
 
+    /// Stores the file at `path`, whose SHA-256 the caller computed (content-addressed ingest
+    /// hashes a file before it knows its key). A store that reads the file again checks what it
+    /// read against `sha256` and refuses a file that changed since (`Conflict` or
+    /// `InvalidInput`, nothing stored). The default is [`put_file`](Self::put_file).
+    async fn put_file_checked(
+        &self,
+        key: &MediaKey,
+        path: &Path,
+        format: MediaFormat,
+        sha256: &[u8; 32],
+    ) -> Result<MediaRef> {
+        let _ = sha256;
+        self.put_file(key, path, format).await
+    }
+
+    /// Starts an object whose key is known only once all of it has been written: the ingest
+    /// pipeline reads a file once, hashing it while it feeds the bytes here, and commits under
+    /// the key the hash gives. `None` (the default) when the store has no cheap way to
+    /// rename an object into place: the pipeline then hashes first and calls
+    /// [`put_file_checked`](Self::put_file_checked). `LocalDirStore` writes a temporary file in
+    /// its root and renames it into place; `MemoryStore` gathers the chunks.
+    async fn stage(&self, format: MediaFormat) -> Result<Option<Box<dyn StagedWrite>>> {
+        let _ = format;
+        Ok(None)
+    }
+
     /// Reads a whole object. `NotFound` if it does not exist.
     async fn get(&self, key: &MediaKey) -> Result<Bytes>;
+
+    /// Reads bytes `range.start..range.end` of an object, the end clamped to the object's
+    /// length (see [`clamp_range`]): `InvalidInput` when the range ends before it starts or
+    /// starts past the end, `NotFound` when the object does not exist. What an HTTP `Range`
+    /// request, a preview or a provider reading a piece of a large file needs.
+    ///
+    /// The default reads the whole object and slices it; every store of this family reads only
+    /// the range (`LocalDirStore` seeks, `S3MediaStore` sends a ranged `GetObject`).
+    async fn get_range(&self, key: &MediaKey, range: Range<u64>) -> Result<Bytes> {
+        let bytes = self.get(key).await?;
+        let part =
+            clamp_range(&range, bytes.len() as u64).map_err(|e| e.with_context("key", key))?;
+        // `clamp_range` keeps both ends within the length, which fits in usize.
+        Ok(bytes.slice(part.start as usize..part.end as usize))
+    }
 
     /// Deletes an object. Deleting a missing key is not an error (returns `false`).
     async fn delete(&self, key: &MediaKey) -> Result<bool>;
@@ -165,6 +259,13 @@ pub trait MediaStore: Send + Sync {
 
     /// The [`MediaRef`] a key has in this store (no I/O; the object may not exist).
     fn media_ref(&self, key: &MediaKey) -> MediaRef;
+
+    /// The cloud region the store keeps its objects in, when it has one (an S3 bucket's
+    /// region). A provider reads a stored object in place only from its own region (Bedrock
+    /// refuses S3 input from another one); `None` (the default) for stores without regions.
+    fn region(&self) -> Option<String> {
+        None
+    }
 
     /// A URL a browser or player can fetch the object from for `ttl` (presigned for S3, a
     /// `file://` URL for a local directory). `NotFound` if the object does not exist.

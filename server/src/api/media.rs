@@ -6,7 +6,10 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use crossmodal_core::ErrorKind;
+use std::sync::Arc;
+
+use crossmodal_core::{Error, ErrorKind, MediaKey, MediaStore};
+use futures::StreamExt;
 
 use crate::api::App;
 use crate::api::assets::{no_such_asset, path_id};
@@ -107,31 +110,27 @@ pub(crate) async fn media(
             .map_err(internal);
     }
     // Content-addressed: the bytes of an asset id never change, so its ETag is strong.
-    let bytes = app.engine.store().get(&stored.key).await?;
-    let len = bytes.len() as u64;
+    let len = record.size_bytes;
     let if_range_ok = header_str(header::IF_RANGE).is_none_or(|v| v.trim() == etag);
     let range = match header_str(header::RANGE) {
         Some(v) if if_range_ok => parse_range(v, len),
         _ => ByteRange::Full,
     };
+    let store = app.engine.store().clone();
     match range {
-        ByteRange::Full => base(StatusCode::OK)
-            .header(header::CONTENT_LENGTH, len)
-            .body(Body::from(bytes))
-            .map_err(internal),
+        ByteRange::Full => {
+            let body = ranged_body(store, stored.key.clone(), 0, len).await?;
+            base(StatusCode::OK)
+                .header(header::CONTENT_LENGTH, len)
+                .body(body)
+                .map_err(internal)
+        }
         ByteRange::Part(start, end) => {
-            let (Ok(s), Ok(e)) = (usize::try_from(start), usize::try_from(end)) else {
-                return Err(internal("range outside the address space"));
-            };
-            let part = if s <= e && e < bytes.len() {
-                bytes.slice(s..=e)
-            } else {
-                return Err(internal("range outside the original"));
-            };
+            let body = ranged_body(store, stored.key.clone(), start, end + 1).await?;
             base(StatusCode::PARTIAL_CONTENT)
                 .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
                 .header(header::CONTENT_LENGTH, end - start + 1)
-                .body(Body::from(part))
+                .body(body)
                 .map_err(internal)
         }
         ByteRange::Unsatisfiable => {
@@ -148,6 +147,41 @@ pub(crate) async fn media(
             Ok(response)
         }
     }
+}
+
+/// Bytes `start..end` of a stored original as a response body, read with
+/// `MediaStore::get_range` a few MiB at a time as the client takes them, so neither a `Range`
+/// request nor a whole multi-GB video is held in memory. The first piece is read before the
+/// response starts (a missing object is still a 404).
+async fn ranged_body(
+    store: Arc<dyn MediaStore>,
+    key: MediaKey,
+    start: u64,
+    end: u64,
+) -> ApiResult<Body> {
+    const STEP: u64 = 4 * 1024 * 1024;
+    let first_end = end.min(start.saturating_add(STEP));
+    let first = store.get_range(&key, start..first_end).await?;
+    let after = start + first.len() as u64;
+    let rest = futures::stream::try_unfold(after, move |at| {
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            if at >= end {
+                return Ok(None);
+            }
+            let bytes = store.get_range(&key, at..end.min(at + STEP)).await?;
+            if bytes.is_empty() {
+                return Err(Error::corrupt(
+                    "the stored original is shorter than its catalog record says",
+                )
+                .with_context("key", &key));
+            }
+            let next = at + bytes.len() as u64;
+            Ok(Some((bytes, next)))
+        }
+    });
+    let chunks = futures::stream::once(async move { Ok::<_, Error>(first) }).chain(rest);
+    Ok(Body::from_stream(chunks))
 }
 
 /// Longest time offset a thumbnail may ask for (a day of video), seconds.

@@ -111,16 +111,17 @@ pub fn fake_media(format: MediaFormat, len: usize, seed: u64) -> Bytes {
 /// A media input of `format` with `bytes`, stored at `stored` (an `s3://` or `file://` URI).
 pub fn media(format: MediaFormat, bytes: Bytes, stored: Option<&str>) -> MediaInput {
     let asset_id = AssetId::from_content(&bytes);
-    let stored = stored.map(|uri| MediaRef {
-        key: MediaKey::for_asset(&asset_id, format),
-        uri: url::Url::parse(uri).expect("a valid URI"),
-    });
-    MediaInput {
-        asset_id,
-        format,
-        duration_sec: Some((bytes.len() as f64 / 1000.0).clamp(1.0, 600.0)),
-        bytes,
-        stored,
+    let duration = Some((bytes.len() as f64 / 1000.0).clamp(1.0, 600.0));
+    let input = MediaInput::from_bytes(format, bytes).with_duration(duration);
+    match stored {
+        Some(uri) => input.with_stored(
+            MediaRef {
+                key: MediaKey::for_asset(&asset_id, format),
+                uri: url::Url::parse(uri).expect("a valid URI"),
+            },
+            None,
+        ),
+        None => input,
     }
 }
 
