@@ -762,7 +762,7 @@ async fn opensearch_stopped_mid_batch_then_retry_completes() {
     );
     assert!(report.progress.failed > 0, "the batch reports the files it could not index");
     for (_, e) in report.failures() {
-        assert!(e.is_temporary(), "{e}");
+        assert!(e.kind().is_temporary(), "{e}");
     }
     let counts = engine.counts().await.unwrap();
     assert_eq!((counts.pending, counts.embedding), (0, 0), "{counts:?}");
