@@ -11,6 +11,7 @@ use crate::catalog::{
 use crate::embedder::CachedEmbedder;
 use crate::embedding::EmbeddingProvider;
 use crate::error::Result;
+use crate::index::MetaPatch;
 use crate::index::{
     FlatIndex, HnswConfig, HnswIndex, IndexSpec, IndexStats, OpenReport, VectorIndex,
 };
@@ -18,6 +19,7 @@ use crate::ingest::{
     BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestReport, Ingestor,
     ReconcileReport,
 };
+use crate::keywords::KeywordIndex;
 use crate::retry::RetryPolicy;
 use crate::routing::RoutingRules;
 use crate::search::{CrossModalSearcher, Query, SearchResults};
@@ -158,6 +160,9 @@ pub struct EngineParts {
     pub provider_retry: RetryPolicy,
     /// Routing rules (default: the model's).
     pub rules: Option<RoutingRules>,
+    /// Full-text index of names, tags and fields for searches with keywords (the embedded
+    /// default uses its `SqliteCatalog`).
+    pub keywords: Option<Arc<dyn KeywordIndex>>,
 }
 
 impl EngineParts {
@@ -177,6 +182,7 @@ impl EngineParts {
             ingest: IngestConfig::default(),
             provider_retry: RetryPolicy::default(),
             rules: None,
+            keywords: None,
         }
     }
 
@@ -195,6 +201,12 @@ impl EngineParts {
     /// Sets the routing rules.
     pub fn rules(mut self, rules: RoutingRules) -> Self {
         self.rules = Some(rules);
+        self
+    }
+
+    /// Adds a full-text index for searches with keywords.
+    pub fn keyword_index(mut self, index: Arc<dyn KeywordIndex>) -> Self {
+        self.keywords = Some(index);
         self
     }
 }
@@ -252,6 +264,9 @@ impl Engine {
             .limits(parts.ingest.limits.clone());
         if let Some(rules) = parts.rules {
             searcher = searcher.rules(rules);
+        }
+        if let Some(keywords) = parts.keywords {
+            searcher = searcher.keyword_index(keywords);
         }
         Ok(Engine {
             ingestor,
@@ -312,11 +327,12 @@ impl Engine {
         })
         .await?;
         let store = LocalDirStore::open(&layout.media)?;
-        let catalog = SqliteCatalog::open(&layout.catalog)?;
+        let catalog = Arc::new(SqliteCatalog::open(&layout.catalog)?);
         let cache = SqliteEmbeddingCache::open(&layout.catalog, options.cache_ttl)?;
-        let mut parts = EngineParts::new(provider, Arc::new(store), index, Arc::new(catalog))
+        let mut parts = EngineParts::new(provider, Arc::new(store), index, catalog.clone())
             .cache(Arc::new(cache))
-            .ingest_config(options.ingest);
+            .ingest_config(options.ingest)
+            .keyword_index(catalog);
         if let Some(rules) = options.rules {
             parts = parts.rules(rules);
         }
@@ -378,6 +394,28 @@ impl Engine {
     /// Removes an asset everywhere.
     pub async fn delete(&self, asset: &AssetId) -> Result<bool> {
         self.ingestor.delete(asset).await
+    }
+
+    /// Changes an asset's name, tags or fields in place, in the catalog and on every vector of
+    /// the index, without embedding anything again; returns the updated record. See
+    /// [`Ingestor::update_meta`].
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # use crossmodal_core::*;
+    /// # let engine: Option<Engine> = None;
+    /// # if let Some(engine) = engine { let id = AssetId::from_content(b"x");
+    /// let patch = MetaPatch::default()
+    ///     .set("campaign", "autumn-2026")
+    ///     .set("budget", 12_000.0)
+    ///     .add_tag("approved")
+    ///     .remove_tag("draft");
+    /// let record = engine.update_asset(&id, &patch).await?;
+    /// assert!(record.tags.contains(&"approved".to_string()));
+    /// # } Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    pub async fn update_asset(&self, asset: &AssetId, patch: &MetaPatch) -> Result<AssetRecord> {
+        self.ingestor.update_meta(asset, patch).await
     }
 
     /// One asset's record.

@@ -104,11 +104,11 @@ pub use ingest::{
     BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestOutcome,
     IngestReport, IngestSource, Ingestor, ReconcileReport,
 };
+pub use jobs::{JobKey, JobLedger, JobRecord, MemoryJobLedger, SqliteJobLedger};
 pub use keywords::{
     KeywordHit, KeywordIndex, KeywordMatch, KeywordQuery, MAX_KEYWORD_TERMS, keyword_matches,
     keyword_terms,
 };
-pub use jobs::{JobKey, JobLedger, JobRecord, MemoryJobLedger, SqliteJobLedger};
 pub use media::{MediaFormat, MediaKind, MediaLimits, MediaProbe, ValidatedMedia, validate_media};
 pub use query_cache::QueryCacheConfig;
 pub use retry::RetryPolicy;
