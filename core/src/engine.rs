@@ -8,6 +8,7 @@ use crate::cache::{EmbeddingCache, SqliteEmbeddingCache};
 use crate::catalog::{
     AssetCatalog, AssetPage, AssetQuery, AssetRecord, SqliteCatalog, StatusCounts,
 };
+use crate::duplicates::{Duplicate, DuplicateFinder, DuplicatePair, DuplicateQuery};
 use crate::embedder::CachedEmbedder;
 use crate::embedding::EmbeddingProvider;
 use crate::error::Result;
@@ -219,6 +220,7 @@ impl EngineParts {
 pub struct Engine {
     ingestor: Ingestor,
     searcher: CrossModalSearcher,
+    duplicates: DuplicateFinder,
     index: Arc<dyn VectorIndex>,
     catalog: Arc<dyn AssetCatalog>,
     store: Arc<dyn MediaStore>,
@@ -259,7 +261,7 @@ impl Engine {
             parts.catalog.clone(),
             parts.ingest.clone(),
         )?;
-        let mut searcher = CrossModalSearcher::with_embedder(embedder, parts.index.clone())
+        let mut searcher = CrossModalSearcher::with_embedder(embedder.clone(), parts.index.clone())
             .catalog(parts.catalog.clone(), parts.store.clone())
             .limits(parts.ingest.limits.clone());
         if let Some(rules) = parts.rules {
@@ -268,9 +270,11 @@ impl Engine {
         if let Some(keywords) = parts.keywords {
             searcher = searcher.keyword_index(keywords);
         }
+        let duplicates = DuplicateFinder::new(embedder, parts.index.clone(), parts.catalog.clone());
         Ok(Engine {
             ingestor,
             searcher,
+            duplicates,
             index: parts.index,
             catalog: parts.catalog,
             store: parts.store,
@@ -416,6 +420,26 @@ impl Engine {
     /// ```
     pub async fn update_asset(&self, asset: &AssetId, patch: &MetaPatch) -> Result<AssetRecord> {
         self.ingestor.update_meta(asset, patch).await
+    }
+
+    /// The near-duplicates of `asset` (re-encodes, crops, re-cuts, shared openings), with the
+    /// segment pairs that match. See [`DuplicateFinder::of_asset`].
+    pub async fn near_duplicates(
+        &self,
+        asset: &AssetId,
+        query: &DuplicateQuery,
+    ) -> Result<Vec<Duplicate>> {
+        self.duplicates.of_asset(asset, query).await
+    }
+
+    /// Every near-duplicate pair of the library, at most `limit`. See
+    /// [`DuplicateFinder::library`].
+    pub async fn library_duplicates(
+        &self,
+        query: &DuplicateQuery,
+        limit: usize,
+    ) -> Result<Vec<DuplicatePair>> {
+        self.duplicates.library(query, limit).await
     }
 
     /// One asset's record.
