@@ -163,8 +163,15 @@ impl Service {
             )
             .route(
                 "/api/assets/{id}",
-                get(api::assets::get_asset).delete(api::assets::delete_asset),
+                get(api::assets::get_asset)
+                    .delete(api::assets::delete_asset)
+                    .patch(api::assets::patch_asset),
             )
+            .route(
+                "/api/assets/{id}/duplicates",
+                get(api::assets::asset_duplicates),
+            )
+            .route("/api/duplicates", get(api::assets::library_duplicates))
             .route("/api/assets/{id}/media", get(api::media::media))
             .route("/api/assets/{id}/thumbnail", get(api::media::thumbnail))
             .route("/api/search", post(api::search::search))

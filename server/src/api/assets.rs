@@ -3,16 +3,16 @@
 
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crossmodal_core::{
-    AssetId, AssetQuery, AssetStatus, IngestItem, IngestOutcome, MediaFormat, MediaKind,
-    validate_media,
+    AssetId, AssetQuery, AssetStatus, DuplicateQuery, IngestItem, IngestOutcome, MediaFormat,
+    MediaKind, MetaPatch, validate_media,
 };
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::forms::{
     UploadedFile, parse_asset_id, parse_bool, parse_kinds, parse_state, parse_tags, read_file,
@@ -331,4 +331,89 @@ pub(crate) async fn delete_asset(
     } else {
         Err(no_such_asset(&id))
     }
+}
+
+/// `PATCH /api/assets/{id}`: a `crossmodal_core::MetaPatch` as JSON (`{"name": "..",
+/// "set_fields": {"campaign": "autumn"}, "remove_fields": ["draft"], "add_tags": ["approved"],
+/// "remove_tags": ["wip"]}`); changes the catalog and every vector's metadata in place, no
+/// re-embedding. Answers the updated asset.
+pub(crate) async fn patch_asset(
+    State(app): State<App>,
+    Base(base): Base,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<MetaPatch>, JsonRejection>,
+) -> ApiResult<Json<AssetView>> {
+    let id = path_id(id)?;
+    let Json(patch) = body?;
+    if patch.is_empty() {
+        return Err(ApiError::bad_request(
+            "the patch changes nothing (name, set_fields, remove_fields, add_tags, remove_tags)",
+        ));
+    }
+    let record = app.engine.update_asset(&id, &patch).await?;
+    Ok(Json(AssetView::new(&base, record)))
+}
+
+/// Query parameters of the duplicate endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DuplicateParams {
+    /// Cosine at or above which two segments pair up (default 0.92).
+    min_cosine: Option<f32>,
+    /// Share of both assets' segments that makes a copy (default 0.8).
+    copy_coverage: Option<f32>,
+    /// Library-wide: pairs returned at most (default 100, at most 10,000).
+    limit: Option<usize>,
+}
+
+impl DuplicateParams {
+    fn query(&self) -> DuplicateQuery {
+        let mut q = DuplicateQuery::default();
+        if let Some(m) = self.min_cosine {
+            q = q.min_cosine(m);
+        }
+        if let Some(c) = self.copy_coverage {
+            q = q.copy_coverage(c);
+        }
+        q
+    }
+}
+
+/// `GET /api/assets/{id}/duplicates`: the asset's near-duplicates with the segment pairs.
+pub(crate) async fn asset_duplicates(
+    State(app): State<App>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<Query<DuplicateParams>, QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id = path_id(id)?;
+    let Query(params) = params?;
+    if params.limit.is_some() {
+        return Err(ApiError::bad_request(
+            "limit applies to /api/duplicates only",
+        ));
+    }
+    let found = app.engine.near_duplicates(&id, &params.query()).await?;
+    Ok(Json(
+        serde_json::json!({ "asset_id": id, "duplicates": found }),
+    ))
+}
+
+/// `GET /api/duplicates`: near-duplicate pairs of the whole library (a batch job: one search
+/// per segment of every asset).
+pub(crate) async fn library_duplicates(
+    State(app): State<App>,
+    params: Result<Query<DuplicateParams>, QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(params) = params?;
+    let limit = params.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and 10000, got {limit}"
+        )));
+    }
+    let pairs = app
+        .engine
+        .library_duplicates(&params.query(), limit)
+        .await?;
+    Ok(Json(serde_json::json!({ "pairs": pairs })))
 }

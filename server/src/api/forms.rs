@@ -67,8 +67,20 @@ pub(crate) fn parse_fusion(s: &str) -> ApiResult<Fusion> {
     match s.to_ascii_lowercase().as_str() {
         "cosine" => Ok(Fusion::Cosine),
         "rrf" | "reciprocal_rank" => Ok(Fusion::ReciprocalRank { k0: 60.0 }),
+        "weighted" => Ok(Fusion::Weighted {
+            keyword_weight: crossmodal_core::DEFAULT_KEYWORD_WEIGHT,
+        }),
+        w if w.starts_with("weighted:") => {
+            let weight: f32 = w
+                .trim_start_matches("weighted:")
+                .parse()
+                .map_err(|_| ApiError::bad_request("weighted:<w> takes a number in [0, 1]"))?;
+            Ok(Fusion::Weighted {
+                keyword_weight: weight,
+            })
+        }
         _ => Err(ApiError::bad_request(format!(
-            "unknown fusion {:?} (cosine or rrf)",
+            "unknown fusion {:?} (cosine, rrf, weighted or weighted:<w>)",
             truncated(s)
         ))),
     }

@@ -8,7 +8,9 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
-use crossmodal_core::{AssetId, ErrorKind, Filter, Query as SearchQuery, validate_media};
+use crossmodal_core::{
+    AssetId, ErrorKind, Filter, Grouping, Query as SearchQuery, ResultOrder, validate_media,
+};
 use serde::Deserialize;
 
 use crate::api::forms::{
@@ -41,6 +43,33 @@ pub(crate) struct SearchBody {
     /// Only assets carrying at least one of these tags.
     #[serde(default)]
     tags: Vec<String>,
+    /// Any metadata filter (kinds, formats, tags, times, duration, user fields), as
+    /// `crossmodal_core::Filter` serialises: e.g. `{"fields": [{"key": "campaign", "test":
+    /// {"eq": "autumn"}}], "min_duration_ms": 5000}`.
+    filter: Option<Filter>,
+    /// `asset` (default: one hit per asset) or `clips` (every matching clip).
+    group: Option<String>,
+    /// With `group: "clips"`: clips listed per asset (default 10).
+    clips_per_asset: Option<usize>,
+    /// With `group: "clips"`: merge adjacent and overlapping clips.
+    #[serde(default)]
+    merge_adjacent: bool,
+    /// `best_score` (default) or `clip_count`.
+    order: Option<String>,
+    /// Also match names, tags and fields by their words (text queries).
+    #[serde(default)]
+    keywords: bool,
+    /// Examples to move away from: assets of the library...
+    #[serde(default)]
+    negative_asset_ids: Vec<String>,
+    /// ...or texts.
+    #[serde(default)]
+    negative_texts: Vec<String>,
+    /// Minimum cosine per space (`{"audio": 0.2}`).
+    #[serde(default)]
+    min_score_per_space: std::collections::BTreeMap<crossmodal_core::EmbeddingSpace, f32>,
+    /// The `next_cursor` of the previous page (the rest of the body unchanged).
+    cursor: Option<String>,
 }
 
 async fn run_search(
@@ -73,6 +102,7 @@ async fn run_search(
         "routes": routes,
         "missing_spaces": missing,
         "hits": hits,
+        "next_cursor": results.next_cursor,
         "took_ms": started.elapsed().as_secs_f64() * 1000.0,
     })))
 }
@@ -129,11 +159,51 @@ pub(crate) async fn search(
         query = query.fusion(parse_fusion(f)?);
     }
     let tags = parse_tags(&body.tags)?;
+    let mut filter = body.filter.unwrap_or_default();
     if !tags.is_empty() {
-        query = query.filter(Filter {
-            tags_any: tags,
-            ..Filter::default()
-        });
+        filter.tags_any.extend(tags);
+    }
+    query = query.filter(filter);
+    query = match (body.group.as_deref(), body.clips_per_asset) {
+        (None | Some("asset"), None) => query,
+        (None | Some("asset"), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "clips_per_asset needs \"group\": \"clips\"",
+            ));
+        }
+        (Some("clips"), n) => query.grouping(Grouping::Clips {
+            clips_per_asset: n.unwrap_or(10),
+            merge_adjacent: body.merge_adjacent,
+        }),
+        (Some(other), _) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown group {:?} (asset or clips)",
+                truncated(other)
+            )));
+        }
+    };
+    query = match body.order.as_deref() {
+        None | Some("best_score") => query,
+        Some("clip_count") => query.order(ResultOrder::ClipCount),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown order {:?} (best_score or clip_count)",
+                truncated(other)
+            )));
+        }
+    };
+    query = query.keywords(body.keywords);
+    for id in &body.negative_asset_ids {
+        query = query.negative_asset(AssetId::parse(id.trim())?);
+    }
+    for text in body.negative_texts {
+        query = query.negative_text(text);
+    }
+    for (space, min) in body.min_score_per_space {
+        query = query.min_score_in(space, min);
+    }
+    if let Some(c) = body.cursor {
+        query = query.cursor(c);
     }
     run_search(&app, &base, query).await
 }

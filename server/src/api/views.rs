@@ -22,6 +22,8 @@ pub(crate) struct AssetView {
     has_video: bool,
     has_audio: bool,
     tags: Vec<String>,
+    /// User fields (text, number, bool, `{"time_ms": ..}`).
+    fields: std::collections::BTreeMap<String, crossmodal_core::FieldValue>,
     /// `pending`, `embedding`, `indexed` or `failed`.
     state: AssetState,
     /// The state with the failed stage and message.
@@ -80,6 +82,7 @@ impl AssetView {
             has_video: r.probe.has_video,
             has_audio: r.probe.has_audio,
             tags: r.tags,
+            fields: r.fields,
             state: r.status.state(),
             status: r.status,
             extension_mismatch: r.extension_mismatch,
@@ -87,6 +90,16 @@ impl AssetView {
             updated_at_ms: r.updated_at_ms,
         }
     }
+}
+
+/// One matching clip as the API shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ClipView {
+    space: EmbeddingSpace,
+    segment: Option<Segment>,
+    cosine: f32,
+    /// The original at the clip's time range (`#t=start,end`).
+    preview_url: Option<String>,
 }
 
 /// One search result as the API shows it.
@@ -105,6 +118,15 @@ pub(crate) struct HitView {
     segment: Option<Segment>,
     matches: Vec<RouteMatch>,
     tags: Vec<String>,
+    /// User fields of the asset.
+    fields: std::collections::BTreeMap<String, crossmodal_core::FieldValue>,
+    /// With `group: "clips"`: every matching clip, best first, each with its time range and a
+    /// `preview_url` that plays it.
+    clips: Vec<ClipView>,
+    /// How many clips matched.
+    clip_count: usize,
+    /// Where the query's words matched (name, tags, fields), for marking them.
+    keywords: Option<crossmodal_core::KeywordScore>,
     /// Where a browser can play or show the hit: `/api/assets/{id}/media#t=start,end` for local
     /// stores, a presigned URL (with the same fragment) for stores that give `http(s)` URLs.
     preview_url: Option<String>,
@@ -141,6 +163,22 @@ pub(crate) async fn hit_view(app: &App, base: &str, rank: usize, hit: SearchHit)
             }
         }
     };
+    let clips = hit
+        .clips
+        .iter()
+        .map(|c| ClipView {
+            space: c.space,
+            segment: c.segment,
+            cosine: c.cosine,
+            preview_url: hit.media.as_ref().map(|_| {
+                let at = c
+                    .segment
+                    .map(|s| format!("#t={},{}", seconds(s.start_sec), seconds(s.end_sec)))
+                    .unwrap_or_default();
+                format!("{local}{at}")
+            }),
+        })
+        .collect();
     let middle = hit
         .best_segment
         .map(|s| s.start_sec + (s.end_sec - s.start_sec) / 2.0);
@@ -161,6 +199,10 @@ pub(crate) async fn hit_view(app: &App, base: &str, rank: usize, hit: SearchHit)
         segment: hit.best_segment,
         matches: hit.matches,
         tags: hit.meta.tags,
+        fields: hit.meta.fields,
+        clips,
+        clip_count: hit.clip_count,
+        keywords: hit.keywords,
         preview_url,
     }
 }
