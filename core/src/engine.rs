@@ -400,6 +400,16 @@ impl Engine {
         self.ingestor.delete(asset).await
     }
 
+    /// Records an accepted file as `Pending` before a background ingest of it runs. See
+    /// [`Ingestor::register_pending`].
+    pub async fn register_pending(
+        &self,
+        valid: &crate::media::ValidatedMedia,
+        item: &IngestItem,
+    ) -> Result<()> {
+        self.ingestor.register_pending(valid, item).await
+    }
+
     /// Changes an asset's name, tags or fields in place, in the catalog and on every vector of
     /// the index, without embedding anything again; returns the updated record. See
     /// [`Ingestor::update_meta`].

@@ -631,6 +631,33 @@ impl Ingestor {
         Ok(())
     }
 
+    /// Records an accepted file as `Pending` before its ingest runs (in the background), so a
+    /// client told "accepted" finds the asset at once and follows its status. Does nothing if
+    /// the catalog already knows the asset. The ingest itself then proceeds as usual.
+    pub async fn register_pending(&self, valid: &ValidatedMedia, item: &IngestItem) -> Result<()> {
+        item.check_metadata()?;
+        let _guard = self.locks.lock(&valid.asset_id).await;
+        if self.catalog.get(&valid.asset_id).await?.is_some() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let record = AssetRecord {
+            asset_id: valid.asset_id.clone(),
+            probe: valid.probe.clone(),
+            size_bytes: valid.size_bytes,
+            media: None,
+            display_name: item.name(),
+            extension_mismatch: valid.extension_mismatch.clone(),
+            source_path: None,
+            tags: item.tags.clone(),
+            fields: item.fields.clone(),
+            status: AssetStatus::Pending,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        self.catalog.upsert(&record).await
+    }
+
     /// Changes an asset's metadata in place (name, tags, fields), under the asset's lock: the
     /// index's records first (every vector of the asset, made durable), then the catalog. No
     /// embedding is redone. Patches are idempotent, so one that failed part-way can be sent

@@ -552,6 +552,27 @@ async fn drive(wd: &WebDriver, s: &Server, bare: &Server, ffmpeg: bool) {
         "the browser could not load the video: {seek:#}"
     );
 
+    // Every matching clip: the video lists its clips (adjacent ones merged: its two clips,
+    // 0-1 s and 1-2 s, are one range), each a button that plays it.
+    wd.click("#search-clips").await;
+    wd.click("#search-keywords").await;
+    wd.click("#search-button").await;
+    let clips = wd
+        .wait_for(
+            "the clip view",
+            &format!(
+                "const c = {mp4_card};                  return c ? [...c.querySelectorAll('button.clip-button')].map(b => b.textContent) : []"
+            ),
+            |v| v.as_array().is_some_and(|a| !a.is_empty()),
+        )
+        .await;
+    assert!(
+        clips[0].as_str().unwrap().starts_with("▶ 0.0–2.0 s"),
+        "the merged clip: {clips}"
+    );
+    wd.click("#search-clips").await;
+    wd.click("#search-keywords").await;
+
     let shot = std::env::var_os("SERVE_PAGE_SCREENSHOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("crossmodal-serve-page.png"));

@@ -211,7 +211,10 @@ async fn ingest_upload(
             Ok(_) => {}
             Err(e) => return FileResult::failed(file.name, e.into()),
         }
-        // Runs on its own; its outcome is the asset's status.
+        // Listed as pending from now on; runs on its own; its outcome is the asset's status.
+        if let Err(e) = app.engine.register_pending(&valid, &item).await {
+            return FileResult::failed(file.name, e.into());
+        }
         drop(app.spawn_ingest(item));
         result.status = 202;
         result.outcome = Some("processing");
