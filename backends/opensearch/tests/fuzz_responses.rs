@@ -139,7 +139,11 @@ async fn forward(
         let mut st = state.lock().unwrap();
         let n = st.answered;
         st.answered += 1;
-        let change = st.plan.iter().find(|(i, _)| *i == n).map(|(_, m)| m.clone());
+        let change = st
+            .plan
+            .iter()
+            .find(|(i, _)| *i == n)
+            .map(|(_, m)| m.clone());
         if change.is_some() {
             st.mutated += 1;
         }
@@ -208,7 +212,9 @@ fn check_hits(hits: &[crossmodal_core::Hit], k: usize) -> Result<(), TestCaseErr
 
 /// connect, upsert, search (two spaces, one filtered), stats, delete, search.
 async fn index_scenario(url: String, n: u64) -> Result<String, TestCaseError> {
-    let config = tuned(common::builder(&url, &format!("fz{n}"))).build().unwrap();
+    let config = tuned(common::builder(&url, &format!("fz{n}")))
+        .build()
+        .unwrap();
     let index = match OpenSearchIndex::connect(config, IndexSpec::new("fuzz-model", 4)).await {
         Ok(i) => i,
         Err(e) => {
@@ -272,16 +278,17 @@ async fn index_scenario(url: String, n: u64) -> Result<String, TestCaseError> {
 }
 
 fn asset(n: u32, status: AssetStatus) -> crossmodal_core::AssetRecord {
-    common::asset_record(n, MediaFormat::Png, status, 1_700_000_000_000 + i64::from(n))
+    common::asset_record(
+        n,
+        MediaFormat::Png,
+        status,
+        1_700_000_000_000 + i64::from(n),
+    )
 }
 
 /// The catalog (on Serverless when `serverless`, else on a cluster): connect, upsert, get,
 /// set status, list, counts, remove.
-async fn catalog_scenario(
-    url: String,
-    n: u64,
-    serverless: bool,
-) -> Result<String, TestCaseError> {
+async fn catalog_scenario(url: String, n: u64, serverless: bool) -> Result<String, TestCaseError> {
     let builder = if serverless {
         #[cfg(feature = "aws-auth")]
         {
@@ -373,7 +380,10 @@ fn run_target(
     // Unchanged answers pass: the scenario is sound against the real test server.
     proxy.begin(Vec::new());
     let clean = rt.block_on(scenario(url.clone(), 0)).unwrap();
-    assert!(!clean.contains(':'), "{name}: the unmutated scenario failed: {clean}");
+    assert!(
+        !clean.contains(':'),
+        "{name}: the unmutated scenario failed: {clean}"
+    );
     let (answered, _) = proxy.answered();
     eprintln!("fuzz {name}: the scenario makes {answered} requests");
     let counter = std::sync::atomic::AtomicU64::new(1);
