@@ -452,7 +452,8 @@ async fn throttled_and_unavailable_requests_are_retried() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}");
-    assert!(err.is_temporary());
+    // A temporary kind, marked persistent: the retries are spent, no caller retries again.
+    assert!(err.kind().is_temporary() && err.is_persistent(), "{err:?}");
     assert_eq!(err.context_value("attempts"), Some("4"));
     server.inject_status(503, 10, Some("/_delete_by_query"));
     let err = index.delete_asset(&r.asset_id).await.unwrap_err();
@@ -480,7 +481,8 @@ async fn refused_connections_fail_fast_as_unavailable() {
     let err = OpenSearchIndex::connect(config, spec(4)).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert!(err.is_temporary());
+    // A temporary kind, marked persistent: the retries are spent, no caller retries again.
+    assert!(err.kind().is_temporary() && err.is_persistent(), "{err:?}");
     assert_eq!(err.context_value("attempts"), Some("3"));
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert!(
