@@ -232,6 +232,14 @@ mod tests {
             assert_eq!(ta.len(), "n:x=".len() + 16);
         }
         assert_eq!(sortable_number(-0.0), sortable_number(0.0), "-0 == 0");
+        assert_eq!(
+            field_term("budget", &FieldValue::Number(-1.0)),
+            "n:budget=400fffffffffffff"
+        );
+        assert_eq!(
+            field_term("budget", &FieldValue::Number(1.0)),
+            "n:budget=bff0000000000000"
+        );
         let times = [i64::MIN, -86_400_000, -1, 0, 1, 1_700_000_000_000, i64::MAX];
         for pair in times.windows(2) {
             assert!(

@@ -31,7 +31,11 @@ async fn index_on(server: &KnnServer, hint: &str) -> OpenSearchIndex {
 /// Asset `n`'s visual record with `budget` (if any) and a name.
 fn with_budget(n: u32, budget: Option<f64>) -> VectorRecord {
     let mut r = common::record(n, EmbeddingSpace::Visual, 0, vec![1.0, n as f32, 0.5, 0.0]);
-    r.meta = r.meta.clone().name(format!("clip-{n}.mp4")).duration_ms(1000 * u64::from(n));
+    r.meta = r
+        .meta
+        .clone()
+        .name(format!("clip-{n}.mp4"))
+        .duration_ms(1000 * u64::from(n));
     if let Some(b) = budget {
         r.meta = r.meta.clone().field("budget", b);
     }
@@ -40,7 +44,9 @@ fn with_budget(n: u32, budget: Option<f64>) -> VectorRecord {
 
 async fn matching(index: &OpenSearchIndex, filter: Filter) -> Vec<u32> {
     let hits = index
-        .search(&VectorQuery::new(EmbeddingSpace::Visual, vec![1.0, 1.0, 1.0, 1.0], 50).filter(filter))
+        .search(
+            &VectorQuery::new(EmbeddingSpace::Visual, vec![1.0, 1.0, 1.0, 1.0], 50).filter(filter),
+        )
         .await
         .unwrap();
     let mut out: Vec<u32> = hits
@@ -116,7 +122,10 @@ async fn ranges_over_negative_and_fractional_numbers_and_not_keep_the_core_seman
         assert_eq!(matching(&index, filter.clone()).await, want, "{filter:?}");
     }
     // Spot checks of what the core semantics say.
-    assert_eq!(matching(&index, range(Some(-1.0), Some(0.5))).await, vec![2, 3, 6]);
+    assert_eq!(
+        matching(&index, range(Some(-1.0), Some(0.5))).await,
+        vec![2, 3, 6]
+    );
     assert_eq!(
         matching(
             &index,
@@ -131,7 +140,11 @@ async fn ranges_over_negative_and_fractional_numbers_and_not_keep_the_core_seman
     );
     // Hits carry the metadata exactly as written.
     let hits = index
-        .search(&VectorQuery::new(EmbeddingSpace::Visual, records[5].vector.clone(), 1))
+        .search(&VectorQuery::new(
+            EmbeddingSpace::Visual,
+            records[5].vector.clone(),
+            1,
+        ))
         .await
         .unwrap();
     assert_eq!(hits[0].meta, records[5].meta);
@@ -143,11 +156,18 @@ async fn update_meta_sends_checked_bulk_update_items_and_leaves_the_vectors() {
     let server = KnnServer::start().await;
     let index = index_on(&server, "update").await;
     let mut a = common::record(1, EmbeddingSpace::Visual, 0, vec![1.0, 0.0, 0.0, 0.0]);
-    a.meta = a.meta.clone().field("campaign", "summer").field("budget", 10.0);
+    a.meta = a
+        .meta
+        .clone()
+        .field("campaign", "summer")
+        .field("budget", 10.0);
     let mut a2 = common::record(1, EmbeddingSpace::Audio, 0, vec![0.0, 1.0, 0.0, 0.0]);
     a2.meta = a.meta.clone();
     let b = common::record(2, EmbeddingSpace::Visual, 0, vec![0.0, 0.0, 1.0, 0.0]);
-    index.upsert(vec![a.clone(), a2.clone(), b.clone()]).await.unwrap();
+    index
+        .upsert(vec![a.clone(), a2.clone(), b.clone()])
+        .await
+        .unwrap();
     let before = server.doc(index.index_name(), &a.key().doc_id()).unwrap();
     server.clear_requests();
     let patch = MetaPatch::default()
@@ -157,19 +177,32 @@ async fn update_meta_sends_checked_bulk_update_items_and_leaves_the_vectors() {
         .rename("siege.mp4");
     assert_eq!(index.update_meta(&a.asset_id, &patch).await.unwrap(), 2);
     let requests = server.requests();
-    let search = requests.iter().find(|r| r.path.ends_with("/_search")).unwrap();
+    let search = requests
+        .iter()
+        .find(|r| r.path.ends_with("/_search"))
+        .unwrap();
     assert_eq!(
         search.json()["query"],
         json!({"term": {"asset_id": a.asset_id.as_str()}})
     );
-    let bulk = requests.iter().find(|r| r.path.ends_with("/_bulk")).unwrap();
+    let bulk = requests
+        .iter()
+        .find(|r| r.path.ends_with("/_bulk"))
+        .unwrap();
     assert_eq!(bulk.param("refresh"), Some("wait_for"));
-    let lines: Vec<Value> = bulk.body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = bulk
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4, "two update items");
     for pair in lines.chunks(2) {
         assert!(pair[0]["update"]["_id"].is_string(), "{}", pair[0]);
         let doc = pair[1]["doc"].as_object().unwrap();
-        assert!(!doc.keys().any(|k| k.starts_with("vector_")), "no vectors re-sent");
+        assert!(
+            !doc.keys().any(|k| k.starts_with("vector_")),
+            "no vectors re-sent"
+        );
         assert_eq!(doc["name"], "siege.mp4");
     }
     let after = server.doc(index.index_name(), &a.key().doc_id()).unwrap();
@@ -183,7 +216,11 @@ async fn update_meta_sends_checked_bulk_update_items_and_leaves_the_vectors() {
     let mut want = a.meta.clone();
     patch.apply_to(&mut want).unwrap();
     let hits = index
-        .search(&VectorQuery::new(EmbeddingSpace::Audio, a2.vector.clone(), 1))
+        .search(&VectorQuery::new(
+            EmbeddingSpace::Audio,
+            a2.vector.clone(),
+            1,
+        ))
         .await
         .unwrap();
     assert_eq!(hits[0].meta, want);
@@ -232,7 +269,10 @@ async fn partial_updates_merge_objects_replace_arrays_and_miss_unknown_ids() {
     let missing = &v["items"][1]["update"];
     assert_eq!(missing["status"], 404);
     assert_eq!(missing["error"]["type"], "document_missing_exception");
-    assert_eq!(missing["error"]["reason"], "[no-such-doc]: document missing");
+    assert_eq!(
+        missing["error"]["reason"],
+        "[no-such-doc]: document missing"
+    );
     let doc = server.doc(name, &id).unwrap();
     assert_eq!(doc["tags"], json!(["x"]));
     assert_eq!(doc["asset_id"], r.asset_id.as_str(), "other fields kept");
@@ -299,7 +339,11 @@ async fn keyword_ranges_compare_bytes_and_text_sub_fields_are_exact() {
     let mut records = Vec::new();
     for (n, tag) in [(1, "apple"), (2, "banana"), (3, "Zebra"), (4, "cherry")] {
         let mut r = common::record(n, EmbeddingSpace::Visual, 0, vec![1.0, 0.0, 0.0, 0.0]);
-        r.meta = r.meta.clone().tags([tag]).name(format!("Castle Siege {n}.mp4"));
+        r.meta = r
+            .meta
+            .clone()
+            .tags([tag])
+            .name(format!("Castle Siege {n}.mp4"));
         records.push(r);
     }
     index.upsert(records).await.unwrap();
@@ -332,7 +376,10 @@ async fn keyword_ranges_compare_bytes_and_text_sub_fields_are_exact() {
     let (_, tags) = search(json!({"term": {"name.raw": "Castle Siege 3.mp4"}})).await;
     assert_eq!(tags, vec!["Zebra"]);
     let (_, tags) = search(json!({"exists": {"field": "fields"}})).await;
-    assert!(tags.is_empty(), "an object with enabled: false is not searchable");
+    assert!(
+        tags.is_empty(),
+        "an object with enabled: false is not searchable"
+    );
     assert!(server.violations().is_empty());
     // A term query on the analysed field is not something this server answers.
     let (status, _) = search(json!({"term": {"name": "castle"}})).await;
@@ -351,7 +398,9 @@ async fn an_index_of_the_earlier_layout_gains_the_metadata_fields_and_its_docume
         .unwrap();
     let name = config.index().to_string();
     // Make the index as a previous release did: the same mapping without the metadata fields.
-    let current = OpenSearchIndex::connect(config.clone(), spec()).await.unwrap();
+    let current = OpenSearchIndex::connect(config.clone(), spec())
+        .await
+        .unwrap();
     let mapping: Value = current
         .client()
         .indices()
@@ -380,7 +429,11 @@ async fn an_index_of_the_earlier_layout_gains_the_metadata_fields_and_its_docume
     let source = json!({"key": old.key().doc_id(), "written_at": 1, "asset_id": old.asset_id.as_str(),
         "space": "visual", "seq": 0, "kind": "video", "format": "mp4", "tags": ["t0"],
         "created_at": old.meta.created_at_ms, "vector_visual": [0.0, 0.0, 0.0, 1.0]});
-    let body = format!("{}\n{}\n", json!({"index": {"_id": old.key().doc_id()}}), source);
+    let body = format!(
+        "{}\n{}\n",
+        json!({"index": {"_id": old.key().doc_id()}}),
+        source
+    );
     let v: Value = client
         .bulk(BulkParts::Index(&name))
         .body(vec![body])
@@ -430,7 +483,11 @@ async fn an_index_of_the_earlier_layout_gains_the_metadata_fields_and_its_docume
         vec!["duration_ms", "field_keys", "field_terms", "fields", "name"]
     );
     let hits = index
-        .search(&VectorQuery::new(EmbeddingSpace::Visual, old.vector.clone(), 1))
+        .search(&VectorQuery::new(
+            EmbeddingSpace::Visual,
+            old.vector.clone(),
+            1,
+        ))
         .await
         .unwrap();
     assert_eq!(hits[0].meta, old.meta.clone().tags(["t0"]));

@@ -352,11 +352,7 @@ pub(super) fn bulk(
                 .cloned()
                 .unwrap_or(Value::Null);
             let item = update_doc(idx, &index, &id, &doc);
-            if item
-                .get("update")
-                .and_then(|u| u.get("error"))
-                .is_some()
-            {
+            if item.get("update").and_then(|u| u.get("error")).is_some() {
                 errors = true;
             }
             items.push(item);
@@ -489,7 +485,9 @@ pub(super) fn merge_partial(target: &mut Value, patch: &Value) {
         (Value::Object(t), Value::Object(p)) => {
             for (k, v) in p {
                 match t.get_mut(k) {
-                    Some(existing @ Value::Object(_)) if v.is_object() => merge_partial(existing, v),
+                    Some(existing @ Value::Object(_)) if v.is_object() => {
+                        merge_partial(existing, v)
+                    }
                     _ => {
                         t.insert(k.clone(), v.clone());
                     }

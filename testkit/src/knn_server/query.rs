@@ -33,9 +33,7 @@ pub(super) fn searchable_values<'a>(idx: &Index, doc: &'a Value, field: &str) ->
         Some(FieldType::Disabled) => vec![],
         Some(_) => field_values(doc, field),
         None => match field.rsplit_once('.') {
-            Some((parent, sub))
-                if matches!(idx.fields.get(parent), Some(FieldType::Text { fields }) if fields.contains_key(sub)) =>
-            {
+            Some((parent, sub)) if matches!(idx.fields.get(parent), Some(FieldType::Text { fields }) if fields.contains_key(sub)) => {
                 field_values(doc, parent)
             }
             _ => field_values(doc, field),
