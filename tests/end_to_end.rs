@@ -296,3 +296,88 @@ async fn assets_are_listed_by_kind_and_status_and_deleted_everywhere() {
     assert!(results.hits.iter().all(|h| h.asset_id != victim.asset_id));
     assert_eq!(engine.index_stats().await.unwrap().assets, 7);
 }
+
+/// Metadata edited after ingest (rename, tags, fields) is seen by filters inside the k-NN
+/// search, by keyword search, and after a restart; the provider is never called again.
+#[tokio::test]
+async fn metadata_edited_in_place_is_filtered_found_by_keywords_and_kept() {
+    use crossmodal::{FieldTest, Filter, Grouping, MetaPatch};
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = fixtures().join("video.mp4");
+    let id = {
+        let (engine, provider) = engine(dir.path()).await;
+        for (p, _) in library() {
+            let item = IngestItem::file(&p).field("campaign", "spring");
+            engine.ingest(item).await.unwrap();
+        }
+        let id = crossmodal::AssetId::from_content(&std::fs::read(&mp4).unwrap());
+        let calls = provider.calls.load(Ordering::SeqCst);
+        // "castle siege" finds nothing by name yet; its pictures are the castle topic.
+        let patch = MetaPatch::default()
+            .rename("castle_siege_v3.mp4")
+            .set("campaign", "autumn")
+            .set("budget", 12_000.0)
+            .add_tag("approved");
+        let record = engine.update_asset(&id, &patch).await.unwrap();
+        assert_eq!(record.display_name.as_deref(), Some("castle_siege_v3.mp4"));
+        assert_eq!(
+            provider.calls.load(Ordering::SeqCst),
+            calls,
+            "nothing re-embedded"
+        );
+        // A bad patch changes nothing and names the problem.
+        let err = engine
+            .update_asset(&id, &MetaPatch::default().add_tag(""))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let err = engine
+            .update_asset(&crossmodal::AssetId::from_content(b"nope"), &patch)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        id
+    };
+    // After a restart: the index's records and the catalog both carry the change.
+    let (engine, _) = engine(dir.path()).await;
+    let autumn = Filter::default().field("campaign", FieldTest::Eq("autumn".into()));
+    let results = engine
+        .search(&Query::text("anything at all").filter(autumn).k(10))
+        .await
+        .unwrap();
+    let ids: Vec<_> = results.hits.iter().map(|h| h.asset_id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![id.clone()],
+        "the field filter runs inside the search"
+    );
+    assert!(results.hits[0].meta.tags.contains(&"approved".to_string()));
+    let budget = Filter::default().field(
+        "budget",
+        FieldTest::Range {
+            gte: Some(10_000.0.into()),
+            lt: None,
+        },
+    );
+    let results = engine
+        .search(&Query::text("sunset").filter(budget).k(10))
+        .await
+        .unwrap();
+    assert_eq!(results.hits.len(), 1);
+    // Keywords: the new name is found by its words, marked where it matched, and the clip
+    // view lists the video's matching clips.
+    let results = engine
+        .search(
+            &Query::text("castle siege")
+                .keywords(true)
+                .grouping(Grouping::clips(5))
+                .k(3),
+        )
+        .await
+        .unwrap();
+    let hit = &results.hits[0];
+    assert_eq!(hit.asset_id, id);
+    let kw = hit.keywords.as_ref().expect("matched by keywords");
+    assert!(kw.matches.iter().any(|m| m.field == "name"), "{kw:?}");
+    assert!(hit.clips.len() >= 2, "{:?}", hit.clips);
+}

@@ -116,14 +116,24 @@ impl VectorSource for CountedVectors {
         Some(hash_vector(text.as_bytes(), 0))
     }
 
-    fn media(&self, _version: Version, _input_type: &str, bytes: &[u8]) -> Option<Vec<SourceVector>> {
+    fn media(
+        &self,
+        _version: Version,
+        _input_type: &str,
+        bytes: &[u8],
+    ) -> Option<Vec<SourceVector>> {
         let valid = validate_media(bytes, None, &MediaLimits::default()).ok()?;
         let kind = valid.probe.kind();
         let n = expected_vectors(kind, valid.probe.duration_sec);
         Some(
             (0..n)
                 .map(|i| SourceVector {
-                    option: if kind == MediaKind::Audio { "audio" } else { "visual" }.into(),
+                    option: if kind == MediaKind::Audio {
+                        "audio"
+                    } else {
+                        "visual"
+                    }
+                    .into(),
                     clip: (kind == MediaKind::Audio).then(|| (i as f64, i as f64 + 1.0)),
                     vector: hash_vector(bytes, i as u32 + 1),
                 })
@@ -232,7 +242,9 @@ async fn stack(cfg: &StackConfig) -> crossmodal::Result<(Engine, Arc<OpenSearchI
         .await?,
     );
     let catalog: Arc<dyn AssetCatalog> = match &cfg.catalog {
-        Some((url, name)) => Arc::new(OpenSearchCatalog::connect(opensearch_config(url, name)).await?),
+        Some((url, name)) => {
+            Arc::new(OpenSearchCatalog::connect(opensearch_config(url, name)).await?)
+        }
         None => Arc::new(SqliteCatalog::open(cfg.dir.join("catalog.db"))?),
     };
     let cache = Arc::new(SqliteEmbeddingCache::open(cfg.dir.join("cache.db"), None)?);
@@ -299,8 +311,8 @@ fn expected(files: &[PathBuf]) -> BTreeMap<AssetId, usize> {
     files
         .iter()
         .map(|p| {
-            let v = validate_media(&std::fs::read(p).unwrap(), None, &MediaLimits::default())
-                .unwrap();
+            let v =
+                validate_media(&std::fs::read(p).unwrap(), None, &MediaLimits::default()).unwrap();
             (
                 v.asset_id,
                 expected_vectors(v.probe.kind(), v.probe.duration_sec),
@@ -335,7 +347,11 @@ async fn check(s: &Services, engine: &Engine, finished: bool) -> usize {
             let state = record.status.state();
             if state == AssetState::Indexed {
                 indexed += 1;
-                assert_eq!(n, w, "an Indexed asset has all its vectors: {}", record.asset_id);
+                assert_eq!(
+                    n, w,
+                    "an Indexed asset has all its vectors: {}",
+                    record.asset_id
+                );
             }
             if finished {
                 assert_eq!(state, AssetState::Indexed, "{:?}", record.status);
@@ -502,7 +518,10 @@ async fn kill_nine_on_s3_and_opensearch_loses_nothing() {
          {} Bedrock jobs started, 0 assets lost, 0 duplicate vectors",
         s.bedrock.jobs_created()
     );
-    assert!(kills >= iterations / 2, "most runs were killed mid-batch ({kills})");
+    assert!(
+        kills >= iterations / 2,
+        "most runs were killed mid-batch ({kills})"
+    );
     let _ = index.delete_index().await;
 }
 
@@ -572,7 +591,10 @@ impl Moto {
         self.child = Some(child);
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "moto did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -591,7 +613,8 @@ impl Moto {
         self.spawn();
         use std::io::{Read, Write};
         let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
         write!(
             conn,
             "POST /moto-api/recorder/replay-recording HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
@@ -633,14 +656,20 @@ async fn s3_server_stopped_mid_batch_then_retry_completes() {
     })
     .await;
     assert!(stopped.lock().unwrap().is_some(), "the server was stopped");
-    let failures: Vec<String> = report.failures().map(|(l, e)| format!("{l}: {e}")).collect();
+    let failures: Vec<String> = report
+        .failures()
+        .map(|(l, e)| format!("{l}: {e}"))
+        .collect();
     eprintln!(
         "{test}: the batch while S3 was down: {:?}; {} failures, e.g. {:?}",
         report.progress,
         failures.len(),
         failures.first()
     );
-    assert!(report.progress.failed > 0, "the batch reports the files it could not finish");
+    assert!(
+        report.progress.failed > 0,
+        "the batch reports the files it could not finish"
+    );
     assert_eq!(
         report.progress.indexed + report.progress.failed + report.progress.duplicates,
         FILES
@@ -753,16 +782,22 @@ async fn opensearch_stopped_mid_batch_then_retry_completes() {
     let (engine, index) = stack(&s.cfg).await.unwrap();
     let o = outage.clone();
     let report = batch_with_outage(&engine, &s.files, FILES / 3, move || o.stop()).await;
-    let failures: Vec<String> = report.failures().map(|(l, e)| format!("{l}: {e}")).collect();
+    let failures: Vec<String> = report
+        .failures()
+        .map(|(l, e)| format!("{l}: {e}"))
+        .collect();
     eprintln!(
         "{test}: the batch while OpenSearch was down: {:?}; {} failures, e.g. {:?}",
         report.progress,
         failures.len(),
         failures.first()
     );
-    assert!(report.progress.failed > 0, "the batch reports the files it could not index");
+    assert!(
+        report.progress.failed > 0,
+        "the batch reports the files it could not index"
+    );
     for (_, e) in report.failures() {
-        assert!(e.is_temporary(), "{e}");
+        assert!(e.kind().is_temporary(), "{e}");
     }
     let counts = engine.counts().await.unwrap();
     assert_eq!((counts.pending, counts.embedding), (0, 0), "{counts:?}");

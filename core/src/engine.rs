@@ -8,9 +8,11 @@ use crate::cache::{EmbeddingCache, SqliteEmbeddingCache};
 use crate::catalog::{
     AssetCatalog, AssetPage, AssetQuery, AssetRecord, SqliteCatalog, StatusCounts,
 };
+use crate::duplicates::{Duplicate, DuplicateFinder, DuplicatePair, DuplicateQuery};
 use crate::embedder::CachedEmbedder;
 use crate::embedding::EmbeddingProvider;
 use crate::error::Result;
+use crate::index::MetaPatch;
 use crate::index::{
     FlatIndex, HnswConfig, HnswIndex, IndexSpec, IndexStats, OpenReport, VectorIndex,
 };
@@ -18,6 +20,7 @@ use crate::ingest::{
     BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestReport, Ingestor,
     ReconcileReport,
 };
+use crate::keywords::KeywordIndex;
 use crate::retry::RetryPolicy;
 use crate::routing::RoutingRules;
 use crate::search::{CrossModalSearcher, Query, SearchResults};
@@ -158,6 +161,9 @@ pub struct EngineParts {
     pub provider_retry: RetryPolicy,
     /// Routing rules (default: the model's).
     pub rules: Option<RoutingRules>,
+    /// Full-text index of names, tags and fields for searches with keywords (the embedded
+    /// default uses its `SqliteCatalog`).
+    pub keywords: Option<Arc<dyn KeywordIndex>>,
 }
 
 impl EngineParts {
@@ -177,6 +183,7 @@ impl EngineParts {
             ingest: IngestConfig::default(),
             provider_retry: RetryPolicy::default(),
             rules: None,
+            keywords: None,
         }
     }
 
@@ -197,6 +204,12 @@ impl EngineParts {
         self.rules = Some(rules);
         self
     }
+
+    /// Adds a full-text index for searches with keywords.
+    pub fn keyword_index(mut self, index: Arc<dyn KeywordIndex>) -> Self {
+        self.keywords = Some(index);
+        self
+    }
 }
 
 /// A complete search system: ingest files, search them by text or by example, manage assets.
@@ -207,6 +220,7 @@ impl EngineParts {
 pub struct Engine {
     ingestor: Ingestor,
     searcher: CrossModalSearcher,
+    duplicates: DuplicateFinder,
     index: Arc<dyn VectorIndex>,
     catalog: Arc<dyn AssetCatalog>,
     store: Arc<dyn MediaStore>,
@@ -247,15 +261,20 @@ impl Engine {
             parts.catalog.clone(),
             parts.ingest.clone(),
         )?;
-        let mut searcher = CrossModalSearcher::with_embedder(embedder, parts.index.clone())
+        let mut searcher = CrossModalSearcher::with_embedder(embedder.clone(), parts.index.clone())
             .catalog(parts.catalog.clone(), parts.store.clone())
             .limits(parts.ingest.limits.clone());
         if let Some(rules) = parts.rules {
             searcher = searcher.rules(rules);
         }
+        if let Some(keywords) = parts.keywords {
+            searcher = searcher.keyword_index(keywords);
+        }
+        let duplicates = DuplicateFinder::new(embedder, parts.index.clone(), parts.catalog.clone());
         Ok(Engine {
             ingestor,
             searcher,
+            duplicates,
             index: parts.index,
             catalog: parts.catalog,
             store: parts.store,
@@ -312,11 +331,12 @@ impl Engine {
         })
         .await?;
         let store = LocalDirStore::open(&layout.media)?;
-        let catalog = SqliteCatalog::open(&layout.catalog)?;
+        let catalog = Arc::new(SqliteCatalog::open(&layout.catalog)?);
         let cache = SqliteEmbeddingCache::open(&layout.catalog, options.cache_ttl)?;
-        let mut parts = EngineParts::new(provider, Arc::new(store), index, Arc::new(catalog))
+        let mut parts = EngineParts::new(provider, Arc::new(store), index, catalog.clone())
             .cache(Arc::new(cache))
-            .ingest_config(options.ingest);
+            .ingest_config(options.ingest)
+            .keyword_index(catalog);
         if let Some(rules) = options.rules {
             parts = parts.rules(rules);
         }
@@ -378,6 +398,48 @@ impl Engine {
     /// Removes an asset everywhere.
     pub async fn delete(&self, asset: &AssetId) -> Result<bool> {
         self.ingestor.delete(asset).await
+    }
+
+    /// Changes an asset's name, tags or fields in place, in the catalog and on every vector of
+    /// the index, without embedding anything again; returns the updated record. See
+    /// [`Ingestor::update_meta`].
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # use crossmodal_core::*;
+    /// # let engine: Option<Engine> = None;
+    /// # if let Some(engine) = engine { let id = AssetId::from_content(b"x");
+    /// let patch = MetaPatch::default()
+    ///     .set("campaign", "autumn-2026")
+    ///     .set("budget", 12_000.0)
+    ///     .add_tag("approved")
+    ///     .remove_tag("draft");
+    /// let record = engine.update_asset(&id, &patch).await?;
+    /// assert!(record.tags.contains(&"approved".to_string()));
+    /// # } Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    pub async fn update_asset(&self, asset: &AssetId, patch: &MetaPatch) -> Result<AssetRecord> {
+        self.ingestor.update_meta(asset, patch).await
+    }
+
+    /// The near-duplicates of `asset` (re-encodes, crops, re-cuts, shared openings), with the
+    /// segment pairs that match. See [`DuplicateFinder::of_asset`].
+    pub async fn near_duplicates(
+        &self,
+        asset: &AssetId,
+        query: &DuplicateQuery,
+    ) -> Result<Vec<Duplicate>> {
+        self.duplicates.of_asset(asset, query).await
+    }
+
+    /// Every near-duplicate pair of the library, at most `limit`. See
+    /// [`DuplicateFinder::library`].
+    pub async fn library_duplicates(
+        &self,
+        query: &DuplicateQuery,
+        limit: usize,
+    ) -> Result<Vec<DuplicatePair>> {
+        self.duplicates.library(query, limit).await
     }
 
     /// One asset's record.

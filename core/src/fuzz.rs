@@ -171,13 +171,21 @@ pub fn apply(seed: &[u8], mutations: &[Mutation]) -> Vec<u8> {
             Mutation::Word32(i, v, be) => {
                 let p = at(i);
                 let v = INTERESTING_U32.get(*v).copied().unwrap_or(0);
-                let word = if *be { v.to_be_bytes() } else { v.to_le_bytes() };
+                let word = if *be {
+                    v.to_be_bytes()
+                } else {
+                    v.to_le_bytes()
+                };
                 overwrite(&mut out, p, &word);
             }
             Mutation::Word64(i, be) => {
                 let p = at(i);
                 let v = u64::MAX - 7;
-                let word = if *be { v.to_be_bytes() } else { v.to_le_bytes() };
+                let word = if *be {
+                    v.to_be_bytes()
+                } else {
+                    v.to_le_bytes()
+                };
                 overwrite(&mut out, p, &word);
             }
             Mutation::Insert(i, bytes) => {
@@ -217,14 +225,10 @@ pub fn apply(seed: &[u8], mutations: &[Mutation]) -> Vec<u8> {
 pub fn mutated(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = (usize, Vec<u8>)> {
     assert!(!seeds.is_empty(), "a fuzz target needs at least one seed");
     let seeds = std::sync::Arc::new(seeds);
-    (
-        0..seeds.len(),
-        proptest::collection::vec(mutation(), 1..8),
-    )
-        .prop_map(move |(i, muts)| {
-            let seed = seeds.get(i).map(Vec::as_slice).unwrap_or_default();
-            (i, apply(seed, &muts))
-        })
+    (0..seeds.len(), proptest::collection::vec(mutation(), 1..8)).prop_map(move |(i, muts)| {
+        let seed = seeds.get(i).map(Vec::as_slice).unwrap_or_default();
+        (i, apply(seed, &muts))
+    })
 }
 
 /// One change to a JSON document, at a [`Pos`] among its values (containers included).
@@ -366,7 +370,9 @@ pub fn apply_json(doc: &serde_json::Value, mutations: &[JsonMutation]) -> Vec<u8
                             }
                         }
                         serde_json::Value::Object(m) => {
-                            if let Some((k, x)) = m.iter().next().map(|(k, x)| (k.clone(), x.clone())) {
+                            if let Some((k, x)) =
+                                m.iter().next().map(|(k, x)| (k.clone(), x.clone()))
+                            {
                                 for i in 0..*n {
                                     m.insert(format!("{k}{i}"), x.clone());
                                 }
@@ -451,7 +457,8 @@ where
         max_shrink_iters: 2048,
         ..Config::default()
     };
-    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
     let tally = Mutex::new(Tally::default());
     let inputs = AtomicU64::new(0);
     let result = runner.run(&strategy, |value| {
@@ -466,7 +473,10 @@ where
     tally.inputs = inputs.load(Ordering::Relaxed);
     eprintln!("fuzz {name}: {tally}");
     if let Err(e) = result {
-        panic!("fuzz target {name} failed after {} inputs: {e}", tally.inputs);
+        panic!(
+            "fuzz target {name} failed after {} inputs: {e}",
+            tally.inputs
+        );
     }
     tally
 }

@@ -25,7 +25,7 @@ use crate::catalog::{AssetCatalog, AssetQuery, AssetRecord, AssetState, AssetSta
 use crate::embedder::CachedEmbedder;
 use crate::embedding::{EmbeddingSpace, MediaContent, MediaInput};
 use crate::error::{Error, ErrorKind, Result};
-use crate::index::{RecordMeta, VectorIndex, VectorRecord};
+use crate::index::{MetaPatch, RecordMeta, VectorIndex, VectorRecord};
 use crate::media::{
     HeadProbe, MediaFormat, MediaKind, MediaLimits, ValidatedMedia, check_file_head,
     finish_validation, validate_media,
@@ -175,7 +175,9 @@ impl IngestItem {
         for (k, v) in &self.fields {
             crate::index::check_field(k, v)?;
         }
-        self.tags.iter().try_for_each(|t| crate::index::check_tag(t))
+        self.tags
+            .iter()
+            .try_for_each(|t| crate::index::check_tag(t))
     }
 
     /// A label for progress and reports: the display name or the path.
@@ -627,6 +629,26 @@ impl Ingestor {
             self.index.upsert(chunk.to_vec()).await?;
         }
         Ok(())
+    }
+
+    /// Changes an asset's metadata in place (name, tags, fields), under the asset's lock: the
+    /// index's records first (every vector of the asset, made durable), then the catalog. No
+    /// embedding is redone. Patches are idempotent, so one that failed part-way can be sent
+    /// again. `NotFound` for an unknown asset, `InvalidInput` for a patch that cannot apply
+    /// (nothing is changed then).
+    pub async fn update_meta(&self, asset: &AssetId, patch: &MetaPatch) -> Result<AssetRecord> {
+        patch.validate()?;
+        let _guard = self.locks.lock(asset).await;
+        let mut record = self.catalog.get(asset).await?.ok_or_else(|| {
+            Error::not_found("no such asset in the catalog").with_context("asset", asset.short())
+        })?;
+        // Checked on a copy first: a patch the record refuses changes nothing anywhere.
+        record.apply_patch(patch)?;
+        if record.status == AssetStatus::Indexed || self.unflushed.lock().contains(asset) {
+            self.index.update_meta(asset, patch).await?;
+            self.index.flush().await?;
+        }
+        self.catalog.update_meta(asset, patch).await
     }
 
     /// Removes an asset everywhere: its vectors, its stored original and its catalog record.

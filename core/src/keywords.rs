@@ -213,7 +213,10 @@ mod tests {
         assert_eq!(m[1].field, "tag");
         assert_eq!(m[1].text, "Castles", "prefix: castle matches castles");
         assert_eq!(m[2].field, "fields.campaign");
-        assert!(!term_matches_word("ca", "castle"), "short terms match whole words only");
+        assert!(
+            !term_matches_word("ca", "castle"),
+            "short terms match whole words only"
+        );
         assert!(KeywordQuery::new("!!", 5).check().is_err());
         assert!(KeywordQuery::new("castle", 0).check().is_err());
     }

@@ -55,6 +55,7 @@
 pub mod asset;
 pub mod cache;
 pub mod catalog;
+pub mod duplicates;
 pub mod durable;
 pub mod embedder;
 pub mod embedding;
@@ -88,6 +89,9 @@ pub use catalog::{
     AssetCatalog, AssetPage, AssetQuery, AssetRecord, AssetState, AssetStatus, IngestStage,
     SqliteCatalog, StatusCounts,
 };
+pub use duplicates::{
+    Duplicate, DuplicateFinder, DuplicateKind, DuplicatePair, DuplicateQuery, SegmentPair,
+};
 pub use embedder::{CachedEmbedder, MediaEmbeddings};
 pub use embedding::{
     Embedding, EmbeddingProvider, EmbeddingSpace, MediaContent, MediaInput, ModelInfo, Segment,
@@ -104,18 +108,19 @@ pub use ingest::{
     BatchItemResult, BatchProgress, BatchReport, IngestConfig, IngestItem, IngestOutcome,
     IngestReport, IngestSource, Ingestor, ReconcileReport,
 };
+pub use jobs::{JobKey, JobLedger, JobRecord, MemoryJobLedger, SqliteJobLedger};
 pub use keywords::{
     KeywordHit, KeywordIndex, KeywordMatch, KeywordQuery, MAX_KEYWORD_TERMS, keyword_matches,
     keyword_terms,
 };
-pub use jobs::{JobKey, JobLedger, JobRecord, MemoryJobLedger, SqliteJobLedger};
 pub use media::{MediaFormat, MediaKind, MediaLimits, MediaProbe, ValidatedMedia, validate_media};
 pub use query_cache::QueryCacheConfig;
 pub use retry::RetryPolicy;
 pub use routing::{QueryKind, Route, RoutingRule, RoutingRules, SearchMode};
 pub use search::{
-    CrossModalSearcher, Fusion, Query, QueryInput, QuerySegments, RouteMatch, RouteOutcome,
-    RouteReport, SearchHit, SearchResults,
+    ClipMatch, CrossModalSearcher, DEFAULT_KEYWORD_WEIGHT, DEFAULT_PAGE_DEPTH, Fusion, Grouping,
+    KeywordScore, MAX_NEGATIVES, MAX_PAGE_DEPTH, Query, QueryInput, QuerySegments, ResultOrder,
+    RouteMatch, RouteOutcome, RouteReport, SearchHit, SearchResults,
 };
 pub use store::{KeyPage, LocalDirStore, MediaKey, MediaRef, MediaStore, MemoryStore, StagedWrite};
 pub use vector::{check_vector, normalized};

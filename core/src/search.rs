@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::asset::AssetId;
@@ -15,12 +15,20 @@ use crate::embedding::{
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::index::{Filter, MAX_K, RecordMeta, VectorIndex, VectorQuery};
+use crate::keywords::{KeywordHit, KeywordIndex, KeywordMatch, KeywordQuery};
 use crate::media::{MediaFormat, MediaKind, MediaLimits, ValidatedMedia, validate_media};
 use crate::query_cache::{QueryCache, QueryCacheConfig, QueryEmbedding, QueryKey};
 use crate::retry::RetryPolicy;
 use crate::routing::{QueryKind, Route, RoutingRules, SearchMode};
 use crate::store::{MediaRef, MediaStore};
 use crate::vector::normalized;
+
+mod cursor;
+mod ranking;
+
+use cursor::{Fingerprint, PageCursor};
+pub use ranking::DEFAULT_KEYWORD_WEIGHT;
+use ranking::{FoundClip, RankSpec, RouteAsset, RouteFound};
 
 /// What to search with.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +69,85 @@ pub enum Fusion {
         /// The damping constant (60 in the original paper).
         k0: f32,
     },
+    /// For queries with keywords: `(1 - w) * max(cosine, 0) + w * s / (s + 1)`, `s` the
+    /// keyword relevance (BM25, saturated below 1). Scores depend on the asset alone, so they
+    /// compare across pages and searches. [`Fusion::Cosine`] with keywords is this with
+    /// [`DEFAULT_KEYWORD_WEIGHT`]; without keywords it is [`Fusion::Cosine`].
+    Weighted {
+        /// `w`, in [0, 1].
+        keyword_weight: f32,
+    },
+}
+
+/// How hits are grouped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "by")]
+pub enum Grouping {
+    /// One hit per asset with its best clip ([`SearchHit::best_segment`]) and its best match per
+    /// route ([`SearchHit::matches`]).
+    #[default]
+    Asset,
+    /// One hit per asset carrying every matching clip ([`SearchHit::clips`], best first), each
+    /// with its time range and score: "every moment a knight appears".
+    Clips {
+        /// Clips listed per asset, at most (the count of all is [`SearchHit::clip_count`]).
+        clips_per_asset: usize,
+        /// Merge overlapping or touching clips of one asset into one time range (its score the
+        /// best of them).
+        merge_adjacent: bool,
+    },
+}
+
+impl Grouping {
+    /// Every matching clip, up to `clips_per_asset` per asset, adjacent clips kept apart.
+    pub fn clips(clips_per_asset: usize) -> Self {
+        Grouping::Clips {
+            clips_per_asset,
+            merge_adjacent: false,
+        }
+    }
+
+    /// Every matching clip, adjacent and overlapping ones merged into one time range.
+    pub fn merged_clips(clips_per_asset: usize) -> Self {
+        Grouping::Clips {
+            clips_per_asset,
+            merge_adjacent: true,
+        }
+    }
+}
+
+/// How hits are ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultOrder {
+    /// By score, best first.
+    #[default]
+    BestScore,
+    /// By the number of matching clips (after merging), then by score: the assets with the most
+    /// matching moments first.
+    ClipCount,
+}
+
+/// One matching clip of an asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipMatch {
+    /// The space it matched in.
+    pub space: EmbeddingSpace,
+    /// Its time range (`None`: the whole asset, an image).
+    pub segment: Option<Segment>,
+    /// Its cosine similarity to the query.
+    pub cosine: f32,
+}
+
+/// How an asset matched the keywords of a query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeywordScore {
+    /// Full-text relevance (BM25; higher is better).
+    pub score: f32,
+    /// Rank among the keyword matches (0 = best).
+    pub rank: usize,
+    /// Where the words matched (name, a tag, a field), for marking them.
+    pub matches: Vec<KeywordMatch>,
 }
 
 /// How a media query with several segment vectors (a 30 s reference clip) is searched.
@@ -108,6 +195,25 @@ pub struct Query {
     pub segments: QuerySegments,
     /// Whether a media query may return the query asset itself (default false).
     pub include_self: bool,
+    /// How hits are grouped (default: one per asset).
+    pub grouping: Grouping,
+    /// How hits are ordered (default: by score).
+    pub order: ResultOrder,
+    /// Whether a text query also matches names, tags and fields by full-text relevance (needs
+    /// a searcher with a [`KeywordIndex`]; ignored for media queries).
+    pub keywords: bool,
+    /// Examples to move away from (assets, files or texts): each route searches with
+    /// `2q - n` (normalised), `q` the query vector and `n` the mean of the examples' vectors
+    /// in the route's space, as Qdrant's `average_vector` recommendation does; asset and file
+    /// examples are never returned.
+    pub negatives: Vec<QueryInput>,
+    /// Minimum cosine per searched space, on top of `min_score`.
+    pub route_min_scores: BTreeMap<EmbeddingSpace, f32>,
+    /// Continue a search: the `next_cursor` of the previous page (same query otherwise).
+    pub cursor: Option<String>,
+    /// Pages the first page reads candidates for (default 5): each route asks the index for
+    /// `k * oversample * page_depth` vectors, and later pages read the same window again.
+    pub page_depth: usize,
 }
 
 impl Query {
@@ -123,6 +229,13 @@ impl Query {
             oversample: 4,
             segments: QuerySegments::Each,
             include_self: false,
+            grouping: Grouping::Asset,
+            order: ResultOrder::BestScore,
+            keywords: false,
+            negatives: Vec::new(),
+            route_min_scores: BTreeMap::new(),
+            cursor: None,
+            page_depth: DEFAULT_PAGE_DEPTH,
         }
     }
 
@@ -225,10 +338,102 @@ impl Query {
         self.include_self = include;
         self
     }
+
+    /// Sets the grouping ([`Grouping::clips`]: every matching clip).
+    pub fn grouping(mut self, grouping: Grouping) -> Self {
+        self.grouping = grouping;
+        self
+    }
+
+    /// Sets the order.
+    pub fn order(mut self, order: ResultOrder) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Also matches names, tags and fields by full-text relevance (text queries).
+    pub fn keywords(mut self, on: bool) -> Self {
+        self.keywords = on;
+        self
+    }
+
+    /// Adds an example to move away from.
+    pub fn negative(mut self, example: QueryInput) -> Self {
+        self.negatives.push(example);
+        self
+    }
+
+    /// Adds a stored asset as an example to move away from.
+    pub fn negative_asset(self, asset: AssetId) -> Self {
+        self.negative(QueryInput::Asset(asset))
+    }
+
+    /// Adds a text as an example to move away from ("no text on screen").
+    pub fn negative_text(self, text: impl Into<String>) -> Self {
+        self.negative(QueryInput::Text(text.into()))
+    }
+
+    /// Drops clips of `space` whose cosine is below `min`.
+    pub fn min_score_in(mut self, space: EmbeddingSpace, min: f32) -> Self {
+        self.route_min_scores.insert(space, min);
+        self
+    }
+
+    /// Continues a search from the `next_cursor` of its previous page.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// Sets how many pages' worth of candidates the first page reads (1..=100).
+    pub fn page_depth(mut self, pages: usize) -> Self {
+        self.page_depth = pages;
+        self
+    }
+
+    /// The fingerprint a cursor of this query carries: everything but the cursor.
+    fn fingerprint(&self) -> u64 {
+        fn input(f: &mut Fingerprint, label: &str, q: &QueryInput) {
+            match q {
+                QueryInput::Text(t) => f.part(label, t.as_bytes()),
+                QueryInput::Media { bytes, .. } => f.part(label, bytes),
+                QueryInput::Asset(a) => f.part(label, a.as_str().as_bytes()),
+                QueryInput::TextImage { text, image, .. } => {
+                    f.part(label, text.as_bytes()).part(label, image)
+                }
+            };
+        }
+        let mut f = Fingerprint::default();
+        input(&mut f, "input", &self.input);
+        for n in &self.negatives {
+            input(&mut f, "negative", n);
+        }
+        f.debug("mode", &self.mode)
+            .debug("kinds", &self.kinds)
+            .debug("k", &self.k)
+            .debug("filter", &self.filter)
+            .debug("min_score", &self.min_score)
+            .debug("fusion", &self.fusion)
+            .debug("oversample", &self.oversample)
+            .debug("segments", &self.segments)
+            .debug("include_self", &self.include_self)
+            .debug("grouping", &self.grouping)
+            .debug("order", &self.order)
+            .debug("keywords", &self.keywords)
+            .debug("route_min_scores", &self.route_min_scores)
+            .debug("page_depth", &self.page_depth);
+        f.finish()
+    }
 }
 
 /// Largest `k` a search accepts.
 pub const MAX_RESULTS: usize = 1000;
+
+/// Default [`Query::page_depth`].
+pub const DEFAULT_PAGE_DEPTH: usize = 5;
+
+/// Largest [`Query::page_depth`].
+pub const MAX_PAGE_DEPTH: usize = 100;
 
 /// One route's match for an asset: which space and clip matched, how well, at which rank.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,6 +463,15 @@ pub struct SearchHit {
     pub best_segment: Option<Segment>,
     /// Every route that found the asset.
     pub matches: Vec<RouteMatch>,
+    /// With [`Grouping::Clips`]: the matching clips, best first, at most `clips_per_asset`.
+    #[serde(default)]
+    pub clips: Vec<ClipMatch>,
+    /// How many distinct clips matched (after merging, in any grouping).
+    #[serde(default)]
+    pub clip_count: usize,
+    /// How the asset matched the query's keywords (`None`: not by keywords).
+    #[serde(default)]
+    pub keywords: Option<KeywordScore>,
     /// Kind, format, tags and time of the asset, from the index.
     pub meta: RecordMeta,
     /// Where the original is stored (when the searcher has a catalog).
@@ -321,6 +535,12 @@ pub struct SearchResults {
     pub mode: SearchMode,
     /// Every route of the rule and what happened to it.
     pub routes: Vec<RouteReport>,
+    /// The cursor of the next page (`None`: this is the last one). Pages of one search
+    /// follow one order with no repeats and no gaps while the index does not change; after a
+    /// change, a page reflects the new state (an asset added or removed between two pages can
+    /// shift the boundary by a place: one repeat or one gap), and nothing fails.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 impl SearchResults {
@@ -387,13 +607,6 @@ fn mean_direction(vectors: &[Vec<f32>]) -> Vec<f32> {
     normalized(&sum)
 }
 
-/// The best match of one asset within one route.
-struct RouteBest {
-    cosine: f32,
-    segment: Option<Segment>,
-    meta: RecordMeta,
-}
-
 /// Runs cross-modal searches: embeds the query, applies the routing rules, searches each route's
 /// space with its kind filter pushed into the index, groups by asset, fuses and ranks.
 ///
@@ -435,6 +648,7 @@ pub struct CrossModalSearcher {
     rules: RoutingRules,
     limits: MediaLimits,
     query_cache: Option<QueryCache>,
+    keyword_index: Option<Arc<dyn KeywordIndex>>,
 }
 
 impl std::fmt::Debug for CrossModalSearcher {
@@ -445,6 +659,7 @@ impl std::fmt::Debug for CrossModalSearcher {
             .field("catalog", &self.catalog.is_some())
             .field("store", &self.store.is_some())
             .field("query_cache", &self.query_cache)
+            .field("keywords", &self.keyword_index.is_some())
             .finish()
     }
 }
@@ -471,6 +686,7 @@ impl CrossModalSearcher {
             rules,
             limits: MediaLimits::default(),
             query_cache,
+            keyword_index: None,
         }
     }
 
@@ -512,6 +728,13 @@ impl CrossModalSearcher {
         self
     }
 
+    /// Adds a full-text index of names, tags and fields, for queries with
+    /// [`keywords`](Query::keywords) (the embedded default's `SqliteCatalog` is one).
+    pub fn keyword_index(mut self, index: Arc<dyn KeywordIndex>) -> Self {
+        self.keyword_index = Some(index);
+        self
+    }
+
     /// Sets the limits applied to uploaded query files.
     pub fn limits(mut self, limits: MediaLimits) -> Self {
         self.limits = limits;
@@ -528,40 +751,52 @@ impl CrossModalSearcher {
         &self.rules
     }
 
-    /// Runs a query.
+    /// Runs a query: one page of hits, and the cursor of the next.
     ///
     /// Errors: `InvalidInput` (empty text, `k` out of range, bad media, no route left after the
-    /// kind restriction, a media query without embeddings for any route), `Unsupported` (a mode
-    /// the routing table lacks for the query kind), `NotFound` (query by an unknown asset), and
-    /// the provider's and index's errors.
+    /// kind restriction, a media query without embeddings for any route, a cursor of another
+    /// query), `Unsupported` (a mode the routing table lacks for the query kind, keywords
+    /// without a keyword index), `NotFound` (query by an unknown asset), and the provider's
+    /// and index's errors.
     pub async fn search(&self, query: &Query) -> Result<SearchResults> {
-        if query.k == 0 || query.k > MAX_RESULTS {
-            return Err(Error::invalid_input(format!(
-                "k must be between 1 and {MAX_RESULTS}, got {}",
-                query.k
-            )));
-        }
-        if let Some(min) = query.min_score
-            && !(-1.0..=1.0).contains(&min)
-        {
-            return Err(Error::invalid_input(format!(
-                "min_score must be a cosine in [-1, 1], got {min}"
-            )));
-        }
+        check_query(query)?;
+        let fingerprint = query.fingerprint();
+        let cursor = query
+            .cursor
+            .as_deref()
+            .map(|c| PageCursor::decode(c, fingerprint))
+            .transpose()?;
         // Resolve the query (validation, catalog look-up) and check the routing table before
         // any model call: an unsupported mode costs nothing.
         let resolved = self.resolve_query(&query.input).await?;
         let query_kind = resolved.kind();
         let routes = self.rules.routes(query_kind, query.mode)?.to_vec();
+        let keyword_text = match (&resolved, query.keywords, &self.keyword_index) {
+            (ResolvedQuery::Text(text), true, Some(index)) => Some((text.clone(), index.clone())),
+            (ResolvedQuery::Text(_), true, None) => {
+                return Err(Error::unsupported(
+                    "a search with keywords needs a searcher with a keyword index \
+                     (CrossModalSearcher::keyword_index)",
+                ));
+            }
+            _ => None,
+        };
         let vectors = self.embed_query(resolved).await?;
+        let negatives = self.embed_negatives(&query.negatives).await?;
         let counts = self.index.space_counts().await?;
-        let per_route_k = (query.k * query.oversample).clamp(1, MAX_K);
+        // The candidate window: every page of one search reads the same one.
+        let window = match cursor {
+            Some(c) => c.window,
+            None => (query.k * query.oversample.max(1) * query.page_depth).clamp(1, MAX_K),
+        };
+        let offset = cursor.map_or(0, |c| c.offset);
 
         let mut reports = Vec::with_capacity(routes.len());
         let mut plans = Vec::new();
         for route in routes {
             match self.plan_route(&route, query, &vectors, &counts) {
                 Ok((filter, qvecs)) => {
+                    let qvecs = push_away(qvecs, &negatives, &route);
                     plans.push((reports.len(), route.clone(), filter, qvecs));
                     reports.push(RouteReport {
                         route,
@@ -592,75 +827,104 @@ impl CrossModalSearcher {
             )));
         }
 
+        // Never returned: the query asset (unless asked) and the examples to move away from.
+        let mut excluded: HashSet<AssetId> =
+            negatives.iter().filter_map(|(id, _)| id.clone()).collect();
+        if !query.include_self
+            && let Some(me) = vectors.self_asset()
+        {
+            excluded.insert(me.clone());
+        }
+        let min_for = |space: EmbeddingSpace| -> Option<f32> {
+            match (query.min_score, query.route_min_scores.get(&space)) {
+                (Some(a), Some(b)) => Some(a.max(*b)),
+                (a, b) => a.or(b.copied()),
+            }
+        };
         let route_results = try_join_all(plans.iter().map(|(_, route, filter, qvecs)| {
-            self.run_route(route.target_space, filter, qvecs, per_route_k)
+            self.run_route(
+                route.target_space,
+                filter,
+                qvecs,
+                window,
+                min_for(route.target_space),
+            )
         }))
         .await?;
-
-        let self_asset = (!query.include_self)
-            .then(|| vectors.self_asset())
-            .flatten();
-        let mut merged: HashMap<AssetId, (Vec<RouteMatch>, f32, RecordMeta)> = HashMap::new();
-        for ((report_idx, route, _, _), mut found) in plans.iter().zip(route_results) {
-            if let Some(me) = self_asset {
-                found.retain(|(id, _)| id != me);
-            }
+        let mut found = Vec::with_capacity(plans.len());
+        for ((report_idx, route, _, _), mut assets) in plans.iter().zip(route_results) {
+            assets.retain(|a| !excluded.contains(&a.asset_id));
             if let Some(report) = reports.get_mut(*report_idx) {
                 report.outcome = RouteOutcome::Searched {
-                    assets: found.len(),
+                    assets: assets.len(),
                 };
             }
-            for (rank, (asset, best)) in found.into_iter().enumerate() {
-                let entry = merged
-                    .entry(asset)
-                    .or_insert_with(|| (Vec::new(), 0.0, best.meta.clone()));
-                entry.1 += match query.fusion {
-                    Fusion::Cosine => 0.0,
-                    Fusion::ReciprocalRank { k0 } => 1.0 / (k0 + rank as f32 + 1.0),
-                };
-                entry.0.push(RouteMatch {
-                    space: route.target_space,
-                    segment: best.segment,
-                    cosine: best.cosine,
-                    rank,
-                });
+            found.push(RouteFound {
+                space: route.target_space,
+                assets,
+            });
+        }
+
+        let mut keyword_hits = Vec::new();
+        if let Some((text, index)) = keyword_text {
+            keyword_hits = self
+                .keyword_route(&text, &*index, query, window, &excluded)
+                .await?;
+            // Assets found by keywords alone are scored by vector too (one filtered search per
+            // route), so every hit has its cosine and its clips whatever the fusion.
+            let seen: HashSet<&AssetId> = found
+                .iter()
+                .flat_map(|r| r.assets.iter().map(|a| &a.asset_id))
+                .collect();
+            let only: Vec<AssetId> = keyword_hits
+                .iter()
+                .map(|h| &h.asset_id)
+                .filter(|id| !seen.contains(id))
+                .cloned()
+                .collect();
+            if !only.is_empty() {
+                let extra = try_join_all(plans.iter().map(|(_, route, filter, qvecs)| {
+                    let mut filter = filter.clone();
+                    filter.asset_ids = if filter.asset_ids.is_empty() {
+                        only.clone()
+                    } else {
+                        only.iter()
+                            .filter(|id| filter.asset_ids.contains(id))
+                            .cloned()
+                            .collect()
+                    };
+                    async move {
+                        if filter.asset_ids.is_empty() {
+                            return Ok(Vec::new());
+                        }
+                        self.run_route(route.target_space, &filter, qvecs, window, None)
+                            .await
+                    }
+                }))
+                .await?;
+                for (route, more) in found.iter_mut().zip(extra) {
+                    route.assets.extend(more);
+                }
             }
         }
 
-        let mut hits: Vec<SearchHit> = merged
-            .into_iter()
-            .filter_map(|(asset_id, (matches, rrf, meta))| {
-                let best = matches
-                    .iter()
-                    .max_by(|a, b| a.cosine.total_cmp(&b.cosine))?
-                    .clone();
-                if query.min_score.is_some_and(|min| best.cosine < min) {
-                    return None;
-                }
-                let score = match query.fusion {
-                    Fusion::Cosine => best.cosine,
-                    Fusion::ReciprocalRank { .. } => rrf,
-                };
-                Some(SearchHit {
-                    asset_id,
-                    score,
-                    cosine: best.cosine,
-                    space: best.space,
-                    best_segment: best.segment,
-                    matches,
-                    meta,
-                    media: None,
-                    display_name: None,
-                })
-            })
-            .collect();
-        hits.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(b.cosine.total_cmp(&a.cosine))
-                .then(a.asset_id.cmp(&b.asset_id))
+        let spec = RankSpec {
+            fusion: query.fusion,
+            grouping: query.grouping,
+            order: query.order,
+            keywords: !keyword_hits.is_empty() || (query.keywords && query_kind == QueryKind::Text),
+        };
+        let ranked = ranking::rank(found, keyword_hits, spec);
+        let total = ranked.len();
+        let mut hits: Vec<SearchHit> = ranked.into_iter().skip(offset).take(query.k).collect();
+        let next_cursor = (total > offset + query.k).then(|| {
+            PageCursor {
+                window,
+                offset: offset + query.k,
+                query: fingerprint,
+            }
+            .encode()
         });
-        hits.truncate(query.k);
         if let Some(catalog) = &self.catalog {
             for hit in &mut hits {
                 if let Some(record) = catalog.get(&hit.asset_id).await? {
@@ -674,7 +938,54 @@ impl CrossModalSearcher {
             query_kind,
             mode: query.mode,
             routes: reports,
+            next_cursor,
         })
+    }
+
+    /// The keyword route: full-text matches of `text` under the query's filter and kinds.
+    async fn keyword_route(
+        &self,
+        text: &str,
+        index: &dyn KeywordIndex,
+        query: &Query,
+        window: usize,
+        excluded: &HashSet<AssetId>,
+    ) -> Result<Vec<KeywordHit>> {
+        let filter = if query.kinds.is_empty() {
+            Some(query.filter.clone())
+        } else {
+            query.filter.restrict_kinds(&query.kinds)
+        };
+        let Some(filter) = filter else {
+            return Ok(Vec::new());
+        };
+        if crate::keywords::keyword_terms(text).is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut hits = index
+            .keyword_search(&KeywordQuery::new(text, window).filter(filter))
+            .await?;
+        hits.retain(|h| !excluded.contains(&h.asset_id));
+        Ok(hits)
+    }
+
+    /// Embeds the examples to move away from: each one's vectors, and its asset id when it is
+    /// an asset or a file (never returned).
+    async fn embed_negatives(
+        &self,
+        negatives: &[QueryInput],
+    ) -> Result<Vec<(Option<AssetId>, QueryVectors)>> {
+        let mut out = Vec::with_capacity(negatives.len());
+        for n in negatives {
+            let resolved = self
+                .resolve_query(n)
+                .await
+                .map_err(|e| e.with_context("negative", "yes"))?;
+            let vectors = self.embed_query(resolved).await?;
+            let id = vectors.self_asset().cloned();
+            out.push((id, vectors));
+        }
+        Ok(out)
     }
 
     /// Decides whether a route can run: its filter (user filter ∩ route kinds ∩ requested kinds)
@@ -705,14 +1016,16 @@ impl CrossModalSearcher {
         Ok((filter, qvecs))
     }
 
-    /// Searches one space with each query vector; the best clip per asset, best asset first.
+    /// Searches one space with each query vector: per asset its clips (each record's best
+    /// cosine over the query vectors) at or above `min`, best first; best asset first.
     async fn run_route(
         &self,
         space: EmbeddingSpace,
         filter: &Filter,
         qvecs: &[Vec<f32>],
         k: usize,
-    ) -> Result<Vec<(AssetId, RouteBest)>> {
+        min: Option<f32>,
+    ) -> Result<Vec<RouteAsset>> {
         let queries: Vec<VectorQuery> = qvecs
             .iter()
             .map(|v| VectorQuery {
@@ -723,24 +1036,43 @@ impl CrossModalSearcher {
             })
             .collect();
         let searches = queries.iter().map(|q| self.index.search(q));
-        let mut best: HashMap<AssetId, RouteBest> = HashMap::new();
+        let mut by_asset: HashMap<AssetId, (HashMap<u32, FoundClip>, RecordMeta)> = HashMap::new();
         for hits in try_join_all(searches).await? {
             for h in hits {
-                let better = best.get(&h.asset_id).is_none_or(|b| h.score > b.cosine);
-                if better {
-                    best.insert(
-                        h.asset_id,
-                        RouteBest {
-                            cosine: h.score,
-                            segment: h.segment,
-                            meta: h.meta,
-                        },
-                    );
+                if min.is_some_and(|m| h.score < m) {
+                    continue;
+                }
+                let (clips, _) = by_asset
+                    .entry(h.asset_id)
+                    .or_insert_with(|| (HashMap::new(), h.meta));
+                let clip = clips.entry(h.seq).or_insert(FoundClip {
+                    seq: h.seq,
+                    segment: h.segment,
+                    cosine: h.score,
+                });
+                if h.score > clip.cosine {
+                    clip.cosine = h.score;
                 }
             }
         }
-        let mut ranked: Vec<(AssetId, RouteBest)> = best.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cosine.total_cmp(&a.1.cosine).then(a.0.cmp(&b.0)));
+        let mut ranked: Vec<RouteAsset> = by_asset
+            .into_iter()
+            .map(|(asset_id, (clips, meta))| {
+                let mut clips: Vec<FoundClip> = clips.into_values().collect();
+                clips.sort_by(|a, b| b.cosine.total_cmp(&a.cosine).then(a.seq.cmp(&b.seq)));
+                RouteAsset {
+                    asset_id,
+                    clips,
+                    meta,
+                }
+            })
+            .collect();
+        let best = |a: &RouteAsset| a.clips.first().map_or(f32::NEG_INFINITY, |c| c.cosine);
+        ranked.sort_by(|a, b| {
+            best(b)
+                .total_cmp(&best(a))
+                .then(a.asset_id.cmp(&b.asset_id))
+        });
         Ok(ranked)
     }
 
@@ -917,6 +1249,105 @@ fn by_space(embeddings: &[Embedding]) -> HashMap<EmbeddingSpace, Vec<Vec<f32>>> 
 /// shape).
 fn mixed_up() -> Error {
     Error::backend("the query cache returned an entry of another kind of query")
+}
+
+/// Checks what a query asks before any work.
+fn check_query(query: &Query) -> Result<()> {
+    if query.k == 0 || query.k > MAX_RESULTS {
+        return Err(Error::invalid_input(format!(
+            "k must be between 1 and {MAX_RESULTS}, got {}",
+            query.k
+        )));
+    }
+    let cosine = |what: &str, v: f32| {
+        if (-1.0..=1.0).contains(&v) {
+            Ok(())
+        } else {
+            Err(Error::invalid_input(format!(
+                "{what} must be a cosine in [-1, 1], got {v}"
+            )))
+        }
+    };
+    if let Some(min) = query.min_score {
+        cosine("min_score", min)?;
+    }
+    for (space, min) in &query.route_min_scores {
+        cosine(&format!("the minimum score of {space}"), *min)?;
+    }
+    if query.page_depth == 0 || query.page_depth > MAX_PAGE_DEPTH {
+        return Err(Error::invalid_input(format!(
+            "page_depth must be between 1 and {MAX_PAGE_DEPTH}, got {}",
+            query.page_depth
+        )));
+    }
+    match query.fusion {
+        Fusion::Weighted { keyword_weight } if !(0.0..=1.0).contains(&keyword_weight) => {
+            return Err(Error::invalid_input(format!(
+                "keyword_weight must be in [0, 1], got {keyword_weight}"
+            )));
+        }
+        Fusion::ReciprocalRank { k0 } if !(k0.is_finite() && k0 >= 0.0) => {
+            return Err(Error::invalid_input(format!(
+                "the RRF constant k0 must be a finite number >= 0, got {k0}"
+            )));
+        }
+        _ => {}
+    }
+    if let Grouping::Clips {
+        clips_per_asset, ..
+    } = query.grouping
+        && (clips_per_asset == 0 || clips_per_asset > MAX_RESULTS)
+    {
+        return Err(Error::invalid_input(format!(
+            "clips_per_asset must be between 1 and {MAX_RESULTS}, got {clips_per_asset}"
+        )));
+    }
+    if query.negatives.len() > MAX_NEGATIVES {
+        return Err(Error::invalid_input(format!(
+            "at most {MAX_NEGATIVES} negative examples, got {}",
+            query.negatives.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Most negative examples a query may carry.
+pub const MAX_NEGATIVES: usize = 16;
+
+/// The query vectors of a route moved away from the negative examples: `2q - n`, normalised,
+/// `n` the mean direction of the examples' vectors in the route's target space (or its query
+/// space, or a text example's vector).
+fn push_away(
+    qvecs: Vec<Vec<f32>>,
+    negatives: &[(Option<AssetId>, QueryVectors)],
+    route: &Route,
+) -> Vec<Vec<f32>> {
+    let examples: Vec<Vec<f32>> = negatives
+        .iter()
+        .filter_map(|(_, v)| match v {
+            QueryVectors::Text(t) => Some(normalized(t)),
+            QueryVectors::Media { by_space, .. } => by_space
+                .get(&route.target_space)
+                .or_else(|| by_space.get(&route.query_space))
+                .filter(|vs| !vs.is_empty())
+                .map(|vs| mean_direction(vs)),
+        })
+        .collect();
+    if examples.is_empty() {
+        return qvecs;
+    }
+    let away = mean_direction(&examples);
+    qvecs
+        .into_iter()
+        .map(|q| {
+            let q = normalized(&q);
+            if q.len() != away.len() {
+                return q;
+            }
+            let moved: Vec<f32> = q.iter().zip(&away).map(|(a, n)| 2.0 * a - n).collect();
+            normalized(&moved)
+        })
+        .collect()
 }
 
 /// A query ready to embed.

@@ -28,7 +28,9 @@ fn body(parts: &[(&str, Option<&str>, Option<&str>, Vec<u8>)]) -> Vec<u8> {
     for (field, file, ty, bytes) in parts {
         out.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
         let disposition = match file {
-            Some(f) => format!("Content-Disposition: form-data; name=\"{field}\"; filename=\"{f}\"\r\n"),
+            Some(f) => {
+                format!("Content-Disposition: form-data; name=\"{field}\"; filename=\"{f}\"\r\n")
+            }
             None => format!("Content-Disposition: form-data; name=\"{field}\"\r\n"),
         };
         out.extend_from_slice(disposition.as_bytes());
@@ -43,7 +45,14 @@ fn body(parts: &[(&str, Option<&str>, Option<&str>, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-fn file_part(name: &'static str) -> (&'static str, Option<&'static str>, Option<&'static str>, Vec<u8>) {
+fn file_part(
+    name: &'static str,
+) -> (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Vec<u8>,
+) {
     ("file", Some(name), Some(mime(name)), fixture(name))
 }
 
@@ -52,14 +61,20 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         (
             "/api/assets",
-            body(&[file_part("image.png"), ("tags", None, None, b"sunset, beach".to_vec())]),
+            body(&[
+                file_part("image.png"),
+                ("tags", None, None, b"sunset, beach".to_vec()),
+            ]),
         ),
         (
             "/api/assets",
             body(&[file_part("image.jpg"), file_part("image.webp")]),
         ),
         ("/api/assets?wait=true", body(&[file_part("video.mp4")])),
-        ("/api/assets", body(&[file_part("audio.mp3"), ("tags", None, None, b"x".to_vec())])),
+        (
+            "/api/assets",
+            body(&[file_part("audio.mp3"), ("tags", None, None, b"x".to_vec())]),
+        ),
         (
             "/api/search/upload",
             body(&[
@@ -72,7 +87,10 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "/api/search/upload",
-            body(&[file_part("image.png"), ("mode", None, None, b"auto".to_vec())]),
+            body(&[
+                file_part("image.png"),
+                ("mode", None, None, b"auto".to_vec()),
+            ]),
         ),
     ]
 }
@@ -89,7 +107,10 @@ fn fuzz_multipart_uploads() {
     let engine: Engine = rt
         .block_on(Engine::open_local(dir.path().join("data"), provider))
         .unwrap();
-    let service = Service::new(engine.clone(), support::config(&dir.path().join("thumbnails")));
+    let service = Service::new(
+        engine.clone(),
+        support::config(&dir.path().join("thumbnails")),
+    );
     let router = service.router();
     let seeds = seeds();
     let paths: Vec<&'static str> = seeds.iter().map(|s| s.0).collect();
@@ -110,8 +131,9 @@ fn fuzz_multipart_uploads() {
             let path = paths.get(seed).copied().unwrap_or("/api/assets");
             let router = router.clone();
             let handle = handle.clone();
-            let (status, answer) =
-                fuzz::within(LIVENESS, move || handle.block_on(send(&router, path, bytes)))?;
+            let (status, answer) = fuzz::within(LIVENESS, move || {
+                handle.block_on(send(&router, path, bytes))
+            })?;
             prop_assert!(
                 !status.is_server_error(),
                 "{} answered {}: {}",
@@ -129,10 +151,18 @@ fn fuzz_multipart_uploads() {
                     status,
                     answer
                 );
-                Ok(format!("{} {} {kind}", path.split('?').next().unwrap_or(path), status.as_u16()))
+                Ok(format!(
+                    "{} {} {kind}",
+                    path.split('?').next().unwrap_or(path),
+                    status.as_u16()
+                ))
             } else {
                 prop_assert!(answer.is_object(), "{}: {}", path, answer);
-                Ok(format!("{} {}", path.split('?').next().unwrap_or(path), status.as_u16()))
+                Ok(format!(
+                    "{} {}",
+                    path.split('?').next().unwrap_or(path),
+                    status.as_u16()
+                ))
             }
         },
     );

@@ -33,7 +33,12 @@ fn item(option: Option<&str>, scope: Option<&str>, start: f64, end: f64, seed: f
 }
 
 /// (model, kind, requested spaces, a valid output).
-fn seeds() -> Vec<(&'static dyn MarengoAdapter, MediaKind, Vec<EmbeddingSpace>, Value)> {
+fn seeds() -> Vec<(
+    &'static dyn MarengoAdapter,
+    MediaKind,
+    Vec<EmbeddingSpace>,
+    Value,
+)> {
     use EmbeddingSpace::*;
     vec![
         (
@@ -113,14 +118,16 @@ fn fuzz_marengo_outputs() {
             let ((media, query), peak) = fuzz::within(LIVENESS, move || {
                 fuzz::measure(|| {
                     let ex = expect(adapter);
-                    (
-                        ex.media(&input, kind, &requested),
-                        ex.single_vector(&input),
-                    )
+                    (ex.media(&input, kind, &requested), ex.single_vector(&input))
                 })
             })?;
             // serde_json's tree is a few times the text; the embeddings are smaller than it.
-            prop_assert!(peak <= 16 * len + (64 << 10), "{} bytes held for {}", peak, len);
+            prop_assert!(
+                peak <= 16 * len + (64 << 10),
+                "{} bytes held for {}",
+                peak,
+                len
+            );
             let label = match media {
                 Ok(out) => {
                     prop_assert!(!out.embeddings.is_empty());

@@ -445,14 +445,14 @@ async fn throttled_and_unavailable_requests_are_retried() {
     assert_eq!(paths.iter().filter(|p| p.ends_with("/_bulk")).count(), 3);
     assert_eq!(paths.iter().filter(|p| p.ends_with("/_search")).count(), 3);
 
-    // When the attempts run out the error is temporary, of the matching kind.
+    // When the attempts run out the error is of the matching (temporary) kind, and persistent:
+    // its retries are spent, so a layer above does not multiply them.
     server.inject_status(429, 10, Some("/_search"));
     let err = index
         .search(&VectorQuery::new(r.space, r.vector.clone(), 1))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}");
-    // A temporary kind, marked persistent: the retries are spent, no caller retries again.
     assert!(err.kind().is_temporary() && err.is_persistent(), "{err:?}");
     assert_eq!(err.context_value("attempts"), Some("4"));
     server.inject_status(503, 10, Some("/_delete_by_query"));
@@ -481,7 +481,6 @@ async fn refused_connections_fail_fast_as_unavailable() {
     let err = OpenSearchIndex::connect(config, spec(4)).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    // A temporary kind, marked persistent: the retries are spent, no caller retries again.
     assert!(err.kind().is_temporary() && err.is_persistent(), "{err:?}");
     assert_eq!(err.context_value("attempts"), Some("3"));
     assert!(took < Duration::from_secs(2), "took {took:?}");

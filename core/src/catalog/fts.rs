@@ -160,11 +160,11 @@ pub(super) fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AssetId;
     use crate::catalog::{AssetCatalog, AssetStatus, SqliteCatalog};
     use crate::index::{FieldTest, Filter, MetaPatch};
     use crate::keywords::{KeywordIndex, KeywordQuery};
     use crate::media::{MediaFormat, MediaProbe};
-    use crate::AssetId;
 
     fn record(n: u32, name: &str, tags: &[&str], status: AssetStatus) -> AssetRecord {
         AssetRecord {
@@ -204,9 +204,16 @@ mod tests {
     async fn names_tags_and_fields_are_found_by_their_words() {
         let catalog = SqliteCatalog::open_in_memory().unwrap();
         let mut with_field = record(3, "beach_day.mp4", &[], AssetStatus::Indexed);
-        with_field.fields.insert("brief".into(), "castle at dawn".into());
+        with_field
+            .fields
+            .insert("brief".into(), "castle at dawn".into());
         for r in [
-            record(1, "castle_siege_v3.mp4", &["medieval"], AssetStatus::Indexed),
+            record(
+                1,
+                "castle_siege_v3.mp4",
+                &["medieval"],
+                AssetStatus::Indexed,
+            ),
             record(2, "picnic.mp4", &["castle"], AssetStatus::Indexed),
             with_field,
             record(4, "castle_siege_v4.mp4", &[], AssetStatus::Embedding),
@@ -241,15 +248,36 @@ mod tests {
         // Updates and removals are seen at once.
         let dog = AssetId::from_content(&5u32.to_le_bytes());
         catalog
-            .update_meta(&dog, &MetaPatch::default().rename("castle_dog.mp4").add_tag("siege"))
+            .update_meta(
+                &dog,
+                &MetaPatch::default()
+                    .rename("castle_dog.mp4")
+                    .add_tag("siege"),
+            )
             .await
             .unwrap();
-        assert_eq!(names(&catalog, KeywordQuery::new("dog", 10)).await, vec!["castle_dog.mp4"]);
-        assert!(names(&catalog, KeywordQuery::new("castle siege", 10)).await.contains(&"castle_dog.mp4".to_string()));
+        assert_eq!(
+            names(&catalog, KeywordQuery::new("dog", 10)).await,
+            vec!["castle_dog.mp4"]
+        );
+        assert!(
+            names(&catalog, KeywordQuery::new("castle siege", 10))
+                .await
+                .contains(&"castle_dog.mp4".to_string())
+        );
         assert!(catalog.remove(&dog).await.unwrap());
-        assert!(names(&catalog, KeywordQuery::new("dog", 10)).await.is_empty());
+        assert!(
+            names(&catalog, KeywordQuery::new("dog", 10))
+                .await
+                .is_empty()
+        );
         // Query syntax is never interpreted.
-        assert!(names(&catalog, KeywordQuery::new("castle OR NEAR(\"x\") *", 10)).await.len() >= 3);
+        assert!(
+            names(&catalog, KeywordQuery::new("castle OR NEAR(\"x\") *", 10))
+                .await
+                .len()
+                >= 3
+        );
         let err = catalog
             .keyword_search(&KeywordQuery::new("  ", 10))
             .await

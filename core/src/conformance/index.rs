@@ -260,10 +260,13 @@ pub async fn index_filters_are_pushed_down(index: &dyn VectorIndex) {
         Filter::default().duration_between(Some(15_000), None),
         Filter::default()
             .kinds([MediaKind::Video])
-            .field("budget", FieldTest::Range {
-                gte: None,
-                lt: Some(300.0.into()),
-            })
+            .field(
+                "budget",
+                FieldTest::Range {
+                    gte: None,
+                    lt: Some(300.0.into()),
+                },
+            )
             .field("approved", FieldTest::Eq(false.into())),
     ];
     for filter in filters {

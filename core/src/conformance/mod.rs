@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod index;
+mod search;
 mod store;
 
 pub use index::*;
+pub use search::*;
 pub use store::*;

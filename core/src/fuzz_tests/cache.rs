@@ -30,10 +30,14 @@ fn fuzz_cache_payloads() {
         |(_, payload)| {
             let len = payload.len();
             let input = payload.clone();
-            let (decoded, peak) =
-                fuzz::within(LIVENESS, move || fuzz::measure(|| decode(&input)))?;
+            let (decoded, peak) = fuzz::within(LIVENESS, move || fuzz::measure(|| decode(&input)))?;
             // The vectors are as large as their bytes; each embedding adds a fixed header.
-            prop_assert!(peak <= 8 * len + (16 << 10), "{} bytes held for {}", peak, len);
+            prop_assert!(
+                peak <= 8 * len + (16 << 10),
+                "{} bytes held for {}",
+                peak,
+                len
+            );
             match decoded {
                 Ok(e) => {
                     // The format is canonical: what decodes encodes to the same bytes.

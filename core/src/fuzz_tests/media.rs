@@ -135,7 +135,9 @@ fn fuzz_media_probes() {
                 }
                 (Err(a), Err(b)) => prop_assert_eq!(a.kind(), b.kind()),
                 (Ok(_), Err(b)) => prop_assert_eq!(b.kind(), ErrorKind::InvalidInput),
-                (Err(a), Ok(_)) => prop_assert!(false, "probe failed ({}) but validation passed", a),
+                (Err(a), Ok(_)) => {
+                    prop_assert!(false, "probe failed ({}) but validation passed", a)
+                }
             }
             // The head-only check never panics and agrees on the format.
             if let (Ok(p), Ok(f)) = (&outcome, check_size(&bytes, len as u64, &limits)) {
@@ -152,8 +154,16 @@ fn fuzz_media_probes() {
     );
     assert!(tally.inputs >= u64::from(fuzz::cases(3000)));
     // The mutations reach past the sniffing: some inputs still probe, many are corrupt.
-    let ok = tally.outcomes.iter().filter(|(k, _)| k.contains(": ok")).count();
-    assert!(ok >= 4, "mutated fixtures that still probe: {:?}", tally.outcomes);
+    let ok = tally
+        .outcomes
+        .iter()
+        .filter(|(k, _)| k.contains(": ok"))
+        .count();
+    assert!(
+        ok >= 4,
+        "mutated fixtures that still probe: {:?}",
+        tally.outcomes
+    );
     assert!(tally.outcomes.keys().any(|k| k.ends_with("Corrupt")));
 }
 

@@ -29,7 +29,11 @@ fn meta(i: usize) -> RecordMeta {
 }
 
 fn unit(i: usize) -> Vec<f32> {
-    crate::vector::normalized(&(0..DIM).map(|d| (i * 7 + d) as f32 - 2.5).collect::<Vec<_>>())
+    crate::vector::normalized(
+        &(0..DIM)
+            .map(|d| (i * 7 + d) as f32 - 2.5)
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn record(asset: usize, seq: u32) -> StoredRecord {
@@ -83,7 +87,9 @@ fn fuzz_log_records() {
                         }
                     }
                     // What decodes encodes again, and decodes to the same change.
-                    let again = op.encode().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let again = op
+                        .encode()
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     prop_assert_eq!(Op::decode(&again, DIM).ok(), Some(op));
                     Ok("ok".into())
                 }
@@ -136,7 +142,12 @@ fn fuzz_log_files() {
             })?;
             let _ = std::fs::remove_dir_all(&case);
             // Two 1 MiB read buffers plus the records, and the tail scan's copy.
-            prop_assert!(peak <= 3 * len + (3 << 20), "{} bytes held for {}", peak, len);
+            prop_assert!(
+                peak <= 3 * len + (3 << 20),
+                "{} bytes held for {}",
+                peak,
+                len
+            );
             match read {
                 Ok(contents) => {
                     prop_assert_eq!(contents.valid_len + contents.torn_bytes, len as u64);
@@ -188,8 +199,9 @@ fn fuzz_asset_tables() {
         |(_, bytes)| {
             let len = bytes.len();
             let input = bytes.clone();
-            let (decoded, peak) =
-                fuzz::within(LIVENESS, move || fuzz::measure(|| AssetTable::decode(&input)))?;
+            let (decoded, peak) = fuzz::within(LIVENESS, move || {
+                fuzz::measure(|| AssetTable::decode(&input))
+            })?;
             prop_assert!(peak <= decode_bound(len), "{} bytes held for {}", peak, len);
             match decoded {
                 Ok(table) => {

@@ -176,10 +176,9 @@ impl FieldTest {
     pub fn passes(&self, value: Option<&FieldValue>) -> bool {
         match self {
             FieldTest::Eq(v) => value.is_some_and(|x| x.compare(v).is_some_and(|o| o.is_eq())),
-            FieldTest::In(vs) => value.is_some_and(|x| {
-                vs.iter()
-                    .any(|v| x.compare(v).is_some_and(|o| o.is_eq()))
-            }),
+            FieldTest::In(vs) => {
+                value.is_some_and(|x| vs.iter().any(|v| x.compare(v).is_some_and(|o| o.is_eq())))
+            }
             FieldTest::Range { gte, lt } => value.is_some_and(|x| {
                 gte.as_ref()
                     .is_none_or(|g| x.compare(g).is_some_and(|o| o.is_ge()))
@@ -388,7 +387,10 @@ mod tests {
         };
         assert!(!range.passes(Some(&n)), "the upper bound is exclusive");
         assert!(range.passes(Some(&FieldValue::Number(10.0))));
-        assert!(!range.passes(Some(&FieldValue::Text("x".into()))), "types never mix");
+        assert!(
+            !range.passes(Some(&FieldValue::Text("x".into()))),
+            "types never mix"
+        );
         assert!(FieldTest::Exists.passes(Some(&n)) && !FieldTest::Exists.passes(None));
         assert!(FieldTest::Not(Box::new(FieldTest::Exists)).passes(None));
         let t = FieldTest::Range {
@@ -416,17 +418,17 @@ mod tests {
         assert_eq!(meta.name.as_deref(), Some("siege.mp4"));
         let json = serde_json::to_string(&meta).unwrap();
         assert_eq!(serde_json::from_str::<RecordMeta>(&json).unwrap(), meta);
-        for v in [FieldValue::Bool(true), 2.5.into(), "x".into(), FieldValue::Time(5)] {
+        for v in [
+            FieldValue::Bool(true),
+            2.5.into(),
+            "x".into(),
+            FieldValue::Time(5),
+        ] {
             let s = serde_json::to_string(&v).unwrap();
             assert_eq!(serde_json::from_str::<FieldValue>(&s).unwrap(), v, "{s}");
         }
         assert!(check_field("bad name", &FieldValue::Bool(true)).is_err());
         assert!(check_field("n", &FieldValue::Number(f64::NAN)).is_err());
-        assert!(
-            MetaPatch::default()
-                .set("a b", 1.0)
-                .validate()
-                .is_err()
-        );
+        assert!(MetaPatch::default().set("a b", 1.0).validate().is_err());
     }
 }

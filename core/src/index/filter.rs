@@ -175,7 +175,9 @@ impl Filter {
                     }
                     match (gte, lt) {
                         (None, None) => Err(bad("a range needs a bound")),
-                        (Some(a), Some(b)) if std::mem::discriminant(a) != std::mem::discriminant(b) => {
+                        (Some(a), Some(b))
+                            if std::mem::discriminant(a) != std::mem::discriminant(b) =>
+                        {
                             Err(bad("range bounds of different types"))
                         }
                         _ => Ok(()),

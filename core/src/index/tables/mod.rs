@@ -38,8 +38,7 @@ use crate::asset::AssetId;
 use crate::embedding::EmbeddingSpace;
 use crate::error::{Error, Result};
 use crate::index::{
-    MetaPatch,
-    Hit, IndexSpec, IndexStats, VectorQuery, VectorRecord, check_query, check_records,
+    Hit, IndexSpec, IndexStats, MetaPatch, VectorQuery, VectorRecord, check_query, check_records,
 };
 use crate::storage::StorageConfig;
 use crate::storage::lock::DirLock;

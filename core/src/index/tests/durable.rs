@@ -359,9 +359,8 @@ fn compactions_are_durable_and_free_the_old_files() {
 fn metadata_patches_survive_replay_checkpoints_and_compactions() {
     let dir = tempfile::tempdir().unwrap();
     let records: Vec<VectorRecord> = image_records(300, 8, 13);
-    let by_campaign = |c: &str| {
-        crate::Filter::default().field("campaign", crate::FieldTest::Eq(c.into()))
-    };
+    let by_campaign =
+        |c: &str| crate::Filter::default().field("campaign", crate::FieldTest::Eq(c.into()));
     let count = |index: &HnswIndex, c: &str| {
         index
             .search_sync(
@@ -376,7 +375,12 @@ fn metadata_patches_survive_replay_checkpoints_and_compactions() {
     index.checkpoint().unwrap();
     let patch = |c: &str| crate::MetaPatch::default().set("campaign", c);
     for r in &records[..10] {
-        assert_eq!(index.update_meta_sync(&r.asset_id, &patch("winter")).unwrap(), 1);
+        assert_eq!(
+            index
+                .update_meta_sync(&r.asset_id, &patch("winter"))
+                .unwrap(),
+            1
+        );
     }
     index.flush_sync().unwrap();
     drop(index);
@@ -385,29 +389,29 @@ fn metadata_patches_survive_replay_checkpoints_and_compactions() {
     assert_eq!(count(&index, "winter"), 10);
     // From a checkpoint (the old metadata values are not carried along).
     for r in &records[..5] {
-        index.update_meta_sync(&r.asset_id, &patch("spring")).unwrap();
+        index
+            .update_meta_sync(&r.asset_id, &patch("spring"))
+            .unwrap();
     }
     index.checkpoint().unwrap();
     drop(index);
     let index = HnswIndex::open(dir.path(), spec(8), manual()).unwrap();
-    assert_eq!(
-        (count(&index, "winter"), count(&index, "spring")),
-        (5, 5)
-    );
+    assert_eq!((count(&index, "winter"), count(&index, "spring")), (5, 5));
     // Across a compaction, with a patch written while it runs and one after.
     for r in records.iter().skip(200) {
         index.delete_asset_sync(&r.asset_id).unwrap();
     }
-    index.update_meta_sync(&records[20].asset_id, &patch("spring")).unwrap();
+    index
+        .update_meta_sync(&records[20].asset_id, &patch("spring"))
+        .unwrap();
     index.compact().unwrap();
-    index.update_meta_sync(&records[21].asset_id, &patch("spring")).unwrap();
+    index
+        .update_meta_sync(&records[21].asset_id, &patch("spring"))
+        .unwrap();
     index.flush_sync().unwrap();
     drop(index);
     let index = HnswIndex::open(dir.path(), spec(8), manual()).unwrap();
-    assert_eq!(
-        (count(&index, "winter"), count(&index, "spring")),
-        (5, 7)
-    );
+    assert_eq!((count(&index, "winter"), count(&index, "spring")), (5, 7));
 }
 
 #[test]

@@ -61,6 +61,21 @@ async fn hnsw_index_passes_the_suite_in_every_mode() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_group_page_and_fuse_alike_on_flat_and_hnsw() {
+    conformance::search_suite(|spec| async move {
+        Box::new(FlatIndex::new(spec)) as Box<dyn VectorIndex>
+    })
+    .await;
+    for config in [walk(), walk().quantization(Quantization::Int8)] {
+        conformance::search_suite(move |spec| {
+            let c = config.clone();
+            async move { Box::new(HnswIndex::new(spec, c).unwrap()) as Box<dyn VectorIndex> }
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn deletes_leave_tombstones_until_compaction() {
     let records = clustered_records(1000, 11);
