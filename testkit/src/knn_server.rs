@@ -3,8 +3,14 @@
 //! query with efficient filtering, the documented scores), not as the backend would like it.
 //!
 //! - `GET /`, `HEAD|PUT|DELETE /<index>`, `GET /<index>/_mapping`, `POST /<index>/_bulk` (and
-//!   `/_bulk`), `POST /<index>/_refresh`, `POST|GET /<index>/_search`,
+//!   `/_bulk`: `index`, `create`, `delete`, and `update` with a partial `doc` merged into
+//!   `_source` as OpenSearch merges it), `POST /<index>/_refresh`, `POST|GET /<index>/_search`,
 //!   `POST /<index>/_delete_by_query`.
+//! - Mappings: `keyword`, numbers, `date`, `boolean`, `knn_vector`, `text` with `keyword`
+//!   sub-fields, `object` with `"enabled": false` (kept in `_source`, never searchable).
+//! - Queries: `term`, `terms`, `range` (numeric, date, and keyword ranges compared byte-wise as
+//!   Lucene compares terms), `exists`, `ids`, `bool` (`must`, `filter`, `should`, `must_not`),
+//!   `match_all`, `knn`.
 //! - Near-real-time visibility: writes are searchable only after a refresh (`refresh=true` /
 //!   `wait_for`, `_refresh`, or the 1 s periodic refresh); `_delete_by_query` works on what is
 //!   searchable, like OpenSearch's.
@@ -106,6 +112,11 @@ enum FieldType {
     Date,
     Boolean,
     Disabled,
+    /// `text` (analysed; the server stores it and answers `exists`, not full-text queries),
+    /// with its `fields` sub-fields (`keyword` only), searchable as `<field>.<sub-field>`.
+    Text {
+        fields: BTreeMap<String, FieldType>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

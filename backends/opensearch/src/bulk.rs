@@ -1,6 +1,6 @@
 //! Bulk writes: batching, per-item results, per-item retries of rejected-for-load documents;
 //! `index` items with the record key as `_id` (clusters) or without (Serverless, where the
-//! service assigns ids), and `delete` items by id.
+//! service assigns ids), `update` items (partial documents) and `delete` items by id.
 
 use std::fmt;
 use std::time::Duration;
@@ -153,6 +153,24 @@ impl BulkDoc {
         serde_json::to_writer(&mut lines, source).map_err(crate::error::json_error)?;
         lines.push(b'\n');
         Ok(BulkDoc { doc_id, key, lines })
+    }
+
+    /// A partial update of the document `id` holding `key`: `{"update":{"_id":..}}` and
+    /// `{"doc":{..}}` (the service merges `doc` into the stored `_source`). Sent with
+    /// [`DocIds::RecordKey`] semantics, the answer must name `id`; `doc_id` is `id` (on a
+    /// cluster the record key, on Serverless the service's id).
+    pub(crate) fn update(id: &str, key: RecordKey, doc: &serde_json::Value) -> Result<BulkDoc> {
+        let action = serde_json::json!({"update": {"_id": id}});
+        let mut lines = serde_json::to_vec(&action).map_err(crate::error::json_error)?;
+        lines.push(b'\n');
+        serde_json::to_writer(&mut lines, &serde_json::json!({ "doc": doc }))
+            .map_err(crate::error::json_error)?;
+        lines.push(b'\n');
+        Ok(BulkDoc {
+            doc_id: id.to_string(),
+            key,
+            lines,
+        })
     }
 }
 

@@ -67,6 +67,7 @@ mod config;
 mod error;
 mod index;
 mod mapping;
+mod meta;
 mod query;
 mod recent;
 mod version;

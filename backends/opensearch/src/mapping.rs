@@ -9,7 +9,10 @@ use crate::config::{Engine, OpenSearchConfig};
 
 /// Version of the document layout this crate writes, kept in the mapping's `_meta`. Layout 2
 /// added the `key` and `written_at` fields (Serverless needs them; an index of layout 1 gains
-/// them on connect).
+/// them on connect). The metadata fields `name`, `duration_ms`, `fields`, `field_keys` and
+/// `field_terms` ([`crate::meta`]) came later within layout 2: they are additive (an index
+/// without them gains them on connect, documents without them read back without a name,
+/// duration or fields, and older libraries ignore them), so the layout number stays.
 pub(crate) const LAYOUT_VERSION: u64 = 2;
 
 /// The `_meta` key under which the index records what it holds.
@@ -23,16 +26,33 @@ pub fn vector_field(space: EmbeddingSpace) -> String {
 /// `_source` patterns that leave every vector field out of search results.
 pub(crate) const VECTOR_FIELDS_PATTERN: &str = "vector_*";
 
-/// Fields layout 2 added: name and mapping. An existing index that lacks them gains them with
-/// `PUT _mapping`.
-const ADDED_FIELDS: &[(&str, &str)] = &[("key", "keyword"), ("written_at", "date")];
+/// Fields added after layout 1: name and mapping type. An existing index that lacks them
+/// gains them with `PUT _mapping`.
+fn added_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
+    [("key", "keyword"), ("written_at", "date")]
+        .into_iter()
+        .chain(crate::meta::META_MAPPINGS.iter().copied())
+}
 
-/// The mapping of an [`ADDED_FIELDS`] field.
+/// The mapping of an added field of type `ty`.
 fn added_field(ty: &str) -> Value {
     match ty {
         "date" => json!({"type": "date", "format": "epoch_millis"}),
+        // The display name: full text (BM25) and, exactly, as a keyword.
+        "text" => json!({"type": "text", "fields": {"raw": {"type": "keyword"}}}),
+        // User fields, exactly as written: in `_source` only, never parsed or indexed.
+        "object" => json!({"type": "object", "enabled": false}),
         other => json!({"type": other}),
     }
+}
+
+/// The type an existing mapping gives a field (`object` when it names none: objects with
+/// properties carry no `type`).
+fn mapped_type(field: &Value) -> &str {
+    field
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("object")
 }
 
 /// Metadata fields: name and the mapping types an existing index may give them.
@@ -93,9 +113,9 @@ pub(crate) fn add_fields_body(
         .iter()
         .map(|s| (vector_field(*s), knn_field(config, spec)))
         .collect();
-    for (name, ty) in ADDED_FIELDS {
+    for (name, ty) in added_fields() {
         if missing.fields.iter().any(|f| f == name) {
-            properties.insert((*name).into(), added_field(ty));
+            properties.insert(name.into(), added_field(ty));
         }
     }
     json!({"properties": properties})
@@ -126,8 +146,8 @@ pub(crate) fn index_body(config: &OpenSearchConfig, spec: &IndexSpec) -> Value {
         "created_at".into(),
         json!({"type": "date", "format": "epoch_millis"}),
     );
-    for (name, ty) in ADDED_FIELDS {
-        properties.insert((*name).into(), added_field(ty));
+    for (name, ty) in added_fields() {
+        properties.insert(name.into(), added_field(ty));
     }
     json!({
         "settings": {"index": Value::Object(index_settings)},
@@ -151,7 +171,7 @@ pub(crate) fn index_body(config: &OpenSearchConfig, spec: &IndexSpec) -> Value {
 pub(crate) struct MissingFields {
     /// Spaces whose vector field the index lacks (made by a version that did not know them).
     pub(crate) spaces: Vec<EmbeddingSpace>,
-    /// Fields of a newer layout ([`ADDED_FIELDS`]).
+    /// Fields added since the index was made ([`added_fields`]).
     pub(crate) fields: Vec<String>,
 }
 
@@ -298,13 +318,19 @@ pub(crate) fn check_existing(
         }
     }
     let mut missing_fields = Vec::new();
-    for (name, ty) in ADDED_FIELDS {
-        match field(name)
-            .and_then(|f| f.get("type"))
-            .and_then(Value::as_str)
-        {
-            None => missing_fields.push((*name).to_string()),
-            Some(t) if t == *ty => {}
+    for (name, ty) in added_fields() {
+        match field(name).map(mapped_type) {
+            None => missing_fields.push(name.to_string()),
+            Some("object")
+                if ty == "object"
+                    && field(name).and_then(|f| f.get("enabled")) != Some(&Value::Bool(false)) =>
+            {
+                return Err(conflict(
+                    index,
+                    format!("field {name} is an indexed object (expected \"enabled\": false)"),
+                ));
+            }
+            Some(t) if t == ty => {}
             Some(t) => {
                 return Err(conflict(
                     index,
@@ -389,6 +415,16 @@ mod tests {
         );
         assert_eq!(body["mappings"]["properties"]["key"]["type"], "keyword");
         assert_eq!(body["mappings"]["properties"]["written_at"]["type"], "date");
+        let props = &body["mappings"]["properties"];
+        assert_eq!(
+            props["name"],
+            json!({"type": "text", "fields": {"raw": {"type": "keyword"}}})
+        );
+        assert_eq!(props["duration_ms"]["type"], "long");
+        assert_eq!(props["fields"], json!({"type": "object", "enabled": false}));
+        for f in ["field_keys", "field_terms"] {
+            assert_eq!(props[f]["type"], "keyword");
+        }
         assert_eq!(body["mappings"]["_meta"]["crossmodal"]["model_id"], "m");
         assert_eq!(body["mappings"]["dynamic"], "strict");
         check_existing("i", &mappings(&body), &config(), &spec).unwrap();
@@ -431,6 +467,23 @@ mod tests {
         assert_eq!(add["properties"]["vector_transcription"]["dimension"], 512);
         assert_eq!(add["properties"]["key"]["type"], "keyword");
         assert!(add["properties"].get("written_at").is_none());
+        // An index of the layout before user fields gains them; one whose `fields` is an
+        // indexed object is a conflict.
+        let mut m = mappings(&body);
+        for f in ["name", "duration_ms", "fields", "field_keys", "field_terms"] {
+            m["properties"].as_object_mut().unwrap().remove(f);
+        }
+        let existing = check_existing("i", &m, &config(), &spec).unwrap();
+        assert_eq!(
+            existing.missing.fields,
+            vec!["name", "duration_ms", "fields", "field_keys", "field_terms"]
+        );
+        let add = add_fields_body(&config(), &spec, &existing.missing);
+        assert_eq!(add["properties"]["fields"]["enabled"], false);
+        let mut m = mappings(&body);
+        m["properties"]["fields"] = json!({"properties": {"name": {"type": "keyword"}}});
+        let e = check_existing("i", &m, &config(), &spec).unwrap_err();
+        assert!(e.message().contains("indexed object"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::SpaceType;
 use crate::mapping::{VECTOR_FIELDS_PATTERN, vector_field};
+use crate::meta::{condition_clause, parse_fields, patchable_fields};
 
 /// The `_source` of a record's document: metadata fields plus the (unit-length) vector in its
 /// space's field. Serialised straight to JSON so `f32`s keep their short form (`0.6`, not
@@ -25,12 +26,16 @@ pub(crate) struct Document<'a> {
     seq: u32,
     kind: &'static str,
     format: crossmodal_core::MediaFormat,
-    tags: &'a [String],
     created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     start_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     end_sec: Option<f64>,
+    /// `tags`, `name`, `fields`, `field_keys`, `field_terms` ([`patchable_fields`]).
+    #[serde(flatten)]
+    meta: Map<String, Value>,
     #[serde(flatten)]
     vector: std::collections::BTreeMap<String, Vec<f32>>,
 }
@@ -50,8 +55,9 @@ impl<'a> Document<'a> {
             seq: record.seq,
             kind: record.meta.kind.as_str(),
             format: record.meta.format,
-            tags: &record.meta.tags,
             created_at: record.meta.created_at_ms,
+            duration_ms: record.meta.duration_ms,
+            meta: patchable_fields(&record.meta),
             start_sec: record.segment.map(|s| s.start_sec),
             end_sec: record.segment.map(|s| s.end_sec),
             vector,
@@ -93,6 +99,18 @@ pub(crate) fn filter_clauses(filter: &Filter) -> Vec<Value> {
         }
         clauses.push(json!({"range": {"created_at": range}}));
     }
+    if filter.min_duration_ms.is_some() || filter.max_duration_ms.is_some() {
+        // Documents without a duration (images) match no range, as `Filter::matches_meta`.
+        let mut range = Map::new();
+        if let Some(min) = filter.min_duration_ms {
+            range.insert("gte".into(), json!(min));
+        }
+        if let Some(max) = filter.max_duration_ms {
+            range.insert("lt".into(), json!(max));
+        }
+        clauses.push(json!({"range": {"duration_ms": range}}));
+    }
+    clauses.extend(filter.fields.iter().map(condition_clause));
     clauses
 }
 
@@ -168,41 +186,90 @@ impl HitIdentity {
     }
 }
 
+/// The record a stored document holds, without its vector and score.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StoredRecord {
+    pub(crate) asset_id: AssetId,
+    pub(crate) space: EmbeddingSpace,
+    pub(crate) seq: u32,
+    pub(crate) segment: Option<Segment>,
+    pub(crate) meta: RecordMeta,
+}
+
+impl StoredRecord {
+    /// The record of one element of `hits.hits` (its `_source`).
+    pub(crate) fn of(hit: &Value) -> Result<StoredRecord> {
+        let source = hit
+            .get("_source")
+            .ok_or_else(|| corrupt("no _source", hit))?;
+        let asset_id: AssetId = parse(source.get("asset_id"), "asset_id", hit)?;
+        let space: String = parse(source.get("space"), "space", hit)?;
+        let space: EmbeddingSpace = space.parse().map_err(|_| corrupt("unknown space", hit))?;
+        let segment = match (source.get("start_sec"), source.get("end_sec")) {
+            (Some(s), Some(e)) => Some(Segment {
+                start_sec: parse(Some(s), "start_sec", hit)?,
+                end_sec: parse(Some(e), "end_sec", hit)?,
+            }),
+            _ => None,
+        };
+        Ok(StoredRecord {
+            asset_id,
+            space,
+            seq: parse(source.get("seq"), "seq", hit)?,
+            segment,
+            meta: parse_meta(source, hit)?,
+        })
+    }
+
+    /// The record key.
+    pub(crate) fn key(&self) -> crossmodal_core::RecordKey {
+        crossmodal_core::RecordKey {
+            asset_id: self.asset_id.clone(),
+            space: self.space,
+            seq: self.seq,
+        }
+    }
+}
+
+/// The metadata of a `_source`. Documents written before names, durations and user fields
+/// existed read back without them.
+fn parse_meta(source: &Value, hit: &Value) -> Result<RecordMeta> {
+    let mut meta = RecordMeta::new(
+        parse(source.get("kind"), "kind", hit)?,
+        parse(source.get("format"), "format", hit)?,
+    )
+    .tags(match source.get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        t => parse::<Vec<String>>(t, "tags", hit)?,
+    })
+    .created_at_ms(parse(source.get("created_at"), "created_at", hit)?);
+    match source.get("name") {
+        None | Some(Value::Null) => {}
+        name => meta = meta.name(parse::<String>(name, "name", hit)?),
+    }
+    match source.get("duration_ms") {
+        None | Some(Value::Null) => {}
+        d => meta = meta.duration_ms(parse::<u64>(d, "duration_ms", hit)?),
+    }
+    meta.fields = parse_fields(source).map_err(|why| corrupt(&why, hit))?;
+    Ok(meta)
+}
+
 /// A [`Hit`] from one element of `hits.hits`, with `_score` converted back to cosine.
 pub(crate) fn parse_hit(hit: &Value, space_type: SpaceType) -> Result<Hit> {
-    let source = hit
-        .get("_source")
-        .ok_or_else(|| corrupt("no _source", hit))?;
     let score = hit
         .get("_score")
         .and_then(Value::as_f64)
         .ok_or_else(|| corrupt("no _score", hit))?;
-    let asset_id: AssetId = parse(source.get("asset_id"), "asset_id", hit)?;
-    let space: String = parse(source.get("space"), "space", hit)?;
-    let space: EmbeddingSpace = space.parse().map_err(|_| corrupt("unknown space", hit))?;
-    let segment = match (source.get("start_sec"), source.get("end_sec")) {
-        (Some(s), Some(e)) => Some(Segment {
-            start_sec: parse(Some(s), "start_sec", hit)?,
-            end_sec: parse(Some(e), "end_sec", hit)?,
-        }),
-        _ => None,
-    };
+    let r = StoredRecord::of(hit)?;
     Ok(Hit {
-        asset_id,
-        space,
-        seq: parse(source.get("seq"), "seq", hit)?,
-        segment,
+        asset_id: r.asset_id,
+        space: r.space,
+        seq: r.seq,
+        segment: r.segment,
         score: space_type.cosine_from_score(score),
-        meta: RecordMeta::new(
-            parse(source.get("kind"), "kind", hit)?,
-            parse(source.get("format"), "format", hit)?,
-        )
-        .tags(match source.get("tags") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => vec![s.clone()],
-            t => parse::<Vec<String>>(t, "tags", hit)?,
-        })
-        .created_at_ms(parse(source.get("created_at"), "created_at", hit)?),
+        meta: r.meta,
     })
 }
 
@@ -223,7 +290,16 @@ mod tests {
             vector: vec![3.0, 4.0],
             meta: RecordMeta::new(MediaKind::Video, MediaFormat::Mp4)
                 .tags(["siege"])
-                .created_at_ms(1_700_000_000_000),
+                .created_at_ms(1_700_000_000_000)
+                .name("castle_siege_v3.mp4")
+                .duration_ms(30_500)
+                .field("campaign", "summer")
+                .field("budget", 12.75)
+                .field("approved", true)
+                .field(
+                    "launch",
+                    crossmodal_core::FieldValue::Time(1_700_000_000_123),
+                ),
         }
     }
 
@@ -254,6 +330,47 @@ mod tests {
         assert_eq!(
             (&hit.asset_id, hit.space, hit.seq, hit.segment, &hit.meta),
             (&r.asset_id, r.space, r.seq, r.segment, &r.meta)
+        );
+        assert_eq!(doc["name"], "castle_siege_v3.mp4");
+        assert_eq!(doc["duration_ms"], 30_500);
+        assert_eq!(
+            doc["field_keys"],
+            json!(["approved", "budget", "campaign", "launch"])
+        );
+    }
+
+    #[test]
+    fn documents_of_the_earlier_layout_still_parse() {
+        let source = json!({"asset_id": AssetId::from_content(b"old").as_str(), "space": "audio",
+            "seq": 0, "kind": "audio", "format": "wav", "tags": "one", "created_at": 7});
+        let hit = parse_hit(
+            &json!({"_id": "x", "_score": 1.0, "_source": source}),
+            SpaceType::CosineSimil,
+        )
+        .unwrap();
+        assert_eq!(hit.meta.name, None);
+        assert_eq!(hit.meta.duration_ms, None);
+        assert!(hit.meta.fields.is_empty());
+        assert_eq!(hit.meta.tags, vec!["one".to_string()]);
+    }
+
+    #[test]
+    fn durations_and_fields_filter_inside_the_knn_clause() {
+        let f = Filter::default()
+            .duration_between(Some(1_000), None)
+            .field("campaign", crossmodal_core::FieldTest::Eq("summer".into()));
+        let q = VectorQuery::new(EmbeddingSpace::Visual, vec![1.0, 0.0], 3).filter(f);
+        let body = knn_search_body(&q, None);
+        let clauses = body["query"]["knn"]["vector_visual"]["filter"]["bool"]["filter"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            clauses,
+            vec![
+                json!({"range": {"duration_ms": {"gte": 1000}}}),
+                json!({"term": {"field_terms": "s:campaign=summer"}}),
+            ]
         );
     }
 

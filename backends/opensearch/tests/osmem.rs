@@ -274,6 +274,92 @@ async fn delete_by_asset_removes_every_space_and_stats_follow() {
 }
 
 #[tokio::test]
+async fn metadata_is_stored_filtered_and_updated_in_place_on_osmem() {
+    let url = osmem_or_skip!("metadata_is_stored_filtered_and_updated_in_place_on_osmem");
+    let config = common::builder(&url, "meta")
+        .refresh(crossmodal_opensearch::RefreshPolicy::WaitFor)
+        .build()
+        .unwrap();
+    let index = OpenSearchIndex::connect(config, spec(4)).await.unwrap();
+    let mapping = mapping_of(&index).await;
+    assert_eq!(
+        mapping["properties"]["name"]["fields"]["raw"]["type"], "keyword",
+        "{mapping}"
+    );
+    assert_eq!(
+        mapping["properties"]["fields"]["enabled"], false,
+        "{mapping}"
+    );
+    let mut records = Vec::new();
+    for (n, budget) in [(1u32, -2.5), (2, 0.25), (3, 7.0)] {
+        let mut r = common::record(n, EmbeddingSpace::Visual, 0, vec![1.0, n as f32, 0.0, 0.5]);
+        r.meta = r
+            .meta
+            .clone()
+            .name(format!("castle_siege_v{n}.mp4"))
+            .duration_ms(9_000)
+            .field("budget", budget)
+            .field("campaign", "summer");
+        records.push(r);
+    }
+    index.upsert(records.clone()).await.unwrap();
+    // The filter clauses the crate puts inside the knn clause, as a plain query (osmem has no
+    // k-NN): the range over the order-preserving terms and `must_not`.
+    let search = |query: Value| {
+        let client = index.client().clone();
+        let name = index.index_name().to_string();
+        async move {
+            let v: Value = client
+                .search(crossmodal_opensearch::opensearch::SearchParts::Index(&[
+                    &name,
+                ]))
+                .body(json!({"query": query, "size": 10, "_source": {"excludes": ["vector_*"]}}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["hits"]["hits"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    // `Range { gte: -1.0 }` on `budget`: -1.0 is 0xbff0_0000_0000_0000, negative, so its
+    // order-preserving form is every bit flipped: 0x400f_ffff_ffff_ffff.
+    let hits = search(json!({"range": {"field_terms": {
+        "gte": "n:budget=400fffffffffffff", "lt": "n:budget>"}}}))
+    .await;
+    assert_eq!(hits.len(), 2, "0.25 and 7 are >= -1, -2.5 is not: {hits:?}");
+    let hits =
+        search(json!({"bool": {"must_not": [{"term": {"field_terms": "s:campaign=summer"}}]}}))
+            .await;
+    assert!(hits.is_empty());
+    // In place: bulk `update` items on osmem.
+    let patch = crossmodal_core::MetaPatch::default()
+        .remove("budget")
+        .set("campaign", "winter")
+        .rename("renamed.mp4");
+    assert_eq!(
+        index
+            .update_meta(&records[0].asset_id, &patch)
+            .await
+            .unwrap(),
+        1
+    );
+    let hits = search(json!({"term": {"asset_id": records[0].asset_id.as_str()}})).await;
+    let source = &hits[0]["_source"];
+    assert_eq!(source["name"], "renamed.mp4");
+    assert_eq!(source["field_keys"], json!(["campaign"]));
+    assert_eq!(source["field_terms"], json!(["s:campaign=winter"]));
+    assert_eq!(
+        source["fields"],
+        json!([{"name": "campaign", "value": "winter"}])
+    );
+    assert_eq!(source["duration_ms"], 9000);
+    let hits = search(json!({"term": {"name.raw": "renamed.mp4"}})).await;
+    assert_eq!(hits.len(), 1);
+}
+
+#[tokio::test]
 async fn osmem_refuses_knn_queries() {
     // Why the crate carries its own k-NN test server.
     let url = osmem_or_skip!("osmem_refuses_knn_queries");

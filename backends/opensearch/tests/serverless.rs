@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crossmodal_core::conformance::vector_index_suite;
 use crossmodal_core::{
-    AssetCatalog, AssetQuery, AssetState, AssetStatus, EmbeddingSpace, ErrorKind, Filter,
-    IndexSpec, MediaFormat, VectorIndex, VectorQuery,
+    AssetCatalog, AssetQuery, AssetState, AssetStatus, EmbeddingSpace, ErrorKind, FieldTest,
+    Filter, IndexSpec, MediaFormat, MetaPatch, VectorIndex, VectorQuery,
 };
 use crossmodal_opensearch::opensearch::indices::IndicesCreateParts;
 use crossmodal_opensearch::opensearch::params::Refresh;
@@ -684,5 +684,66 @@ async fn catalog_copies_left_by_racing_writers_resolve_to_the_newest() {
     c.flush().await.unwrap();
     let page = c.list(&AssetQuery::new()).await.unwrap();
     assert_eq!(page.assets, vec![failed]);
+    assert_within_serverless_rules(&server);
+}
+
+#[tokio::test]
+async fn updates_in_place_name_the_service_ids_and_flush_waits_for_them() {
+    let server = KnnServer::start_serverless(LAG).await;
+    let index = serverless_index(&server, "update", RefreshPolicy::None).await;
+    let mut visual = common::record(1, EmbeddingSpace::Visual, 0, vec![1.0, 0.0, 0.0, 0.0]);
+    visual.meta = visual.meta.clone().field("campaign", "summer");
+    let mut audio = common::record(1, EmbeddingSpace::Audio, 0, vec![0.0, 1.0, 0.0, 0.0]);
+    audio.meta = visual.meta.clone();
+    let other = common::record(2, EmbeddingSpace::Visual, 0, vec![0.0, 0.0, 1.0, 0.0]);
+    index
+        .upsert(vec![visual.clone(), audio.clone(), other])
+        .await
+        .unwrap();
+    // Not searchable yet: the update waits for this handle's own writes of the asset first.
+    server.clear_requests();
+    let patch = MetaPatch::default()
+        .set("campaign", "autumn")
+        .add_tag("cut");
+    assert_eq!(
+        index.update_meta(&visual.asset_id, &patch).await.unwrap(),
+        2
+    );
+    let bulk = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/_bulk"))
+        .expect("a bulk request");
+    let ids: Vec<String> = bulk
+        .body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["update"]["_id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        assert!(
+            server.doc(index.index_name(), id).is_some(),
+            "update items name the service's ids"
+        );
+        assert_ne!(id, &visual.key().doc_id());
+    }
+    let autumn = |space| {
+        VectorQuery::new(space, vec![1.0, 1.0, 0.0, 0.0], 5)
+            .filter(Filter::default().field("campaign", FieldTest::Eq("autumn".into())))
+    };
+    assert_eq!(
+        searchable(&index, &autumn(EmbeddingSpace::Visual)).await,
+        0,
+        "the update is not searchable yet"
+    );
+    index.flush().await.unwrap();
+    let mut want = visual.meta.clone();
+    patch.apply_to(&mut want).unwrap();
+    for space in [EmbeddingSpace::Visual, EmbeddingSpace::Audio] {
+        let hits = index.search(&autumn(space)).await.unwrap();
+        assert_eq!(hits.len(), 1, "{space}");
+        assert_eq!(hits[0].meta, want);
+    }
     assert_within_serverless_rules(&server);
 }

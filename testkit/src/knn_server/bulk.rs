@@ -1,5 +1,5 @@
-//! `_bulk`: action lines, per-item results, document checks against the mapping, Serverless's
-//! refusal of `_id` in index/create items.
+//! `_bulk`: action lines, per-item results, document checks against the mapping, partial
+//! updates (`update` with `doc`), Serverless's refusal of `_id` in index/create items.
 
 use super::*;
 
@@ -155,6 +155,18 @@ pub(super) fn check_document(idx: &Index, id: &str, source: &Value) -> Result<()
                     }
                 }
                 FieldType::Disabled => {}
+                FieldType::Text { .. } => {
+                    if v.is_object() || v.is_array() {
+                        return Err(parsing_error(
+                            name,
+                            "text",
+                            id,
+                            v,
+                            "illegal_state_exception",
+                            "Can't get text on a START_OBJECT",
+                        ));
+                    }
+                }
             }
         }
     }
@@ -220,7 +232,7 @@ pub(super) fn bulk(
             .filter(|o| o.len() == 1)
             .ok_or_else(|| unsupported("a bulk action line must hold exactly one action"))?;
         let (op, meta) = obj.iter().next().unwrap();
-        if !matches!(op.as_str(), "index" | "create" | "delete") {
+        if !matches!(op.as_str(), "index" | "create" | "delete" | "update") {
             return Err(unsupported(format!(
                 "bulk action {op} is not implemented by the test server"
             )));
@@ -246,7 +258,8 @@ pub(super) fn bulk(
             })?
             .to_string();
         let id = meta.get("_id").and_then(Value::as_str).map(str::to_string);
-        if aoss && op != "delete" && id.is_some() {
+        // Updates and deletes name the (service-assigned) id; index and create may not.
+        if aoss && matches!(op.as_str(), "index" | "create") && id.is_some() {
             // Serverless names documents itself; the item fails, the others go on. Its
             // source line is consumed like any other.
             let _ = lines.next();
@@ -288,6 +301,9 @@ pub(super) fn bulk(
                 f
             })?)
         };
+        if op == "update" {
+            check_update_line(source.as_ref())?;
+        }
         let by_id = id
             .as_ref()
             .and_then(|i| st.faults.item_429_ids.get_mut(i))
@@ -320,7 +336,7 @@ pub(super) fn bulk(
         };
         let id = match id {
             Some(id) => id,
-            None if op == "delete" => {
+            None if op == "delete" || op == "update" => {
                 return Err(fail(
                     400,
                     "action_request_validation_exception",
@@ -329,6 +345,22 @@ pub(super) fn bulk(
             }
             None => idx.service_id(),
         };
+        if op == "update" {
+            let doc = source
+                .as_ref()
+                .and_then(|s| s.get("doc"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let item = update_doc(idx, &index, &id, &doc);
+            if item.get("update").and_then(|u| u.get("error")).is_some() {
+                errors = true;
+            }
+            items.push(item);
+            if !touched.contains(&index) {
+                touched.push(index);
+            }
+            continue;
+        }
         match source {
             None => {
                 let found = idx.live.remove(&id);
@@ -376,25 +408,7 @@ pub(super) fn bulk(
                 };
                 let seq_no = idx.next_seq;
                 idx.next_seq += 1;
-                let vectors = idx
-                    .fields
-                    .iter()
-                    .filter(|(_, t)| matches!(t, FieldType::Knn { .. }))
-                    .filter_map(|(f, _)| {
-                        let v = source.get(f)?.as_array()?;
-                        let v: Vec<f32> = v
-                            .iter()
-                            .filter_map(Value::as_f64)
-                            .map(|x| x as f32)
-                            .collect();
-                        let norm = v
-                            .iter()
-                            .map(|x| f64::from(*x) * f64::from(*x))
-                            .sum::<f64>()
-                            .sqrt();
-                        Some((f.clone(), (v, norm)))
-                    })
-                    .collect();
+                let vectors = vectors_of(idx, &source);
                 let doc = Arc::new(Doc {
                     source,
                     vectors,
@@ -432,4 +446,121 @@ pub(super) fn bulk(
         return Err(unsupported(format!("refresh={r}")));
     }
     Ok((200, json!({"took": 1, "errors": errors, "items": items})))
+}
+
+/// Checks the source line of an `update` item: a partial `doc` object is what the server
+/// implements; an update without `doc` or `script` is invalid, as OpenSearch says.
+fn check_update_line(line: Option<&Value>) -> Result<(), Failure> {
+    let obj = line.and_then(Value::as_object).ok_or_else(|| {
+        fail(
+            400,
+            "action_request_validation_exception",
+            "Validation Failed: 1: script or doc is missing;",
+        )
+    })?;
+    if let Some(k) = obj.keys().find(|k| *k != "doc") {
+        return Err(unsupported(format!(
+            "bulk update parameter {k} is not implemented by the test server"
+        )));
+    }
+    match obj.get("doc") {
+        Some(Value::Object(_)) => Ok(()),
+        None => Err(fail(
+            400,
+            "action_request_validation_exception",
+            "Validation Failed: 1: script or doc is missing;",
+        )),
+        Some(other) => Err(fail(
+            400,
+            "parse_exception",
+            format!("[doc] must be an object, found {other}"),
+        )),
+    }
+}
+
+/// Merges `patch` into `target` as OpenSearch merges a partial update's `doc` into `_source`:
+/// objects key by key (recursively), everything else (arrays included) replaced.
+pub(super) fn merge_partial(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                match t.get_mut(k) {
+                    Some(existing @ Value::Object(_)) if v.is_object() => {
+                        merge_partial(existing, v)
+                    }
+                    _ => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// One bulk `update` item: merges `doc` into the live document `id` (404
+/// `document_missing_exception` when there is none), checks the result against the mapping,
+/// answers `noop` when nothing changes.
+fn update_doc(idx: &mut Index, index: &str, id: &str, doc: &Value) -> Value {
+    let Some(existing) = idx.live.get(id).cloned() else {
+        return item_error(
+            index,
+            id,
+            "update",
+            404,
+            json!({
+                "type": "document_missing_exception",
+                "reason": format!("[{id}]: document missing"),
+                "index": index,
+                "shard": "0",
+            }),
+        );
+    };
+    let mut source = existing.source.clone();
+    merge_partial(&mut source, doc);
+    if source == existing.source {
+        return json!({"update": {"_index": index, "_id": id, "_version": existing.version,
+            "result": "noop", "_shards": {"total": 0, "successful": 0, "failed": 0},
+            "_seq_no": existing.seq_no, "_primary_term": 1, "status": 200}});
+    }
+    if let Err(e) = check_document(idx, id, &source) {
+        return item_error(index, id, "update", 400, e);
+    }
+    let seq_no = idx.next_seq;
+    idx.next_seq += 1;
+    let version = existing.version + 1;
+    let updated = Arc::new(Doc {
+        vectors: vectors_of(idx, &source),
+        source,
+        seq_no,
+        version,
+        order: existing.order,
+    });
+    idx.live.insert(id.to_string(), updated.clone());
+    idx.changed(id, Some(updated));
+    json!({"update": {"_index": index, "_id": id, "_version": version, "result": "updated",
+        "_shards": {"total": 2, "successful": 1, "failed": 0}, "_seq_no": seq_no,
+        "_primary_term": 1, "status": 200}})
+}
+
+/// The `knn_vector` fields of a `_source`, parsed, with their norms.
+pub(super) fn vectors_of(idx: &Index, source: &Value) -> HashMap<String, (Vec<f32>, f64)> {
+    idx.fields
+        .iter()
+        .filter(|(_, t)| matches!(t, FieldType::Knn { .. }))
+        .filter_map(|(f, _)| {
+            let v = source.get(f)?.as_array()?;
+            let v: Vec<f32> = v
+                .iter()
+                .filter_map(Value::as_f64)
+                .map(|x| x as f32)
+                .collect();
+            let norm = v
+                .iter()
+                .map(|x| f64::from(*x) * f64::from(*x))
+                .sum::<f64>()
+                .sqrt();
+            Some((f.clone(), (v, norm)))
+        })
+        .collect()
 }

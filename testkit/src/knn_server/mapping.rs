@@ -143,6 +143,7 @@ pub(super) fn field_type(
         ],
         "date" => &["type", "format"],
         "object" => &["type", "enabled"],
+        "text" => &["type", "fields"],
         _ => &["type"],
     };
     if let Some(k) = def
@@ -316,6 +317,28 @@ pub(super) fn field_type(
         }
         "boolean" => FieldType::Boolean,
         "object" if def.get("enabled") == Some(&Value::Bool(false)) => FieldType::Disabled,
+        "text" => {
+            let mut fields = BTreeMap::new();
+            if let Some(subs) = def.get("fields") {
+                let subs = subs.as_object().ok_or_else(|| {
+                    fail(
+                        400,
+                        "mapper_parsing_exception",
+                        format!("[fields] of field [{name}] must be an object"),
+                    )
+                })?;
+                for (sub, sub_def) in subs {
+                    let ft = field_type(&format!("{name}.{sub}"), sub_def, aoss, version)?;
+                    if ft != FieldType::Keyword {
+                        return Err(unsupported(format!(
+                            "sub-field {name}.{sub} of a type other than keyword is not implemented"
+                        )));
+                    }
+                    fields.insert(sub.clone(), ft);
+                }
+            }
+            FieldType::Text { fields }
+        }
         other => {
             return Err(unsupported(format!(
                 "field type {other} is not implemented"

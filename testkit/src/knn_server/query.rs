@@ -1,5 +1,5 @@
-//! The query DSL the backend uses: `match_all`, `term`, `terms`, `range`, `exists`, `ids`,
-//! `bool`, and `knn` (exact, with efficient filtering, the documented scores, and a record of
+//! The query DSL the backend uses: `match_all`, `term`, `terms`, `range` (numeric, date, and
+//! keyword ranges compared byte-wise), `exists`, `ids`, `bool`, and `knn` (exact, with efficient filtering, the documented scores, and a record of
 //! the `ef_search` the engine would use).
 
 use super::*;
@@ -14,6 +14,44 @@ pub(super) fn field_values<'a>(doc: &'a Value, field: &str) -> Vec<&'a Value> {
     }
 }
 
+/// The mapping of `field`, a `text` field's sub-field (`name.raw`) included.
+pub(super) fn mapped_field<'a>(idx: &'a Index, field: &str) -> Option<&'a FieldType> {
+    if let Some(ft) = idx.fields.get(field) {
+        return Some(ft);
+    }
+    let (parent, sub) = field.rsplit_once('.')?;
+    match idx.fields.get(parent) {
+        Some(FieldType::Text { fields }) => fields.get(sub),
+        _ => None,
+    }
+}
+
+/// The values a query on `field` sees in `doc`: its `_source` values, a sub-field's those of
+/// its parent, none for an object with `"enabled": false` (never indexed).
+pub(super) fn searchable_values<'a>(idx: &Index, doc: &'a Value, field: &str) -> Vec<&'a Value> {
+    match idx.fields.get(field) {
+        Some(FieldType::Disabled) => vec![],
+        Some(_) => field_values(doc, field),
+        None => match field.rsplit_once('.') {
+            Some((parent, sub)) if matches!(idx.fields.get(parent), Some(FieldType::Text { fields }) if fields.contains_key(sub)) => {
+                field_values(doc, parent)
+            }
+            _ => field_values(doc, field),
+        },
+    }
+}
+
+/// Term-level queries on an analysed `text` field match its tokens, which this server does
+/// not produce: refused as not implemented rather than answered wrongly.
+fn refuse_text(idx: &Index, field: &str, kind: &str) -> Result<(), Failure> {
+    if matches!(mapped_field(idx, field), Some(FieldType::Text { .. })) {
+        return Err(unsupported(format!(
+            "[{kind}] on the text field [{field}] (analysis) is not implemented by the test server"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn values_equal(a: &Value, b: &Value) -> bool {
     match (number_of(a), number_of(b)) {
         (Some(x), Some(y)) if a.is_number() || b.is_number() => x == y,
@@ -25,6 +63,17 @@ pub(super) fn values_equal(a: &Value, b: &Value) -> bool {
             }
             _ => false,
         },
+    }
+}
+
+/// The term a keyword field indexes for a `_source` value (numbers and booleans as their
+/// text).
+fn keyword_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -117,8 +166,9 @@ pub(super) fn eval(
                     "term parameter {k} is not implemented"
                 )));
             }
+            refuse_text(idx, field, "term")?;
             for (id, d) in all() {
-                if field_values(&d.source, field)
+                if searchable_values(idx, &d.source, field)
                     .iter()
                     .any(|x| values_equal(x, value))
                 {
@@ -132,8 +182,9 @@ pub(super) fn eval(
                 .as_array()
                 .ok_or_else(|| unsupported("terms lookup is not implemented"))?;
             let b = boost_of(body);
+            refuse_text(idx, field, "terms")?;
             for (id, d) in all() {
-                if field_values(&d.source, field)
+                if searchable_values(idx, &d.source, field)
                     .iter()
                     .any(|x| wanted.iter().any(|w| values_equal(x, w)))
                 {
@@ -146,9 +197,39 @@ pub(super) fn eval(
             let ro = v
                 .as_object()
                 .ok_or_else(|| fail(400, "parsing_exception", "[range] query malformed"))?;
+            refuse_text(idx, field, "range")?;
+            let keyword = matches!(mapped_field(idx, field), Some(FieldType::Keyword));
+            if !keyword
+                && !matches!(
+                    mapped_field(idx, field),
+                    Some(FieldType::Date | FieldType::Float | FieldType::Integer { .. })
+                )
+            {
+                return Err(unsupported(format!(
+                    "range on field {field} of this type is not implemented"
+                )));
+            }
             let mut bounds = Vec::new();
+            let mut text_bounds = Vec::new();
             for (k, bound) in ro {
                 match k.as_str() {
+                    "gt" | "gte" | "lt" | "lte" if keyword => {
+                        // Lucene compares keyword terms byte by byte (UTF-8); a number bound is
+                        // its text.
+                        let text = match bound {
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) => n.to_string(),
+                            Value::Bool(b) => b.to_string(),
+                            other => {
+                                return Err(fail(
+                                    400,
+                                    "parsing_exception",
+                                    format!("[range] query does not support [{k}] = {other}"),
+                                ));
+                            }
+                        };
+                        text_bounds.push((k.clone(), text));
+                    }
                     "gt" | "gte" | "lt" | "lte" => {
                         let x = number_of(bound).ok_or_else(|| {
                             unsupported(format!(
@@ -157,7 +238,7 @@ pub(super) fn eval(
                         })?;
                         bounds.push((k.clone(), x));
                     }
-                    "format" if bound == "epoch_millis" => {}
+                    "format" if bound == "epoch_millis" && !keyword => {}
                     "boost" => {}
                     other => {
                         return Err(unsupported(format!(
@@ -166,27 +247,31 @@ pub(super) fn eval(
                     }
                 }
             }
-            if !matches!(
-                idx.fields.get(field),
-                Some(FieldType::Date | FieldType::Float | FieldType::Integer { .. })
-            ) {
-                return Err(unsupported(format!(
-                    "range on non-numeric field {field} is not implemented"
-                )));
-            }
             let b = boost_of(v);
             for (id, d) in all() {
-                let ok = field_values(&d.source, field)
-                    .iter()
-                    .filter_map(|x| number_of(x))
-                    .any(|x| {
+                let values = searchable_values(idx, &d.source, field);
+                let ok = if keyword {
+                    values.iter().filter_map(|x| keyword_text(x)).any(|x| {
+                        text_bounds.iter().all(|(op, y)| {
+                            let o = x.as_bytes().cmp(y.as_bytes());
+                            match op.as_str() {
+                                "gt" => o.is_gt(),
+                                "gte" => o.is_ge(),
+                                "lt" => o.is_lt(),
+                                _ => o.is_le(),
+                            }
+                        })
+                    })
+                } else {
+                    values.iter().filter_map(|x| number_of(x)).any(|x| {
                         bounds.iter().all(|(op, y)| match op.as_str() {
                             "gt" => x > *y,
                             "gte" => x >= *y,
                             "lt" => x < *y,
                             _ => x <= *y,
                         })
-                    });
+                    })
+                };
                 if ok {
                     out.push((id.clone(), b));
                 }
@@ -198,7 +283,7 @@ pub(super) fn eval(
                 .and_then(Value::as_str)
                 .ok_or_else(|| unsupported("exists without field"))?;
             for (id, d) in all() {
-                if !field_values(&d.source, field).is_empty() {
+                if !searchable_values(idx, &d.source, field).is_empty() {
                     out.push((id.clone(), 1.0));
                 }
             }

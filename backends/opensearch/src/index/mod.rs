@@ -1,6 +1,7 @@
 //! [`OpenSearchIndex`]: a [`VectorIndex`] in one OpenSearch k-NN index.
 
 mod serverless;
+mod update;
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use async_trait::async_trait;
 use crossmodal_core::index::{check_query, check_records};
 use crossmodal_core::{
     AssetId, EmbeddingSpace, Error, ErrorKind, Hit, IndexCapabilities, IndexSpec, IndexStats,
-    Result, VectorIndex, VectorQuery, VectorRecord,
+    MetaPatch, Result, VectorIndex, VectorQuery, VectorRecord,
 };
 use futures::StreamExt;
 use opensearch::indices::{
@@ -26,6 +27,7 @@ use crate::mapping::{add_fields_body, check_existing, index_body, mappings_of};
 use crate::query::{Document, knn_search_body, parse_hit};
 use crate::recent::Recent;
 use crate::version::OpenSearchVersion;
+use crate::visibility::PendingUpdates;
 
 /// A [`VectorIndex`] in an OpenSearch (or Amazon OpenSearch Service / Serverless) k-NN index.
 ///
@@ -47,6 +49,10 @@ use crate::version::OpenSearchVersion;
 /// - Searches put the [`Filter`](crossmodal_core::Filter) **inside** the `knn` clause (efficient
 ///   filtering: `k` matching hits when they exist), exclude vectors from `_source`, and convert
 ///   OpenSearch's score back to cosine similarity.
+/// - Record metadata round-trips exactly: display name (`text` + `raw` keyword), duration
+///   (`long`), user fields (exact JSON in `_source`, plus keyword `field_keys` and `field_terms`
+///   for `Exists`, `Eq` / `In` and order-preserving `Range` filters); see the README.
+///   [`update_meta`](VectorIndex::update_meta) changes it in place with bulk `update` items.
 /// - 429 / 502 / 503 / 504, refused connections and time-outs are retried under the
 ///   configuration's [`RetryPolicy`](crossmodal_core::RetryPolicy) and surface as temporary errors
 ///   (`RateLimited`, `Unavailable`, `Timeout`) when the attempts run out.
@@ -80,6 +86,8 @@ pub struct OpenSearchIndex {
     version: Option<OpenSearchVersion>,
     /// Serverless: what this handle (and its clones) wrote and deleted recently.
     recent: Recent<()>,
+    /// Serverless: metadata updates this handle made that searches may not show yet.
+    updates: PendingUpdates,
 }
 
 impl OpenSearchIndex {
@@ -189,6 +197,7 @@ impl OpenSearchIndex {
                 fields = ?existing.missing.fields, "added fields to the index");
         }
         let recent = Recent::new(config.visibility_timeout);
+        let updates = PendingUpdates::new(config.visibility_timeout);
         Ok(OpenSearchIndex {
             conn,
             config,
@@ -196,6 +205,7 @@ impl OpenSearchIndex {
             engine: existing.engine,
             version,
             recent,
+            updates,
         })
     }
 
@@ -499,6 +509,15 @@ impl VectorIndex for OpenSearchIndex {
             }
         }
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    /// Changes the metadata of every document of `asset` in place with bulk `update` items
+    /// (see the `update` module: documents found by a `term` query on `asset_id`, the patch
+    /// applied to each one's current metadata, every item checked). Returns how many records
+    /// changed (0 for an asset the index does not hold); `InvalidInput` before any request for
+    /// a patch that is not valid or would leave a record with too many fields.
+    async fn update_meta(&self, asset: &AssetId, patch: &MetaPatch) -> Result<usize> {
+        self.update_meta_impl(asset, patch).await
     }
 
     async fn stats(&self) -> Result<IndexStats> {

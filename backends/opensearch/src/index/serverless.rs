@@ -12,8 +12,8 @@
 //!   query is asked once more for as many more as were dropped.
 //! - **Delete by asset**: the asset's ids (a `term` search on `asset_id`, paged with
 //!   `search_after`, plus what this handle wrote recently) deleted with bulk `delete` items.
-//! - **Flush**: waits until everything this handle wrote is searchable and what it deleted is
-//!   gone.
+//! - **Flush**: waits until everything this handle wrote is searchable, what it deleted is
+//!   gone, and what it updated in place (`update_meta`) shows its new metadata.
 
 use std::collections::{HashMap, HashSet};
 
@@ -307,7 +307,7 @@ impl OpenSearchIndex {
     }
 
     /// Waits until `written` are searchable and `deleted` are not.
-    async fn wait_for(&self, written: Vec<String>, deleted: Vec<String>) -> Result<()> {
+    pub(super) async fn wait_for(&self, written: Vec<String>, deleted: Vec<String>) -> Result<()> {
         wait_until_visible(
             &self.conn,
             &self.config.index,
@@ -319,9 +319,19 @@ impl OpenSearchIndex {
         .await
     }
 
-    /// What `flush` does on Serverless: waits for everything this handle wrote and deleted.
+    /// What `flush` does on Serverless: waits for everything this handle wrote, deleted and
+    /// updated.
     pub(super) async fn wait_for_own_writes(&self) -> Result<()> {
         let (written, deleted) = self.recent.pending();
-        self.wait_for(written, deleted).await
+        self.wait_for(written, deleted).await?;
+        let updated = self.updates.pending();
+        crate::visibility::wait_until_updated(
+            &self.conn,
+            &self.config.index,
+            &self.updates,
+            updated,
+            self.config.visibility_timeout,
+        )
+        .await
     }
 }
