@@ -67,6 +67,19 @@ async fn conformance_suite_passes_against_the_knn_server() {
         }
     })
     .await;
+    // Grouping, paging, keywords and negatives above the index behave as on the embedded one.
+    crossmodal_core::conformance::search_suite(|spec| {
+        let url = url.clone();
+        async move {
+            let config = common::builder(&url, "srch").build().unwrap();
+            Box::new(
+                OpenSearchIndex::connect(config, spec)
+                    .await
+                    .expect("connect"),
+            ) as Box<dyn VectorIndex>
+        }
+    })
+    .await;
     server.assert_clean();
     assert!(
         server.validates() || !common::under_ci(),

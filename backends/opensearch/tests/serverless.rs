@@ -112,6 +112,22 @@ async fn the_conformance_suite_passes_on_serverless_rules() {
         }
     })
     .await;
+    // Grouping, paging, keywords and negatives above the index behave as on the embedded one.
+    crossmodal_core::conformance::search_suite(|spec| {
+        let url = url.clone();
+        async move {
+            let config = common::serverless_builder(&url, "srch")
+                .refresh(RefreshPolicy::WaitFor)
+                .build()
+                .unwrap();
+            Box::new(
+                OpenSearchIndex::connect(config, spec)
+                    .await
+                    .expect("connect"),
+            ) as Box<dyn VectorIndex>
+        }
+    })
+    .await;
     assert_within_serverless_rules(&server);
     assert!(server.validates() || !common::under_ci());
 }
