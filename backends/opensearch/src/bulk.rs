@@ -94,7 +94,7 @@ impl BulkReport {
         if self.failed.len() > SHOWN {
             list.push(format!("and {} more", self.failed.len() - SHOWN));
         }
-        Err(Error::new(
+        let err = Error::new(
             kind,
             format!(
                 "OpenSearch refused {} of {total} documents ({} written): {}",
@@ -105,7 +105,15 @@ impl BulkReport {
         )
         .with_context("failed", self.failed.len())
         .with_context("indexed", self.indexed)
-        .with_context("first_doc", &first.doc_id))
+        .with_context("first_doc", &first.doc_id);
+        // Items refused for load were already retried round after round (the report is
+        // built after the last one): the error keeps its kind but is persistent, so the
+        // ingestor's retry does not multiply the rounds.
+        Err(if permanent.is_none() {
+            err.set_persistent()
+        } else {
+            err
+        })
     }
 
     pub(crate) fn merge(&mut self, other: BulkReport) {
@@ -456,8 +464,28 @@ mod tests {
         }
         let e = r.into_result().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Backend);
+        assert!(!e.is_persistent(), "a refusal, not spent retries");
         assert_eq!(e.context_value("failed"), Some("7"));
         assert!(e.message().contains("refused 7 of 15"), "{e}");
         assert!(e.message().contains("and 2 more"), "{e}");
+    }
+
+    #[test]
+    fn items_refused_for_load_after_the_last_round_are_persistent() {
+        let key = doc(0, 1).key;
+        let r = BulkReport {
+            indexed: 3,
+            failed: vec![BulkItemError {
+                doc_id: "d0".into(),
+                key,
+                status: 429,
+                error_type: "es_rejected_execution_exception".into(),
+                reason: "queue full".into(),
+            }],
+            ..BulkReport::default()
+        };
+        let e = r.into_result().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+        assert!(e.is_persistent() && !e.is_temporary(), "{e:?}");
     }
 }
