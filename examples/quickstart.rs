@@ -8,13 +8,15 @@
 //! ingests it into a data directory (originals in `media/`, vectors in `index/`, status and the
 //! embedding cache in `catalog.db`), runs a text, an image, an audio and a video query in each
 //! mode, and prints ranked results with scores, the matched space and segment, and the asset
-//! status table. Run it twice: the second run reuses the index and the cache.
+//! status table; then one of each way designers search: every matching clip, pages, metadata
+//! edited and filtered, keywords with vectors, less-like-that, near-duplicates. Run it twice:
+//! the second run reuses the index and the cache.
 //!
 //! Environment: `CROSSMODAL_DATA_DIR` (default `./media-index`).
 //!
-//! Embeddings: without Marengo credentials it uses the offline demo embedder from
-//! `examples/support/demo_embedder.rs`, which hashes each sample's caption words: it is NOT a
-//! model, and it says so when it starts.
+//! Embeddings: without Marengo credentials it uses the offline demo embedder of
+//! `crossmodal-testkit` (`testkit/src/demo_embedder.rs`), which hashes each sample's caption
+//! words: it is NOT a model, and it says so when it starts.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crossmodal_testkit::samples;
@@ -22,7 +24,9 @@ use crossmodal_testkit::samples;
 mod setup;
 
 use crossmodal::{
-    AssetQuery, Engine, ErrorKind, IngestItem, IngestOutcome, Query, SearchMode, SearchResults,
+    AssetId, AssetQuery, BatchReport, DuplicateQuery, Engine, ErrorKind, FieldTest, Filter,
+    Grouping, IngestItem, IngestOutcome, MetaPatch, Query, ResultOrder, SearchMode,
+    SearchResults,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -113,6 +117,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("queries answered in {:.2?}", t.elapsed());
 
+    designers(&engine, &report).await?;
+
     // Status table.
     let counts = engine.counts().await?;
     println!(
@@ -149,6 +155,127 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     Ok(())
+}
+
+/// The asset ingested from the sample named `name`.
+fn asset_of(report: &BatchReport, name: &str) -> Option<AssetId> {
+    report.items.iter().find_map(|i| match &i.result {
+        Ok(r) if i.label.ends_with(name) => Some(r.asset_id.clone()),
+        _ => None,
+    })
+}
+
+/// One of each way of searching designers use: every matching clip, pages, keywords with
+/// vectors, their own metadata edited and filtered, less like that, near-duplicates.
+async fn designers(engine: &Engine, report: &BatchReport) -> crossmodal::Result<()> {
+    println!("\n--- searching the way designers work ---");
+    // Every matching clip of each asset, adjacent clips merged, most matching moments first.
+    let q = Query::text("knights storming a castle")
+        .grouping(Grouping::merged_clips(5))
+        .order(ResultOrder::ClipCount)
+        .k(3);
+    println!("\nevery matching clip: \"knights storming a castle\"");
+    for h in engine.search(&q).await?.hits {
+        let clips: Vec<String> = h
+            .clips
+            .iter()
+            .map(|c| match c.segment {
+                Some(s) => format!("{s} ({:.3})", c.cosine),
+                None => format!("whole ({:.3})", c.cosine),
+            })
+            .collect();
+        println!(
+            "  {:<22} {} clip(s): {}",
+            h.display_name.as_deref().unwrap_or(h.asset_id.short()),
+            h.clip_count,
+            clips.join(", ")
+        );
+    }
+    // Pages: the second page continues the first, no repeats.
+    let q = Query::text("sounds of a battle").k(3);
+    let first = engine.search(&q).await?;
+    println!("\npages of \"sounds of a battle\", 3 per page");
+    print_names("  page 1:", &first);
+    if let Some(cursor) = first.next_cursor.clone() {
+        let second = engine.search(&q.clone().cursor(cursor)).await?;
+        print_names("  page 2:", &second);
+    }
+    // Their own metadata, changed after ingest without embedding again, filtered in the search.
+    if let Some(id) = asset_of(report, "castle_at_dusk.png") {
+        let patch = MetaPatch::default()
+            .set("campaign", "autumn-2026")
+            .set("budget", 12_000.0)
+            .add_tag("approved");
+        engine.update_asset(&id, &patch).await?;
+        let filter = Filter::default().field("campaign", FieldTest::Eq("autumn-2026".into()));
+        let found = engine
+            .search(&Query::text("a castle").filter(filter).k(5))
+            .await?;
+        print_names("\nfield campaign = autumn-2026:", &found);
+    }
+    // Keywords with vectors: the words of names, tags and fields, fused with the vectors.
+    let found = engine
+        .search(&Query::text("castle approved").keywords(true).k(3))
+        .await?;
+    println!("\nkeywords \"castle approved\"");
+    for h in &found.hits {
+        let words: Vec<String> = h
+            .keywords
+            .iter()
+            .flat_map(|k| k.matches.iter())
+            .map(|m| format!("{}: {}", m.field, m.text))
+            .collect();
+        println!(
+            "  {:>6.3}  {:<22} {}",
+            h.score,
+            h.display_name.as_deref().unwrap_or(h.asset_id.short()),
+            if words.is_empty() {
+                "(by vector)".to_string()
+            } else {
+                format!("matched {}", words.join("; "))
+            }
+        );
+    }
+    // More like this, less like that.
+    let found = engine
+        .search(
+            &Query::text("a castle")
+                .negative_text("drums and thunder")
+                .k(3),
+        )
+        .await?;
+    print_names("\n\"a castle\", less like \"drums and thunder\":", &found);
+    // Near-duplicates, segment by segment.
+    if let Some(id) = asset_of(report, "castle_at_dusk.png") {
+        let dups = engine
+            .near_duplicates(&id, &DuplicateQuery::default().min_cosine(0.8))
+            .await?;
+        println!("\nnear-duplicates of castle_at_dusk.png (cosine >= 0.8): {}", dups.len());
+        for d in dups.iter().take(3) {
+            let name = engine
+                .asset(&d.asset_id)
+                .await?
+                .and_then(|r| r.display_name)
+                .unwrap_or_else(|| d.asset_id.short().to_string());
+            println!(
+                "  {:<22} {:?}, {} pair(s), best {:.3}",
+                name,
+                d.kind,
+                d.pairs.len(),
+                d.best_cosine
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_names(title: &str, results: &SearchResults) {
+    let names: Vec<&str> = results
+        .hits
+        .iter()
+        .map(|h| h.display_name.as_deref().unwrap_or(h.asset_id.short()))
+        .collect();
+    println!("{title} {}", names.join(", "));
 }
 
 async fn show(engine: &Engine, title: &str, query: Query) -> crossmodal::Result<()> {

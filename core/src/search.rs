@@ -867,8 +867,11 @@ impl CrossModalSearcher {
 
         let mut keyword_hits = Vec::new();
         if let Some((text, index)) = keyword_text {
+            // Keyword hits are assets, not vectors: the window's pages of them (the same on
+            // every page of one search, as the window is).
+            let keyword_window = (window / query.oversample.max(1)).max(query.k);
             keyword_hits = self
-                .keyword_route(&text, &*index, query, window, &excluded)
+                .keyword_route(&text, &*index, query, keyword_window, &excluded)
                 .await?;
             // Assets found by keywords alone are scored by vector too (one filtered search per
             // route), so every hit has its cosine and its clips whatever the fusion.
