@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use crossmodal::{
     AssetCatalog, AssetId, AssetRecord, AssetStatus, CrossModalSearcher, Embedding,
     EmbeddingProvider, EmbeddingSpace, Fusion, Grouping, HnswConfig, HnswIndex, IndexSpec,
-    MediaFormat, MediaInput, MediaKind, MediaProbe, ModelInfo, Query, QueryCacheConfig,
-    RecordMeta, ResultOrder, Segment, SqliteCatalog, VectorIndex, VectorRecord,
+    MediaFormat, MediaInput, MediaKind, MediaProbe, ModelInfo, Query, QueryCacheConfig, RecordMeta,
+    ResultOrder, Segment, SqliteCatalog, VectorIndex, VectorRecord,
 };
 
 const DIM: usize = 64;
@@ -159,13 +159,14 @@ fn modes() -> Vec<Mode> {
         }),
         ("keywords weighted", |q| q.keywords(true)),
         ("keywords rrf", |q| {
-            q.keywords(true)
-                .fusion(Fusion::ReciprocalRank { k0: 60.0 })
+            q.keywords(true).fusion(Fusion::ReciprocalRank { k0: 60.0 })
         }),
         ("keywords + clips", |q| {
             q.keywords(true).grouping(Grouping::clips(10))
         }),
-        ("negative example", |q| q.negative_text("people talking indoors")),
+        ("negative example", |q| {
+            q.negative_text("people talking indoors")
+        }),
     ]
 }
 
@@ -226,7 +227,8 @@ async fn main() {
             for (i, m) in modes.iter().enumerate() {
                 times[i].push(mean_latency(&searcher, m, &queries).await.as_secs_f64() * 1e3);
             }
-            times[modes.len()].push(third_page_latency(&searcher, &queries).await.as_secs_f64() * 1e3);
+            times[modes.len()]
+                .push(third_page_latency(&searcher, &queries).await.as_secs_f64() * 1e3);
         }
         let peer = median(times[0].clone());
         for (i, m) in modes.iter().enumerate() {

@@ -25,8 +25,7 @@ mod setup;
 
 use crossmodal::{
     AssetId, AssetQuery, BatchReport, DuplicateQuery, Engine, ErrorKind, FieldTest, Filter,
-    Grouping, IngestItem, IngestOutcome, MetaPatch, Query, ResultOrder, SearchMode,
-    SearchResults,
+    Grouping, IngestItem, IngestOutcome, MetaPatch, Query, ResultOrder, SearchMode, SearchResults,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -250,7 +249,10 @@ async fn designers(engine: &Engine, report: &BatchReport) -> crossmodal::Result<
         let dups = engine
             .near_duplicates(&id, &DuplicateQuery::default().min_cosine(0.8))
             .await?;
-        println!("\nnear-duplicates of castle_at_dusk.png (cosine >= 0.8): {}", dups.len());
+        println!(
+            "\nnear-duplicates of castle_at_dusk.png (cosine >= 0.8): {}",
+            dups.len()
+        );
         for d in dups.iter().take(3) {
             let name = engine
                 .asset(&d.asset_id)

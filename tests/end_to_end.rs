@@ -1,5 +1,5 @@
-//! Ingest + search end to end over the embedded default (`Engine::open_local`: FlatIndex,
-//! LocalDirStore, SQLite catalog and cache), with a deterministic test provider defined here.
+//! Ingest + search end to end over the embedded default (`Engine::open_local`: HnswIndex,
+//! LocalDirStore, SQLite catalog, keyword index and cache), with a deterministic test provider defined here.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use async_trait::async_trait;
