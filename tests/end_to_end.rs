@@ -381,3 +381,75 @@ async fn metadata_edited_in_place_is_filtered_found_by_keywords_and_kept() {
     assert!(kw.matches.iter().any(|m| m.field == "name"), "{kw:?}");
     assert!(hit.clips.len() >= 2, "{:?}", hit.clips);
 }
+
+/// An index directory lost or rolled back behind the catalog's back (restored from an older
+/// backup, deleted by hand) is repaired at open from the embedding cache: every asset the
+/// catalog calls indexed is searchable again and the provider is not called.
+#[tokio::test]
+async fn an_index_directory_replaced_by_an_older_copy_is_repaired_at_open_without_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = library();
+    let (first, rest) = files.split_at(3);
+    let backup = tempfile::tempdir().unwrap();
+    let calls = {
+        let (engine, provider) = engine(dir.path()).await;
+        for (p, _) in first {
+            engine.ingest_file(p).await.unwrap();
+        }
+        drop(engine);
+        // A backup of the index with the first three assets only.
+        copy_dir(&dir.path().join("index"), backup.path());
+        let (engine, _) = self::engine_with(dir.path(), provider.clone()).await;
+        for (p, _) in rest {
+            engine.ingest_file(p).await.unwrap();
+        }
+        provider.calls.load(Ordering::SeqCst)
+    };
+    assert_eq!(calls, 8);
+    // The index goes back to the backup: five assets' vectors are gone.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    copy_dir(backup.path(), &dir.path().join("index"));
+    let provider = Arc::new(TopicProvider::new(&library()));
+    let engine = Engine::open_local(dir.path(), provider.clone())
+        .await
+        .unwrap();
+    let report = engine.open_report().reconciled;
+    assert_eq!(
+        (report.checked, report.missing, report.reindexed),
+        (8, 5, 5),
+        "{report:?}"
+    );
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 0, "no model call");
+    let results = engine.search(&Query::text("drums").k(10)).await.unwrap();
+    let names: Vec<_> = results
+        .hits
+        .iter()
+        .filter_map(|h| h.display_name.clone())
+        .collect();
+    for (p, _) in rest
+        .iter()
+        .filter(|(p, _)| !p.to_string_lossy().contains("image"))
+    {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(names.contains(&name), "{name} is found again: {names:?}");
+    }
+    assert_eq!(engine.counts().await.unwrap().indexed, 8);
+}
+
+async fn engine_with(dir: &Path, provider: Arc<TopicProvider>) -> (Engine, Arc<TopicProvider>) {
+    let engine = Engine::open_local(dir, provider.clone()).await.unwrap();
+    (engine, provider)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "LOCK" && entry.file_name() != "lock" {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

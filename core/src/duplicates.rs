@@ -89,6 +89,7 @@ impl DuplicateQuery {
 
 /// Two segments that look alike.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SegmentPair {
     /// The space they matched in.
     pub space: EmbeddingSpace,
@@ -103,6 +104,7 @@ pub struct SegmentPair {
 /// Whether two assets are one piece of media or only share part of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DuplicateKind {
     /// Most of both assets pair up: a re-encode, crop or re-cut of the same media.
     Copy,
@@ -112,6 +114,7 @@ pub enum DuplicateKind {
 
 /// Another asset that looks like the one asked about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Duplicate {
     /// The other asset.
     pub asset_id: AssetId,
@@ -129,6 +132,7 @@ pub struct Duplicate {
 
 /// A near-duplicate pair of the library.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DuplicatePair {
     /// One asset (the smaller id).
     pub asset_id: AssetId,

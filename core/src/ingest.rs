@@ -41,6 +41,7 @@ const INLINE_VALIDATION_MAX: usize = 256 * 1024;
 
 /// Settings of an [`Ingestor`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct IngestConfig {
     /// Size and duration limits.
     pub limits: MediaLimits,
@@ -200,11 +201,22 @@ impl IngestItem {
 /// What an ingest did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum IngestOutcome {
     /// The asset was embedded (or its embeddings came from the cache) and indexed.
     Indexed,
     /// The same bytes were already indexed: nothing was done.
     AlreadyIndexed,
+}
+
+impl IngestOutcome {
+    /// The outcome's name as the HTTP API and logs write it (`indexed`, `already_indexed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestOutcome::Indexed => "indexed",
+            IngestOutcome::AlreadyIndexed => "already_indexed",
+        }
+    }
 }
 
 /// The result of ingesting one file.

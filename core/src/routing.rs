@@ -59,6 +59,7 @@ impl fmt::Display for QueryKind {
 /// What aspect of the media the user cares about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SearchMode {
     /// The default routes for the query kind.
     #[default]

@@ -32,6 +32,7 @@ use ranking::{FoundClip, RankSpec, RouteAsset, RouteFound};
 
 /// What to search with.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum QueryInput {
     /// A text description.
     Text(String),
@@ -59,6 +60,7 @@ pub enum QueryInput {
 /// How results of several routes are merged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "method")]
+#[non_exhaustive]
 pub enum Fusion {
     /// Rank by the best raw cosine across routes.
     #[default]
@@ -82,6 +84,7 @@ pub enum Fusion {
 /// How hits are grouped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "by")]
+#[non_exhaustive]
 pub enum Grouping {
     /// One hit per asset with its best clip ([`SearchHit::best_segment`]) and its best match per
     /// route ([`SearchHit::matches`]).
@@ -119,6 +122,7 @@ impl Grouping {
 /// How hits are ordered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ResultOrder {
     /// By score, best first.
     #[default]
@@ -130,6 +134,7 @@ pub enum ResultOrder {
 
 /// One matching clip of an asset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ClipMatch {
     /// The space it matched in.
     pub space: EmbeddingSpace,
@@ -141,6 +146,7 @@ pub struct ClipMatch {
 
 /// How an asset matched the keywords of a query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct KeywordScore {
     /// Full-text relevance (BM25; higher is better).
     pub score: f32,
@@ -153,6 +159,7 @@ pub struct KeywordScore {
 /// How a media query with several segment vectors (a 30 s reference clip) is searched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum QuerySegments {
     /// One search per query segment; an asset's score is its best match to any of them.
     #[default]
@@ -209,6 +216,12 @@ pub struct Query {
     pub negatives: Vec<QueryInput>,
     /// Minimum cosine per searched space, on top of `min_score`.
     pub route_min_scores: BTreeMap<EmbeddingSpace, f32>,
+    /// Weight of each space's matches when fusing (absent: 1, no preference): the cosine fusion
+    /// ranks by the best `weight x cosine`, RRF sums `weight / (k0 + rank)`. Marengo 3.0 embeds
+    /// every modality into one space, so cosines of its spaces are on one scale and equal
+    /// weights are the default; lower the audio weight, say, when sound effects crowd a
+    /// picture search.
+    pub space_weights: BTreeMap<EmbeddingSpace, f32>,
     /// Continue a search: the `next_cursor` of the previous page (same query otherwise).
     pub cursor: Option<String>,
     /// Pages the first page reads candidates for (default 5): each route asks the index for
@@ -234,6 +247,7 @@ impl Query {
             keywords: false,
             negatives: Vec::new(),
             route_min_scores: BTreeMap::new(),
+            space_weights: BTreeMap::new(),
             cursor: None,
             page_depth: DEFAULT_PAGE_DEPTH,
         }
@@ -379,6 +393,12 @@ impl Query {
         self
     }
 
+    /// Weighs the matches of `space` by `weight` (0 to 10) when fusing.
+    pub fn space_weight(mut self, space: EmbeddingSpace, weight: f32) -> Self {
+        self.space_weights.insert(space, weight);
+        self
+    }
+
     /// Continues a search from the `next_cursor` of its previous page.
     pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
         self.cursor = Some(cursor.into());
@@ -421,6 +441,7 @@ impl Query {
             .debug("order", &self.order)
             .debug("keywords", &self.keywords)
             .debug("route_min_scores", &self.route_min_scores)
+            .debug("space_weights", &self.space_weights)
             .debug("page_depth", &self.page_depth);
         f.finish()
     }
@@ -912,6 +933,7 @@ impl CrossModalSearcher {
         }
 
         let spec = RankSpec {
+            space_weights: query.space_weights.clone(),
             fusion: query.fusion,
             grouping: query.grouping,
             order: query.order,
@@ -1276,6 +1298,13 @@ fn check_query(query: &Query) -> Result<()> {
     }
     for (space, min) in &query.route_min_scores {
         cosine(&format!("the minimum score of {space}"), *min)?;
+    }
+    for (space, w) in &query.space_weights {
+        if !(0.0..=10.0).contains(w) {
+            return Err(Error::invalid_input(format!(
+                "the weight of {space} must be between 0 and 10, got {w}"
+            )));
+        }
     }
     if query.page_depth == 0 || query.page_depth > MAX_PAGE_DEPTH {
         return Err(Error::invalid_input(format!(

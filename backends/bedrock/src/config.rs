@@ -98,6 +98,7 @@ impl TextTruncate {
 /// Bedrock takes media either inline (`mediaSource.base64String`, the whole request within the
 /// 25 MB invocation quota) or by S3 location (`mediaSource.s3Location`, in the model's region).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum MediaSourcePolicy {
     /// The S3 location when the original is stored in S3 (`s3://` [`MediaRef`](crossmodal_core::MediaRef));
     /// otherwise inline when the request fits the quota; otherwise uploaded to the staging

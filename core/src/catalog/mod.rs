@@ -55,6 +55,7 @@ impl fmt::Display for IngestStage {
 /// Where an asset is in the ingest pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AssetStatus {
     /// Validated and recorded; the original is stored or about to be.
     Pending,

@@ -55,6 +55,7 @@ impl FromStr for MediaKind {
 /// A supported container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum MediaFormat {
     /// PNG image.
     Png,

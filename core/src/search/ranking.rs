@@ -4,7 +4,7 @@
 //! Pure functions over the routes' answers, so every index (flat, HNSW, OpenSearch) gets the
 //! same grouping, fusion and order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{ClipMatch, Fusion, Grouping, KeywordScore, ResultOrder, RouteMatch, SearchHit};
 use crate::asset::AssetId;
@@ -40,8 +40,10 @@ pub(crate) struct RouteFound {
 }
 
 /// How the hits are grouped, fused and ordered.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct RankSpec {
+    /// Weight of each space's matches when fusing (absent: 1).
+    pub(crate) space_weights: BTreeMap<EmbeddingSpace, f32>,
     pub(crate) fusion: Fusion,
     pub(crate) grouping: Grouping,
     pub(crate) order: ResultOrder,
@@ -64,7 +66,9 @@ pub(crate) fn rank(
     }
     let mut merged: HashMap<AssetId, Acc> = HashMap::new();
     let rrf = |k0: f32, rank: usize| 1.0 / (k0 + rank as f32 + 1.0);
+    let weight = |space: EmbeddingSpace| spec.space_weights.get(&space).copied().unwrap_or(1.0);
     for route in routes {
+        let w = weight(route.space);
         for (rank, asset) in route.assets.into_iter().enumerate() {
             let Some(best) = asset.clips.first().cloned() else {
                 continue;
@@ -77,7 +81,7 @@ pub(crate) fn rank(
                 keywords: None,
             });
             if let Fusion::ReciprocalRank { k0 } = spec.fusion {
-                acc.rrf += rrf(k0, rank);
+                acc.rrf += w * rrf(k0, rank);
             }
             acc.matches.push(RouteMatch {
                 space: route.space,
@@ -113,20 +117,24 @@ pub(crate) fn rank(
     let mut hits: Vec<(SearchHit, usize)> = merged
         .into_iter()
         .filter_map(|(asset_id, mut acc)| {
+            // The best match by weighted cosine (all weights 1: the best cosine).
             let best = acc
                 .matches
                 .iter()
-                .max_by(|a, b| a.cosine.total_cmp(&b.cosine).then(b.rank.cmp(&a.rank)))?
+                .max_by(|a, b| {
+                    (weight(a.space) * a.cosine)
+                        .total_cmp(&(weight(b.space) * b.cosine))
+                        .then(b.rank.cmp(&a.rank))
+                })?
                 .clone();
+            let vector = weight(best.space) * best.cosine;
             let keyword = acc.keywords.as_ref().map_or(0.0, |k| k.score);
             let score = match spec.fusion {
                 Fusion::Cosine if spec.keywords => {
-                    weighted(best.cosine, keyword, DEFAULT_KEYWORD_WEIGHT)
+                    weighted(vector, keyword, DEFAULT_KEYWORD_WEIGHT)
                 }
-                Fusion::Cosine => best.cosine,
-                Fusion::Weighted { keyword_weight } => {
-                    weighted(best.cosine, keyword, keyword_weight)
-                }
+                Fusion::Cosine => vector,
+                Fusion::Weighted { keyword_weight } => weighted(vector, keyword, keyword_weight),
                 Fusion::ReciprocalRank { .. } => acc.rrf,
             };
             let clips = group_clips(std::mem::take(&mut acc.clips), spec.grouping);
@@ -271,6 +279,7 @@ mod tests {
             grouping,
             order,
             keywords: false,
+            space_weights: BTreeMap::new(),
         }
     }
 
@@ -370,7 +379,7 @@ mod tests {
             keywords: true,
             ..spec(Grouping::Asset, ResultOrder::BestScore)
         };
-        let hits = rank(routes.clone(), kw.clone(), with_keywords);
+        let hits = rank(routes.clone(), kw.clone(), with_keywords.clone());
         assert_eq!(hits[0].asset_id, AssetId::from_content(&[2]), "{hits:?}");
         assert_eq!(hits[0].keywords.as_ref().unwrap().matches[0].field, "name");
         let expected = 0.7 * 0.5 + 0.3 * 0.75;
@@ -384,5 +393,36 @@ mod tests {
         let hits = rank(routes, kw, rrf);
         assert_eq!(hits[0].asset_id, AssetId::from_content(&[2]));
         assert!((hits[0].score - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn space_weights_scale_each_space_in_the_fusion() {
+        let routes = vec![
+            RouteFound {
+                space: EmbeddingSpace::Visual,
+                assets: vec![asset(1, &[(None, 0.6)])],
+            },
+            RouteFound {
+                space: EmbeddingSpace::Audio,
+                assets: vec![asset(2, &[(seg(0.0, 6.0), 0.5)])],
+            },
+        ];
+        let plain = rank(
+            routes.clone(),
+            Vec::new(),
+            spec(Grouping::Asset, ResultOrder::BestScore),
+        );
+        assert_eq!(plain[0].asset_id, AssetId::from_content(&[1]));
+        let mut audio_first = spec(Grouping::Asset, ResultOrder::BestScore);
+        audio_first
+            .space_weights
+            .insert(EmbeddingSpace::Visual, 0.5);
+        let weighted = rank(routes, Vec::new(), audio_first);
+        assert_eq!(weighted[0].asset_id, AssetId::from_content(&[2]));
+        assert!((weighted[1].score - 0.3).abs() < 1e-6, "0.5 x 0.6");
+        assert!(
+            (weighted[1].cosine - 0.6).abs() < 1e-6,
+            "the raw cosine is kept"
+        );
     }
 }

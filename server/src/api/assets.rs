@@ -8,8 +8,8 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crossmodal_core::{
-    AssetId, AssetQuery, AssetStatus, DuplicateQuery, IngestItem, IngestOutcome, MediaFormat,
-    MediaKind, MetaPatch, validate_media,
+    AssetId, AssetQuery, AssetStatus, DuplicateQuery, IngestItem, MediaFormat, MediaKind,
+    MetaPatch, validate_media,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -223,10 +223,7 @@ async fn ingest_upload(
     let joined = app.spawn_ingest(item).await;
     match joined {
         Ok(Ok(report)) => {
-            result.outcome = Some(match report.outcome {
-                IngestOutcome::Indexed => "indexed",
-                IngestOutcome::AlreadyIndexed => "already_indexed",
-            });
+            result.outcome = Some(report.outcome.as_str());
             result.vectors = Some(report.vectors);
             result.from_cache = Some(report.from_cache);
             result

@@ -68,6 +68,9 @@ pub(crate) struct SearchBody {
     /// Minimum cosine per space (`{"audio": 0.2}`).
     #[serde(default)]
     min_score_per_space: std::collections::BTreeMap<crossmodal_core::EmbeddingSpace, f32>,
+    /// Weight per space when fusing (`{"audio": 0.5}`; absent: 1).
+    #[serde(default)]
+    space_weights: std::collections::BTreeMap<crossmodal_core::EmbeddingSpace, f32>,
     /// The `next_cursor` of the previous page (the rest of the body unchanged).
     cursor: Option<String>,
 }
@@ -201,6 +204,9 @@ pub(crate) async fn search(
     }
     for (space, min) in body.min_score_per_space {
         query = query.min_score_in(space, min);
+    }
+    for (space, w) in body.space_weights {
+        query = query.space_weight(space, w);
     }
     if let Some(c) = body.cursor {
         query = query.cursor(c);

@@ -214,10 +214,7 @@ fn progress_printer() -> impl FnMut(&BatchProgress, &BatchItemResult) + Send {
             "[{}/{}] {} {}: {}",
             p.done,
             p.total,
-            match r.outcome {
-                crossmodal_core::IngestOutcome::Indexed => "indexed",
-                crossmodal_core::IngestOutcome::AlreadyIndexed => "already indexed",
-            },
+            r.outcome.as_str().replace('_', " "),
             item.label,
             r.asset_id.short()
         ),

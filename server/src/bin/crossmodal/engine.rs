@@ -29,7 +29,7 @@ pub async fn open_data_dir(
 
 /// The data directory of `common`, with the configured provider.
 pub async fn open(common: &Common) -> Result<DataDir, CliError> {
-    let provider = provider(&common.bedrock).await?;
+    let provider = provider(&common.bedrock, &common.data_dir).await?;
     let ingest = IngestConfig::default().concurrency(common.ingest_concurrency);
     open_data_dir(&common.data_dir, provider, ingest)
         .await
@@ -42,8 +42,15 @@ const NO_PROVIDER: &str = "no embedding provider configured: set CROSSMODAL_BEDR
     Amazon Bedrock; AWS credentials come from the standard AWS chain";
 
 /// Marengo on Amazon Bedrock, outputs and staging under `s3://<bucket>/crossmodal/`.
+///
+/// Jobs are recorded in the data directory's `catalog.db` (`SqliteJobLedger`), so a run that
+/// stops while Marengo works (a timeout, Ctrl-C) is picked up by the next run instead of paying
+/// for the job again.
 #[cfg(feature = "bedrock")]
-async fn provider(settings: &BedrockSettings) -> Result<Arc<dyn EmbeddingProvider>, CliError> {
+async fn provider(
+    settings: &BedrockSettings,
+    data_dir: &Path,
+) -> Result<Arc<dyn EmbeddingProvider>, CliError> {
     use crossmodal_bedrock::{MarengoConfig, MarengoModel, MarengoProvider, PollPolicy};
     let Some(bucket) = settings.bucket.as_deref().filter(|b| !b.trim().is_empty()) else {
         return Err(CliError::Config(NO_PROVIDER.into()));
@@ -78,7 +85,21 @@ async fn provider(settings: &BedrockSettings) -> Result<Arc<dyn EmbeddingProvide
     let config = config
         .build()
         .map_err(|e| CliError::Config(format!("Marengo configuration: {e}")))?;
-    let provider = MarengoProvider::from_env(config)
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        CliError::Config(format!(
+            "cannot create the data directory {}: {e}",
+            data_dir.display()
+        ))
+    })?;
+    let ledger_path = crossmodal_core::LocalLayout::new(data_dir).catalog;
+    let ledger =
+        tokio::task::spawn_blocking(move || crossmodal_core::SqliteJobLedger::open(&ledger_path))
+            .await
+            .map_err(|e| CliError::Config(format!("opening the job ledger: {e}")))?
+            .map_err(CliError::from)?;
+    let provider = MarengoProvider::builder(config)
+        .job_ledger(Arc::new(ledger))
+        .build_from_env()
         .await
         .map_err(CliError::from)?;
     tracing::info!(
@@ -91,8 +112,11 @@ async fn provider(settings: &BedrockSettings) -> Result<Arc<dyn EmbeddingProvide
 }
 
 #[cfg(not(feature = "bedrock"))]
-async fn provider(settings: &BedrockSettings) -> Result<Arc<dyn EmbeddingProvider>, CliError> {
-    let _ = settings;
+async fn provider(
+    settings: &BedrockSettings,
+    data_dir: &Path,
+) -> Result<Arc<dyn EmbeddingProvider>, CliError> {
+    let _ = (settings, data_dir);
     Err(CliError::Config(format!(
         "{NO_PROVIDER} (and this binary was built without the `bedrock` feature: reinstall it \
          with `cargo install --path server`)"
