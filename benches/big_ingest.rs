@@ -66,7 +66,7 @@ fn sparse_wav(path: &Path, len: u64, seed: u64) {
     h.extend_from_slice(b"data");
     h.extend_from_slice(&(data as u32).to_le_bytes());
     f.write_all(&h).unwrap();
-    let mut x = seed | 1;
+    let mut x = seed * 2 + 1;
     let noise: Vec<u8> = (0..64 * 1024)
         .map(|_| {
             x ^= x << 13;
