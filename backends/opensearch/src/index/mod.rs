@@ -1,5 +1,6 @@
 //! [`OpenSearchIndex`]: a [`VectorIndex`] in one OpenSearch k-NN index.
 
+mod keywords;
 mod serverless;
 mod update;
 
