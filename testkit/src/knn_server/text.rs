@@ -52,9 +52,9 @@ fn class(c: char) -> Class {
         | '\u{FE4E}' | '\u{FE4F}' | '\u{FF3F}' => Class::ExtendNumLet,
         ':' | '\u{00B7}' | '\u{0387}' | '\u{05F4}' | '\u{2027}' | '\u{FE13}' | '\u{FE55}'
         | '\u{FF1A}' => Class::MidLetter,
-        ',' | ';' | '\u{037E}' | '\u{0589}' | '\u{060C}' | '\u{060D}' | '\u{066C}'
-        | '\u{07F8}' | '\u{2044}' | '\u{FE10}' | '\u{FE14}' | '\u{FE50}' | '\u{FE54}'
-        | '\u{FF0C}' | '\u{FF1B}' => Class::MidNum,
+        ',' | ';' | '\u{037E}' | '\u{0589}' | '\u{060C}' | '\u{060D}' | '\u{066C}' | '\u{07F8}'
+        | '\u{2044}' | '\u{FE10}' | '\u{FE14}' | '\u{FE50}' | '\u{FE54}' | '\u{FF0C}'
+        | '\u{FF1B}' => Class::MidNum,
         '.' | '\'' | '\u{2018}' | '\u{2019}' | '\u{2024}' | '\u{FE52}' | '\u{FF07}'
         | '\u{FF0E}' => Class::MidNumLet,
         '\u{3040}'..='\u{309F}'
@@ -238,13 +238,9 @@ pub(super) fn eval_match(
                     "match parameter {k} is not implemented by the test server"
                 )));
             }
-            let text = o.get("query").ok_or_else(|| {
-                fail(
-                    400,
-                    "parsing_exception",
-                    "[match] requires query value",
-                )
-            })?;
+            let text = o
+                .get("query")
+                .ok_or_else(|| fail(400, "parsing_exception", "[match] requires query value"))?;
             let all = match o.get("operator").and_then(Value::as_str) {
                 None => false,
                 Some(op) if op.eq_ignore_ascii_case("or") => false,
