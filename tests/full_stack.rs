@@ -288,6 +288,8 @@ impl FullStack {
 
         let engine = Engine::from_parts(
             EngineParts::new(provider, Arc::new(store), index.clone(), catalog)
+                // Keywords (BM25) in the same OpenSearch index as the vectors.
+                .keyword_index(index.clone())
                 .cache(Arc::new(MemoryEmbeddingCache::new(None)))
                 .ingest_config(IngestConfig::default().concurrency(4)),
         )
@@ -590,6 +592,51 @@ async fn full_stack_run(endpoint: &str, deployment: Deployment) {
         .await
         .unwrap();
     assert_eq!(top(engine_roar), "engine_roar.wav");
+
+    // Keywords with vectors: the file named `castle_at_dusk.png` (and `castle_siege.mp4`) is
+    // found by its name's words on both stacks, the match marked on the name.
+    let keyword_query = Query::text("castle dusk").keywords(true).k(5);
+    for (stack, results) in [
+        (
+            "embedded default",
+            local.search(&keyword_query).await.unwrap(),
+        ),
+        (
+            "full stack",
+            full.engine.search(&keyword_query).await.unwrap(),
+        ),
+    ] {
+        let by_name: Vec<&str> = results
+            .hits
+            .iter()
+            .filter(|h| {
+                h.keywords
+                    .as_ref()
+                    .is_some_and(|k| k.matches.iter().any(|m| m.field == "name"))
+            })
+            .filter_map(|h| h.display_name.as_deref())
+            .collect();
+        assert!(
+            by_name.contains(&"castle_at_dusk.png"),
+            "{stack}: {by_name:?}"
+        );
+        if have_videos {
+            assert!(
+                by_name.contains(&"castle_siege.mp4"),
+                "{stack}: {by_name:?}"
+            );
+        }
+        let best = results
+            .hits
+            .iter()
+            .find(|h| h.keywords.as_ref().is_some_and(|k| k.rank == 0))
+            .unwrap();
+        assert_eq!(
+            best.display_name.as_deref(),
+            Some("castle_at_dusk.png"),
+            "{stack}: both words of the query are in its name"
+        );
+    }
 
     // The status table agrees.
     let (lc, fc) = (

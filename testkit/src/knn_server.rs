@@ -10,7 +10,10 @@
 //!   sub-fields, `object` with `"enabled": false` (kept in `_source`, never searchable).
 //! - Queries: `term`, `terms`, `range` (numeric, date, and keyword ranges compared byte-wise as
 //!   Lucene compares terms), `exists`, `ids`, `bool` (`must`, `filter`, `should`, `must_not`),
-//!   `match_all`, `knn`.
+//!   `match_all`, `knn`, and `match` on `text` fields: the `standard` analyzer and BM25
+//!   ([`text`]), `boost` on every query, `bool.should` scores summed, `minimum_should_match`;
+//!   `terms` scores a constant `boost`. `term` / `terms` / `range` on a `text` field stay refused
+//!   (not implemented), as does `collapse`.
 //! - Near-real-time visibility: writes are searchable only after a refresh (`refresh=true` /
 //!   `wait_for`, `_refresh`, or the 1 s periodic refresh); `_delete_by_query` works on what is
 //!   searchable, like OpenSearch's.
@@ -42,6 +45,7 @@ mod query;
 mod search;
 pub mod serverless;
 pub mod spec;
+pub mod text;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -112,7 +116,7 @@ enum FieldType {
     Date,
     Boolean,
     Disabled,
-    /// `text` (analysed; the server stores it and answers `exists`, not full-text queries),
+    /// `text` (analysed by the `standard` analyzer for `match`; term-level queries refused),
     /// with its `fields` sub-fields (`keyword` only), searchable as `<field>.<sub-field>`.
     Text {
         fields: BTreeMap<String, FieldType>,

@@ -66,6 +66,7 @@ mod client;
 mod config;
 mod error;
 mod index;
+mod keywords;
 mod mapping;
 mod meta;
 mod query;

@@ -34,12 +34,16 @@ fn added_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
         .chain(crate::meta::META_MAPPINGS.iter().copied())
 }
 
-/// The mapping of an added field of type `ty`.
-fn added_field(ty: &str) -> Value {
+/// The mapping of added field `name` of type `ty`.
+fn added_field(name: &str, ty: &str) -> Value {
     match ty {
         "date" => json!({"type": "date", "format": "epoch_millis"}),
         // The display name: full text (BM25) and, exactly, as a keyword.
-        "text" => json!({"type": "text", "fields": {"raw": {"type": "keyword"}}}),
+        "text" if name == "name" => {
+            json!({"type": "text", "fields": {"raw": {"type": "keyword"}}})
+        }
+        // Words for keyword search (`name_words`, `field_text`): the standard analyzer, BM25.
+        "text" => json!({"type": "text"}),
         // User fields, exactly as written: in `_source` only, never parsed or indexed.
         "object" => json!({"type": "object", "enabled": false}),
         other => json!({"type": other}),
@@ -115,7 +119,7 @@ pub(crate) fn add_fields_body(
         .collect();
     for (name, ty) in added_fields() {
         if missing.fields.iter().any(|f| f == name) {
-            properties.insert(name.into(), added_field(ty));
+            properties.insert(name.into(), added_field(name, ty));
         }
     }
     json!({"properties": properties})
@@ -147,7 +151,7 @@ pub(crate) fn index_body(config: &OpenSearchConfig, spec: &IndexSpec) -> Value {
         json!({"type": "date", "format": "epoch_millis"}),
     );
     for (name, ty) in added_fields() {
-        properties.insert(name.into(), added_field(ty));
+        properties.insert(name.into(), added_field(name, ty));
     }
     json!({
         "settings": {"index": Value::Object(index_settings)},

@@ -10,6 +10,15 @@
 //! | `fields` | `object`, `"enabled": false` (kept in `_source` only) | the user fields, exactly: `[{"name": .., "value": ..}, ..]` in name order, each value as [`FieldValue`]'s JSON |
 //! | `field_keys` | `keyword` | the names of the fields present (`Exists`) |
 //! | `field_terms` | `keyword` | one term per field: `"<type>:<name>=<value>"` (`Eq`, `In`, `Range`) |
+//! | `name_words` | `text` | the words of the display name, one space between them (keyword search, BM25) |
+//! | `field_text` | `text` | the words of the text-valued user fields (keyword search, BM25) |
+//!
+//! `name_words` and `field_text` hold the words as [`crossmodal_core::keyword_terms`] splits
+//! them (runs of letters and digits), so the `standard` analyzer finds the same words on any
+//! index, without custom analysis settings (which an existing index cannot gain and Serverless
+//! does not let a client change): it would keep `castle_siege_v3` as one token (`_` joins words
+//! in Unicode word segmentation), so a `match` on `name` does not find `castle_siege_v3.mp4` by
+//! "castle siege".
 //!
 //! A term's type letter is `b` (bool: `false` / `true`), `n` (number), `t` (time) or `s` (text,
 //! as is). Numbers and times are 16 lowercase hex digits of an order-preserving `u64` (a time's
@@ -37,7 +46,31 @@ pub(crate) const META_MAPPINGS: &[(&str, &str)] = &[
     ("fields", "object"),
     ("field_keys", "keyword"),
     ("field_terms", "keyword"),
+    ("name_words", "text"),
+    ("field_text", "text"),
 ];
+
+/// The words of `text` (runs of letters and digits, as [`crossmodal_core::keyword_terms`]
+/// finds them, repeats kept so term frequencies stay), separated by single spaces.
+pub(crate) fn words_of(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The words of the text-valued user fields, in name order.
+pub(crate) fn field_text(meta: &RecordMeta) -> String {
+    meta.fields
+        .values()
+        .filter_map(|v| match v {
+            FieldValue::Text(t) => Some(words_of(t)),
+            _ => None,
+        })
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The type letter of a value in `field_terms`.
 fn type_letter(v: &FieldValue) -> char {
@@ -83,13 +116,15 @@ pub(crate) fn field_term(name: &str, v: &FieldValue) -> String {
     format!("{}:{name}={}", type_letter(v), canonical(v))
 }
 
-/// The metadata fields a patch can change, as document fields: `tags`, `name` (when set),
-/// `fields`, `field_keys`, `field_terms`. Written whole at upsert and in every update.
+/// The metadata fields a patch can change, as document fields: `tags`, `name` and `name_words`
+/// (when a name is set), `fields`, `field_keys`, `field_terms`, `field_text`. Written whole at
+/// upsert and in every update.
 pub(crate) fn patchable_fields(meta: &RecordMeta) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("tags".into(), json!(meta.tags));
     if let Some(name) = &meta.name {
         out.insert("name".into(), json!(name));
+        out.insert("name_words".into(), json!(words_of(name)));
     }
     let entries: Vec<Value> = meta
         .fields
@@ -110,6 +145,7 @@ pub(crate) fn patchable_fields(meta: &RecordMeta) -> Map<String, Value> {
                 .collect::<Vec<_>>()
         ),
     );
+    out.insert("field_text".into(), json!(field_text(meta)));
     out
 }
 

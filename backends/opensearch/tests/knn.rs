@@ -384,7 +384,8 @@ async fn bulk_items_rejected_for_load_are_retried_and_the_rest_reported() {
     server.inject_item_429_for(&unlucky, 4);
     let err = index.upsert(more).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}");
-    assert!(err.is_temporary());
+    // The retries are spent: persistent, so no layer above retries it again.
+    assert!(err.is_persistent() && !err.is_temporary(), "{err}");
     assert!(err.message().contains("refused 1 of 10"), "{err}");
     server.assert_clean();
 }

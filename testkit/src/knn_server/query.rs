@@ -1,5 +1,6 @@
 //! The query DSL the backend uses: `match_all`, `term`, `terms`, `range` (numeric, date, and
-//! keyword ranges compared byte-wise), `exists`, `ids`, `bool`, and `knn` (exact, with efficient filtering, the documented scores, and a record of
+//! keyword ranges compared byte-wise), `exists`, `ids`, `bool`, `match` (BM25 on `text` fields,
+//! [`super::text`]), and `knn` (exact, with efficient filtering, the documented scores, and a record of
 //! the `ef_search` the engine would use).
 
 use super::*;
@@ -299,6 +300,7 @@ pub(super) fn eval(
                 }
             }
         }
+        "match" => out = super::text::eval_match(idx, docs, ctx.version, body)?,
         "bool" => out = eval_bool(idx, docs, ctx, body)?,
         "knn" => out = eval_knn(idx, docs, ctx, body)?,
         other => {

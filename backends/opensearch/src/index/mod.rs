@@ -1,5 +1,6 @@
 //! [`OpenSearchIndex`]: a [`VectorIndex`] in one OpenSearch k-NN index.
 
+mod keywords;
 mod serverless;
 mod update;
 
@@ -53,6 +54,9 @@ use crate::visibility::PendingUpdates;
 ///   (`long`), user fields (exact JSON in `_source`, plus keyword `field_keys` and `field_terms`
 ///   for `Exists`, `Eq` / `In` and order-preserving `Range` filters); see the README.
 ///   [`update_meta`](VectorIndex::update_meta) changes it in place with bulk `update` items.
+/// - It is also a [`KeywordIndex`](crossmodal_core::KeywordIndex): BM25 over the name's words,
+///   the tags and the words of text fields in the same index, one hit per asset (see the
+///   README's "Keyword search").
 /// - 429 / 502 / 503 / 504, refused connections and time-outs are retried under the
 ///   configuration's [`RetryPolicy`](crossmodal_core::RetryPolicy) and surface as temporary errors
 ///   (`RateLimited`, `Unavailable`, `Timeout`) when the attempts run out.
