@@ -377,9 +377,6 @@ async fn run(assets: usize, quant: Quantization, base: &[u8]) {
     // vectors (one space passes the compaction ratio) and search while it rebuilds.
     let (b50, b99) = query_latencies(&engine, 300, false).await;
     let index = Arc::clone(engine.index());
-    // Tombstones left by earlier replacements stay below the compaction ratio in their space;
-    // the compaction is done once the deletes below are gone, whatever those amount to.
-    let tombstones_before = index.stats().await.unwrap().tombstones;
     let mut deleted = HashSet::new();
     for i in (0..assets).step_by(4) {
         let id = AssetId::from_content(&video(base, i as u64));
@@ -396,7 +393,14 @@ async fn run(assets: usize, quant: Quantization, base: &[u8]) {
         let results = engine.search(&q).await.unwrap();
         during.push(s.elapsed());
         assert!(results.hits.iter().all(|h| !deleted.contains(&h.asset_id)));
-        if during.len() % 50 == 0 && index.stats().await.unwrap().tombstones <= tombstones_before {
+        // Done when no space is past the compaction ratio (20%): deletes that land while a
+        // space is rebuilt stay as the new space's tombstones, below it.
+        let s = if during.len() % 50 == 0 {
+            Some(index.stats().await.unwrap())
+        } else {
+            None
+        };
+        if s.is_some_and(|s| (s.tombstones as f64) <= 0.2 * (s.vectors() + s.tombstones) as f64) {
             compacted = true;
             break;
         }

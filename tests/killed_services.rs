@@ -134,7 +134,7 @@ impl VectorSource for CountedVectors {
                         "visual"
                     }
                     .into(),
-                    clip: (kind == MediaKind::Audio).then(|| (i as f64, i as f64 + 1.0)),
+                    clip: (kind == MediaKind::Audio).then_some((i as f64, i as f64 + 1.0)),
                     vector: hash_vector(bytes, i as u32 + 1),
                 })
                 .collect(),

@@ -652,8 +652,8 @@ mod tests {
         // Everything still applies to an empty input.
         let all = [
             Mutation::Flip(Pos(u64::MAX / 10 * 3), 2),
-            Mutation::Word32(Pos(u64::MAX / 10 * 1), 10, true),
-            Mutation::Word64(Pos(u64::MAX / 10 * 1), false),
+            Mutation::Word32(Pos(u64::MAX / 10), 10, true),
+            Mutation::Word64(Pos(u64::MAX / 10), false),
             Mutation::Duplicate(Pos(0), 5, Pos(u64::MAX / 10 * 9)),
             Mutation::Truncate(Pos(u64::MAX / 10 * 4)),
         ];

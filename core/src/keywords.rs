@@ -1,10 +1,10 @@
 //! Keyword search: full-text relevance over an asset's display name, tags and user fields,
 //! fused by the searcher with the vector routes (hybrid search).
 //!
-//! Backend: [`SqliteCatalog`](crate::SqliteCatalog) (SQLite FTS5, BM25, in the embedded
-//! default's catalog). The OpenSearch index stores the name as a `text` field but does not
-//! answer keyword queries yet: a searcher without a keyword index refuses `keywords(true)` with
-//! `Unsupported`.
+//! Backends: [`SqliteCatalog`](crate::SqliteCatalog) (SQLite FTS5, BM25, in the embedded
+//! default's catalog) and `crossmodal_opensearch::OpenSearchIndex` (BM25 in the same OpenSearch
+//! index as the vectors, over the name's words, tags and text fields). A searcher without a
+//! keyword index refuses `keywords(true)` with `Unsupported`.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -22,8 +22,11 @@ use tower::ServiceExt;
 
 const BOUNDARY: &str = "XfuzzBoundaryX";
 
-/// A multipart body by hand: `(field, file name, content type, bytes)` per part.
-fn body(parts: &[(&str, Option<&str>, Option<&str>, Vec<u8>)]) -> Vec<u8> {
+/// One part: `(field, file name, content type, bytes)`.
+type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Vec<u8>);
+
+/// A multipart body by hand.
+fn body(parts: &[Part<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (field, file, ty, bytes) in parts {
         out.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());

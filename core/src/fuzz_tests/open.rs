@@ -337,7 +337,7 @@ fn fuzz_open_mutated_index_directories() {
             let _ = std::fs::remove_dir_all(&dir);
             let kind = |f: &str| {
                 f.split('.')
-                    .last()
+                    .next_back()
                     .filter(|_| f != MANIFEST)
                     .unwrap_or(MANIFEST)
                     .to_string()

@@ -151,10 +151,8 @@ fn fuzz_log_files() {
             match read {
                 Ok(contents) => {
                     prop_assert_eq!(contents.valid_len + contents.torn_bytes, len as u64);
-                    let mut lsn = 100;
-                    for (got, body) in &contents.records {
+                    for (lsn, (got, body)) in (100..).zip(contents.records.iter()) {
                         prop_assert_eq!(*got, lsn);
-                        lsn += 1;
                         // A record that passed its checksum is one the writer wrote.
                         prop_assert!(bodies.contains(body) || body.is_empty());
                     }

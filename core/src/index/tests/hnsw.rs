@@ -166,6 +166,45 @@ async fn compaction_runs_in_the_background_past_the_ratio() {
     assert!(r >= 0.95, "recall after automatic compaction {r:.3}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_index_compacts_every_space_its_deletes_push_past_the_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec();
+    let records = clustered_records(400, 31);
+    {
+        let index = HnswIndex::open(dir.path(), spec.clone(), walk()).unwrap();
+        index.upsert(records.clone()).await.unwrap();
+        index.flush().await.unwrap();
+        index.wait_linked();
+        index.checkpoint().unwrap();
+    }
+    let index = HnswIndex::open(dir.path(), spec, walk()).unwrap();
+    let before = index.stats().await.unwrap();
+    let assets: Vec<AssetId> = records
+        .iter()
+        .map(|r| r.asset_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for a in assets.iter().step_by(3) {
+        index.delete_asset(a).await.unwrap();
+    }
+    index.flush().await.unwrap();
+    assert!(index.stats().await.unwrap().tombstones > before.tombstones);
+    // Deletes that land while a space is being rebuilt stay as tombstones of the new space,
+    // below the ratio (20%): compaction is done when no space is past it.
+    eventually("every space past the ratio is compacted", || {
+        let s = index.stats_sync();
+        let rows = s.vectors() + s.tombstones;
+        (s.tombstones as f64) <= 0.2 * rows as f64
+    });
+    let after = index.stats().await.unwrap();
+    assert_eq!(
+        after.assets as usize,
+        assets.len() - assets.iter().step_by(3).count()
+    );
+}
+
 #[tokio::test]
 async fn replacements_are_tombstones_too() {
     let mut records = image_records(500, 16, 4);
