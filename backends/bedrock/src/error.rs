@@ -92,16 +92,7 @@ where
         SdkError::ServiceError(ctx) => {
             let e = ctx.err();
             let code = e.code();
-            let mut kind = error_kind_for(code, status);
-            // Bedrock answers ValidationException when the model cannot read the media's S3
-            // object (missing bucket, no access, the store unreachable): the file is fine, the
-            // storage is not, so it is not the caller's input that is wrong.
-            if kind == ErrorKind::InvalidInput
-                && e.message()
-                    .is_some_and(|m| m.contains("Unable to access the S3 object"))
-            {
-                kind = ErrorKind::PermissionDenied;
-            }
+            let kind = error_kind_for(code, status);
             if is_transient_model_error(code) {
                 temporary = Some(true);
             }
