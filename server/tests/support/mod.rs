@@ -253,14 +253,23 @@ impl Server {
         files: &[(&str, Vec<u8>)],
         tags: Option<&str>,
     ) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .multipart(form(files, tags))
-            .send()
-            .await
-            .unwrap();
-        json_of(r).await
+        // An upload refused part-way (a file over the limit) is answered while the client may
+        // still be sending: the client then sometimes sees the connection close instead of the
+        // answer. Uploads are idempotent (content-addressed), so it is sent again.
+        for _ in 0..10 {
+            match self
+                .http
+                .post(self.url(path))
+                .multipart(form(files, tags))
+                .send()
+                .await
+            {
+                Ok(r) => return json_of(r).await,
+                Err(e) if e.is_request() => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("the answer was never read: the connection closed every time");
     }
 
     pub async fn upload_all(&self) -> Value {
