@@ -16,7 +16,9 @@ use rand::rngs::StdRng;
 use super::index::{DIM, clustered_records, random_vector};
 use crate::asset::AssetId;
 use crate::catalog::{AssetCatalog, AssetRecord, AssetStatus, SqliteCatalog};
-use crate::embedding::{Embedding, EmbeddingProvider, EmbeddingSpace, MediaInput, ModelInfo};
+use crate::embedding::{
+    Embedding, EmbeddingProvider, EmbeddingSpace, MediaInput, ModelInfo, Segment,
+};
 use crate::error::Result;
 use crate::index::{FieldTest, Filter, IndexSpec, VectorIndex, VectorRecord};
 use crate::media::{MediaKind, MediaProbe};
@@ -202,24 +204,42 @@ pub async fn search_pages_have_no_repeats_or_gaps(index: Box<dyn VectorIndex>) {
     }
 }
 
+/// The unit vector of each record, by asset, space and time range (what a hit names).
+/// A record by asset, space and the bits of its time range.
+type ClipKey = (AssetId, EmbeddingSpace, Option<(u64, u64)>);
+
+struct ClipVectors(HashMap<ClipKey, Vec<f32>>);
+
+impl ClipVectors {
+    fn key(s: Option<Segment>) -> Option<(u64, u64)> {
+        s.map(|s| (s.start_sec.to_bits(), s.end_sec.to_bits()))
+    }
+
+    fn of(records: &[VectorRecord]) -> Self {
+        ClipVectors(
+            records
+                .iter()
+                .map(|r| {
+                    (
+                        (r.asset_id.clone(), r.space, Self::key(r.segment)),
+                        normalized(&r.vector),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, asset: &AssetId, space: EmbeddingSpace, segment: Option<Segment>) -> &[f32] {
+        &self.0[&(asset.clone(), space, Self::key(segment))]
+    }
+}
+
 /// With `Clips`, each hit lists its matching clips best first with their true cosines, a
 /// per-route minimum holds, merged clips never overlap or touch, and `ClipCount` orders by
 /// the number of matching clips.
 pub async fn search_lists_every_matching_clip(index: Box<dyn VectorIndex>) {
     let records = clustered_records(120, 22);
-    let by_clip: HashMap<(AssetId, EmbeddingSpace, Option<String>), Vec<f32>> = records
-        .iter()
-        .map(|r| {
-            (
-                (
-                    r.asset_id.clone(),
-                    r.space,
-                    r.segment.map(|s| format!("{s:?}")),
-                ),
-                normalized(&r.vector),
-            )
-        })
-        .collect();
+    let by_clip = ClipVectors::of(&records);
     let (searcher, _index) = rig(index, &records).await;
     let text = "knights at dawn";
     let qv = normalized(&text_vector(text));
@@ -242,11 +262,7 @@ pub async fn search_lists_every_matching_clip(index: Box<dyn VectorIndex>) {
             assert!(w[0].cosine >= w[1].cosine, "clips best first");
         }
         for c in &h.clips {
-            let v = &by_clip[&(
-                h.asset_id.clone(),
-                c.space,
-                c.segment.map(|s| format!("{s:?}")),
-            )];
+            let v = by_clip.get(&h.asset_id, c.space, c.segment);
             let true_cos = cosine_of_unit(&qv, v);
             assert!(
                 (c.cosine - true_cos).abs() < 1e-3,
@@ -333,19 +349,7 @@ pub async fn search_finds_names_by_keywords(index: Box<dyn VectorIndex>) {
 /// asset given as a negative is never returned.
 pub async fn search_moves_away_from_negative_examples(index: Box<dyn VectorIndex>) {
     let records = clustered_records(160, 24);
-    let by_clip: HashMap<(AssetId, EmbeddingSpace, Option<String>), Vec<f32>> = records
-        .iter()
-        .map(|r| {
-            (
-                (
-                    r.asset_id.clone(),
-                    r.space,
-                    r.segment.map(|s| format!("{s:?}")),
-                ),
-                normalized(&r.vector),
-            )
-        })
-        .collect();
+    let by_clip = ClipVectors::of(&records);
     let (searcher, _index) = rig(index, &records).await;
     let text = "sunset over the sea";
     let negative = "people talking indoors";
@@ -354,11 +358,7 @@ pub async fn search_moves_away_from_negative_examples(index: Box<dyn VectorIndex
         let s: f32 = hits
             .iter()
             .map(|h| {
-                let v = &by_clip[&(
-                    h.asset_id.clone(),
-                    h.space,
-                    h.best_segment.map(|s| format!("{s:?}")),
-                )];
+                let v = by_clip.get(&h.asset_id, h.space, h.best_segment);
                 cosine_of_unit(&nv, v)
             })
             .sum();
