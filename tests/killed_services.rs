@@ -607,9 +607,42 @@ impl Moto {
         }
     }
 
+    /// Drops the recording's torn last line: `kill -9` can land while moto appends a request
+    /// (one JSON document per line), and its replay answers 500 on a line it cannot parse.
+    /// Only the tail can be torn, so a damaged line before it is a failure of its own.
+    fn keep_complete_records(&self) {
+        let Ok(bytes) = std::fs::read(&self.recording) else {
+            return;
+        };
+        let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+        let mut kept = 0;
+        for (i, line) in lines.iter().enumerate() {
+            let text = line.trim_ascii();
+            let whole = line.ends_with(b"\n")
+                && (text.is_empty() || serde_json::from_slice::<serde_json::Value>(text).is_ok());
+            if !whole {
+                assert_eq!(
+                    i + 1,
+                    lines.len(),
+                    "moto's recording is damaged before its end"
+                );
+                break;
+            }
+            kept += line.len();
+        }
+        if kept < bytes.len() {
+            eprintln!(
+                "moto recording: dropped a torn last record ({} bytes)",
+                bytes.len() - kept
+            );
+            std::fs::write(&self.recording, &bytes[..kept]).unwrap();
+        }
+    }
+
     /// Starts again on the same port and replays the recorded requests (the objects and
     /// buckets come back, as they would on a restarted S3).
     fn restart(&mut self) {
+        self.keep_complete_records();
         self.spawn();
         use std::io::{Read, Write};
         let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
