@@ -42,7 +42,8 @@ fn config() -> HnswConfig {
         .storage(
             StorageConfig::default()
                 .min_checkpoint_bytes(u64::MAX)
-                .max_log_bytes(u64::MAX),
+                .max_log_bytes(u64::MAX)
+                .link_checkpoint_ratio(1.0),
         )
 }
 

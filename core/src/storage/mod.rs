@@ -40,6 +40,12 @@ pub struct StorageConfig {
     /// Unlinked rows per space above which an upsert waits for the graph to catch up.
     /// Default 32,768.
     pub max_pending: usize,
+    /// HNSW: once linking has caught up, checkpoint if this share of the graphs' nodes (at
+    /// least 1,024) was linked after the last checkpoint. An open relinks what the
+    /// checkpoint's graph lacks, with searches scanning those rows exactly meanwhile, so this
+    /// bounds that work to a share of the index, for one rewrite of the links per that share
+    /// of growth. Default 0.02; `1.0` or more: never (only the log's size checkpoints).
+    pub link_checkpoint_ratio: f64,
 }
 
 impl Default for StorageConfig {
@@ -50,6 +56,7 @@ impl Default for StorageConfig {
             max_log_bytes: 64 << 20,
             compaction_ratio: 0.2,
             max_pending: 32_768,
+            link_checkpoint_ratio: 0.02,
         }
     }
 }
@@ -85,6 +92,13 @@ impl StorageConfig {
         self
     }
 
+    /// Sets the share of newly linked nodes that makes an idle linker checkpoint (`>= 1.0`:
+    /// never).
+    pub fn link_checkpoint_ratio(mut self, ratio: f64) -> Self {
+        self.link_checkpoint_ratio = ratio;
+        self
+    }
+
     /// Checks the values; `InvalidInput` names the first bad one.
     pub fn validate(&self) -> Result<()> {
         if !(self.checkpoint_ratio.is_finite() && self.checkpoint_ratio > 0.0) {
@@ -97,6 +111,12 @@ impl StorageConfig {
             return Err(Error::invalid_input(format!(
                 "storage compaction_ratio must be a positive number, got {}",
                 self.compaction_ratio
+            )));
+        }
+        if !(self.link_checkpoint_ratio.is_finite() && self.link_checkpoint_ratio > 0.0) {
+            return Err(Error::invalid_input(format!(
+                "storage link_checkpoint_ratio must be a positive number, got {}",
+                self.link_checkpoint_ratio
             )));
         }
         if self.max_log_bytes == 0 {

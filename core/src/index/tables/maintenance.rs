@@ -23,6 +23,9 @@ use crate::storage::files;
 const ROUND_PER_THREAD: usize = 32;
 /// Rows copied per step of a compaction.
 const COPY_CHUNK: usize = 4096;
+/// Fewest newly linked nodes an idle linker checkpoints for
+/// (`StorageConfig::link_checkpoint_ratio`).
+const MIN_GRAPH_LAG: usize = 1024;
 
 /// A compaction in progress: a copy of one space without its tombstones, built beside it.
 #[derive(Debug)]
@@ -119,6 +122,9 @@ fn checkpoint_due(shared: &Shared) -> bool {
     if shared.dir.is_none() {
         return false;
     }
+    if graph_lag_due(shared) {
+        return true;
+    }
     let cfg = &shared.options.storage;
     let log = {
         let w = shared.writer.lock();
@@ -139,6 +145,42 @@ fn checkpoint_due(shared: &Shared) -> bool {
         .sum();
     let threshold = ((data as f64 * cfg.checkpoint_ratio) as u64).max(cfg.min_checkpoint_bytes);
     log >= threshold.min(cfg.max_log_bytes)
+}
+
+/// Whether the linker has caught up in every space and linked enough since the last
+/// checkpoint that it should be saved (`StorageConfig::link_checkpoint_ratio`): an open
+/// relinks what the checkpoint's graph lacks. A checkpoint written while a batch
+/// is still being linked would be stale at once, so none is taken then: the log-driven ones
+/// cover the data, and this one the links once the batch is linked.
+fn graph_lag_due(shared: &Shared) -> bool {
+    let ratio = shared.options.storage.link_checkpoint_ratio;
+    if ratio >= 1.0 || !matches!(shared.options.layout, Layout::Graph { .. }) {
+        return false;
+    }
+    let checkpointed: Vec<(EmbeddingSpace, u64)> = {
+        let w = shared.writer.lock();
+        w.manifest.as_ref().map_or_else(Vec::new, |m| {
+            m.spaces.iter().map(|s| (s.space, s.linked)).collect()
+        })
+    };
+    let st = shared.state.read();
+    let (mut lag, mut linked) = (0usize, 0usize);
+    for (space, t) in &st.spaces {
+        if t.graph.is_none() {
+            continue;
+        }
+        let now = t.linked();
+        if now < t.len() {
+            return false;
+        }
+        let then = checkpointed
+            .iter()
+            .find(|(s, _)| s == space)
+            .map_or(0, |(_, l)| usize::try_from(*l).unwrap_or(usize::MAX));
+        lag += now.saturating_sub(then);
+        linked += now;
+    }
+    lag >= MIN_GRAPH_LAG.max((linked as f64 * ratio) as usize)
 }
 
 /// Starts, advances or finishes a compaction; false if there was nothing to do.

@@ -19,7 +19,8 @@ fn manual() -> HnswConfig {
     walk().storage(
         StorageConfig::default()
             .min_checkpoint_bytes(u64::MAX)
-            .max_log_bytes(u64::MAX),
+            .max_log_bytes(u64::MAX)
+            .link_checkpoint_ratio(1.0),
     )
 }
 
@@ -147,6 +148,56 @@ fn checkpoints_run_in_the_background_when_the_log_grows() {
     let index = HnswIndex::open(dir.path(), spec(16), walk()).unwrap();
     assert!(index.open_report().generation >= 1);
     assert_eq!(index.stats_sync().vectors(), 3000);
+}
+
+/// Nodes the manifest's graphs hold (0 without a manifest).
+fn checkpointed_links(dir: &Path) -> u64 {
+    let Ok(bytes) = std::fs::read(dir.join(MANIFEST)) else {
+        return 0;
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    manifest["spaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["linked"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn an_idle_linker_checkpoints_its_links_so_an_open_relinks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // The log alone never checkpoints here: only the links can.
+    let config = walk().storage(
+        StorageConfig::default()
+            .min_checkpoint_bytes(u64::MAX)
+            .max_log_bytes(u64::MAX),
+    );
+    let records = image_records(3000, 16, 6);
+    let qs = queries(20, 16, 7, records[0].space, 10);
+    let index = HnswIndex::open(dir.path(), spec(16), config.clone()).unwrap();
+    index.upsert_sync(records).unwrap();
+    index.flush_sync().unwrap();
+    index.wait_linked();
+    eventually("the linked graph is checkpointed", || {
+        checkpointed_links(dir.path()) == 3000
+    });
+    let before = answers(&index, &qs);
+    drop(index);
+    let index = HnswIndex::open(dir.path(), spec(16), config).unwrap();
+    let report = index.open_report().clone();
+    assert_eq!((report.log_records, report.pending), (0, 0), "{report:?}");
+    assert!(report.graphs_rebuilt.is_empty());
+    assert_eq!(answers(&index, &qs), before);
+    // Off: the same writes leave the links to be relinked at the next open.
+    let dir = tempfile::tempdir().unwrap();
+    let index = HnswIndex::open(dir.path(), spec(16), manual()).unwrap();
+    index.upsert_sync(image_records(3000, 16, 6)).unwrap();
+    index.flush_sync().unwrap();
+    index.wait_linked();
+    drop(index);
+    let index = HnswIndex::open(dir.path(), spec(16), manual()).unwrap();
+    assert_eq!(index.open_report().pending, 3000);
 }
 
 #[test]
