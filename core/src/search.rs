@@ -26,7 +26,7 @@ use crate::vector::normalized;
 mod cursor;
 mod ranking;
 
-use cursor::{Fingerprint, PageCursor};
+use cursor::{Fingerprint, PageCursor, asset_tag};
 pub use ranking::DEFAULT_KEYWORD_WEIGHT;
 use ranking::{FoundClip, RankSpec, RouteAsset, RouteFound};
 
@@ -224,8 +224,11 @@ pub struct Query {
     pub space_weights: BTreeMap<EmbeddingSpace, f32>,
     /// Continue a search: the `next_cursor` of the previous page (same query otherwise).
     pub cursor: Option<String>,
-    /// Pages the first page reads candidates for (default 5): each route asks the index for
-    /// `k * oversample * page_depth` vectors, and later pages read the same window again.
+    /// Pages the pages after the first read candidates for (default 5). The first page costs
+    /// a single page (each route asks the index for `k * oversample` vectors, more only when
+    /// that does not yield `k` assets); every later page of one search asks for the same
+    /// `k * oversample * page_depth` vectors, ranks them the same way and leaves out the first
+    /// page's assets, so pages follow one order.
     pub page_depth: usize,
 }
 
@@ -405,7 +408,7 @@ impl Query {
         self
     }
 
-    /// Sets how many pages' worth of candidates the first page reads (1..=100).
+    /// Sets how many pages' worth of candidates the pages after the first read (1..=100).
     pub fn page_depth(mut self, pages: usize) -> Self {
         self.page_depth = pages;
         self
@@ -449,6 +452,16 @@ impl Query {
 
 /// Largest `k` a search accepts.
 pub const MAX_RESULTS: usize = 1000;
+
+/// Distinct assets the routes found, leaving out `excluded`.
+fn distinct_assets(results: &[(Vec<RouteAsset>, bool)], excluded: &HashSet<AssetId>) -> usize {
+    results
+        .iter()
+        .flat_map(|(assets, _)| assets.iter().map(|a| &a.asset_id))
+        .filter(|id| !excluded.contains(*id))
+        .collect::<HashSet<_>>()
+        .len()
+}
 
 /// Default [`Query::page_depth`].
 pub const DEFAULT_PAGE_DEPTH: usize = 5;
@@ -557,9 +570,11 @@ pub struct SearchResults {
     /// Every route of the rule and what happened to it.
     pub routes: Vec<RouteReport>,
     /// The cursor of the next page (`None`: this is the last one). Pages of one search
-    /// follow one order with no repeats and no gaps while the index does not change; after a
-    /// change, a page reflects the new state (an asset added or removed between two pages can
-    /// shift the boundary by a place: one repeat or one gap), and nothing fails.
+    /// follow one order with no repeats and no gaps while the index does not change: the
+    /// first page's assets, then the later pages' window ranked without them (see
+    /// [`Query::page_depth`]). After a change, a page reflects the new state (an asset added
+    /// or removed between two pages can shift the boundary by a place: one repeat or one gap),
+    /// and nothing fails.
     #[serde(default)]
     pub next_cursor: Option<String>,
 }
@@ -805,12 +820,11 @@ impl CrossModalSearcher {
         let vectors = self.embed_query(resolved).await?;
         let negatives = self.embed_negatives(&query.negatives).await?;
         let counts = self.index.space_counts().await?;
-        // The candidate window: every page of one search reads the same one.
-        let window = match cursor {
-            Some(c) => c.window,
-            None => (query.k * query.oversample.max(1) * query.page_depth).clamp(1, MAX_K),
-        };
-        let offset = cursor.map_or(0, |c| c.offset);
+        // The candidate window: the first page reads a single page's worth, every later page
+        // of one search the same larger one (`page_depth` pages' worth).
+        let page_window = (query.k * query.oversample.max(1)).clamp(1, MAX_K);
+        let later_window = (page_window * query.page_depth).clamp(1, MAX_K);
+        let mut window = cursor.as_ref().map_or(page_window, |c| c.window);
 
         let mut reports = Vec::with_capacity(routes.len());
         let mut plans = Vec::new();
@@ -862,18 +876,33 @@ impl CrossModalSearcher {
                 (a, b) => a.or(b.copied()),
             }
         };
-        let route_results = try_join_all(plans.iter().map(|(_, route, filter, qvecs)| {
-            self.run_route(
-                route.target_space,
-                filter,
-                qvecs,
-                window,
-                min_for(route.target_space),
-            )
-        }))
-        .await?;
+        let run_routes = |window: usize| {
+            try_join_all(plans.iter().map(move |(_, route, filter, qvecs)| {
+                self.run_route(
+                    route.target_space,
+                    filter,
+                    qvecs,
+                    window,
+                    min_for(route.target_space),
+                )
+            }))
+        };
+        let mut route_results = run_routes(window).await?;
+        // A route that filled its window may hold more: the first page reads the larger
+        // window when the single page's one does not yield `k` assets (several clips of one
+        // asset filling a route's places), so a first page is as full as the window allows.
+        let saturated = |results: &[(Vec<RouteAsset>, bool)]| results.iter().any(|(_, full)| *full);
+        if cursor.is_none()
+            && window < later_window
+            && saturated(&route_results)
+            && distinct_assets(&route_results, &excluded) < query.k
+        {
+            window = later_window;
+            route_results = run_routes(window).await?;
+        }
+        let more_in_index = saturated(&route_results);
         let mut found = Vec::with_capacity(plans.len());
-        for ((report_idx, route, _, _), mut assets) in plans.iter().zip(route_results) {
+        for ((report_idx, route, _, _), (mut assets, _)) in plans.iter().zip(route_results) {
             assets.retain(|a| !excluded.contains(&a.asset_id));
             if let Some(report) = reports.get_mut(*report_idx) {
                 report.outcome = RouteOutcome::Searched {
@@ -923,6 +952,7 @@ impl CrossModalSearcher {
                         }
                         self.run_route(route.target_space, &filter, qvecs, window, None)
                             .await
+                            .map(|(assets, _)| assets)
                     }
                 }))
                 .await?;
@@ -939,17 +969,44 @@ impl CrossModalSearcher {
             order: query.order,
             keywords: !keyword_hits.is_empty() || (query.keywords && query_kind == QueryKind::Text),
         };
+        let keyword_full = keyword_hits.len() >= (window / query.oversample.max(1)).max(query.k);
         let ranked = ranking::rank(found, keyword_hits, spec);
-        let total = ranked.len();
-        let mut hits: Vec<SearchHit> = ranked.into_iter().skip(offset).take(query.k).collect();
-        let next_cursor = (total > offset + query.k).then(|| {
-            PageCursor {
-                window,
-                offset: offset + query.k,
-                query: fingerprint,
+        let (mut hits, next_cursor) = match cursor {
+            // The first page: the best `k`; more may follow if it holds fewer than all it
+            // ranked or a route (or the keywords) filled its window.
+            None => {
+                let more = ranked.len() > query.k || more_in_index || keyword_full;
+                let hits: Vec<SearchHit> = ranked.into_iter().take(query.k).collect();
+                let next = (more && hits.len() == query.k).then(|| {
+                    PageCursor::after_first_page(
+                        later_window,
+                        hits.iter().map(|h| &h.asset_id),
+                        fingerprint,
+                    )
+                    .encode()
+                });
+                (hits, next)
             }
-            .encode()
-        });
+            // A later page: the window's ranking without the first page's assets, cut at the
+            // cursor's offset.
+            Some(c) => {
+                let shown = c.first_page_tags();
+                let rest: Vec<SearchHit> = ranked
+                    .into_iter()
+                    .filter(|h| !shown.contains(&asset_tag(&h.asset_id)))
+                    .collect();
+                let total = rest.len();
+                let hits: Vec<SearchHit> = rest.into_iter().skip(c.offset).take(query.k).collect();
+                let next = (total > c.offset + query.k).then(|| {
+                    PageCursor {
+                        offset: c.offset + query.k,
+                        ..c
+                    }
+                    .encode()
+                });
+                (hits, next)
+            }
+        };
         if let Some(catalog) = &self.catalog {
             for hit in &mut hits {
                 if let Some(record) = catalog.get(&hit.asset_id).await? {
@@ -1050,7 +1107,7 @@ impl CrossModalSearcher {
         qvecs: &[Vec<f32>],
         k: usize,
         min: Option<f32>,
-    ) -> Result<Vec<RouteAsset>> {
+    ) -> Result<(Vec<RouteAsset>, bool)> {
         let queries: Vec<VectorQuery> = qvecs
             .iter()
             .map(|v| VectorQuery {
@@ -1062,7 +1119,9 @@ impl CrossModalSearcher {
             .collect();
         let searches = queries.iter().map(|q| self.index.search(q));
         let mut by_asset: HashMap<AssetId, (HashMap<u32, FoundClip>, RecordMeta)> = HashMap::new();
+        let mut full = false;
         for hits in try_join_all(searches).await? {
+            full |= hits.len() >= k;
             for h in hits {
                 if min.is_some_and(|m| h.score < m) {
                     continue;
@@ -1098,7 +1157,7 @@ impl CrossModalSearcher {
                 .total_cmp(&best(a))
                 .then(a.asset_id.cmp(&b.asset_id))
         });
-        Ok(ranked)
+        Ok((ranked, full))
     }
 
     /// Validates the query input and loads what embedding it needs, without a model call (and

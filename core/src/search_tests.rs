@@ -33,6 +33,14 @@ async fn rig_with(names: &[&'static str]) -> Rig {
     let provider = TestProvider::new();
     let index: Arc<dyn VectorIndex> =
         Arc::new(FlatIndex::new(IndexSpec::for_model(&provider.model)));
+    rig_over(provider, index, names).await
+}
+
+async fn rig_over(
+    provider: Arc<TestProvider>,
+    index: Arc<dyn VectorIndex>,
+    names: &[&'static str],
+) -> Rig {
     let store: Arc<dyn MediaStore> = Arc::new(MemoryStore::new());
     let catalog: Arc<dyn AssetCatalog> = Arc::new(SqliteCatalog::open_in_memory().unwrap());
     let embedder = CachedEmbedder::new(
@@ -80,6 +88,57 @@ fn allowed(results: &SearchResults, hit: &SearchHit) -> bool {
             .iter()
             .any(|r| r.route.target_space == m.space && r.route.target_kinds.contains(&hit.kind()))
     })
+}
+
+#[tokio::test]
+async fn a_first_page_reads_a_single_page_and_later_pages_the_larger_window() {
+    let provider = TestProvider::new();
+    let index = Arc::new(FlakyIndex::new(&provider.model));
+    let rig = rig_over(provider, index.clone(), &FIXTURES).await;
+    let asked = || std::mem::take(&mut *index.asked.lock().unwrap());
+    let query = Query::text("castle siege").k(2).oversample(2).page_depth(3);
+    let first = rig.searcher.search(&query).await.unwrap();
+    let first_asked = asked();
+    assert!(!first_asked.is_empty());
+    assert!(
+        first_asked.iter().all(|&k| k == 4),
+        "a first page asks k x oversample per route: {first_asked:?}"
+    );
+    assert_eq!(first.hits.len(), 2);
+    let cursor = first.next_cursor.clone().expect("more pages");
+    let second = rig
+        .searcher
+        .search(&query.clone().cursor(cursor))
+        .await
+        .unwrap();
+    let second_asked = asked();
+    assert!(
+        second_asked.iter().all(|&k| k == 12),
+        "a later page asks k x oversample x page_depth: {second_asked:?}"
+    );
+    let shown: HashSet<&AssetId> = first.hits.iter().map(|h| &h.asset_id).collect();
+    assert_eq!(second.hits.len(), 2);
+    assert!(
+        second.hits.iter().all(|h| !shown.contains(&h.asset_id)),
+        "no asset of the first page again"
+    );
+    // The later pages are the larger window's ranking without the first page's assets.
+    let whole = rig
+        .searcher
+        .search(&Query::text("castle siege").k(6).oversample(2).page_depth(1))
+        .await
+        .unwrap();
+    let rest: Vec<&AssetId> = whole
+        .hits
+        .iter()
+        .map(|h| &h.asset_id)
+        .filter(|id| !shown.contains(id))
+        .take(2)
+        .collect();
+    assert_eq!(
+        second.hits.iter().map(|h| &h.asset_id).collect::<Vec<_>>(),
+        rest
+    );
 }
 
 #[tokio::test]

@@ -190,6 +190,8 @@ pub struct FlakyIndex {
     pub fail_flush: AtomicBool,
     /// Successful flushes.
     pub flushes: AtomicUsize,
+    /// The `k` of every search, in order.
+    pub asked: std::sync::Mutex<Vec<usize>>,
 }
 
 impl FlakyIndex {
@@ -199,6 +201,7 @@ impl FlakyIndex {
             fail_upsert: AtomicBool::new(false),
             fail_flush: AtomicBool::new(false),
             flushes: AtomicUsize::new(0),
+            asked: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -218,6 +221,9 @@ impl VectorIndex for FlakyIndex {
         self.inner.upsert(records).await
     }
     async fn search(&self, query: &VectorQuery) -> Result<Vec<Hit>> {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.push(query.k);
+        }
         self.inner.search(query).await
     }
     async fn delete_asset(&self, asset: &AssetId) -> Result<usize> {
