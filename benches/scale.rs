@@ -16,6 +16,8 @@
 //! ```text
 //! cargo bench -p crossmodal-benches --bench scale                       # 10k and 100k assets, f32
 //! SCALE_ASSETS=20000 SCALE_QUANT=int8 cargo bench -p crossmodal-benches --bench scale
+//! SCALE_KEEP=/big/disk cargo bench ...    # keep the larger library (library-<assets>-<quant>)
+//! SCALE_OPEN=/big/disk/library-100000-None cargo bench ...   # measure a kept library again
 //! ```
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -207,16 +209,32 @@ fn options(index: Arc<HnswIndex>) -> LocalOptions {
         .rules(rules())
 }
 
-async fn query_latencies(engine: &Engine, n: usize, filtered: bool) -> (f64, f64) {
+/// Which page of a search is timed.
+#[derive(Clone, Copy, PartialEq)]
+enum Timed {
+    /// The first page (k 10: 40 candidates a route).
+    First,
+    /// The second page, by the first page's cursor (the five-page window: 200 a route).
+    Second,
+    /// A first page filtered by a tag (1 asset in 7) and a creation-time range.
+    Filtered,
+}
+
+/// p50 and p99 of `n` three-route text queries (k 10).
+async fn query_latencies(engine: &Engine, n: usize, timed: Timed) -> (f64, f64) {
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         let mut q = Query::text(format!("query {i}")).k(10);
-        if filtered {
+        if timed == Timed::Filtered {
             q = q.filter(
                 Filter::default()
                     .created_between(None, Some(i64::MAX))
                     .tag("batch-1"),
             );
+        }
+        if timed == Timed::Second {
+            let first = engine.search(&q).await.unwrap();
+            q = q.cursor(first.next_cursor.expect("a second page"));
         }
         let started = Instant::now();
         let results = engine.search(&q).await.unwrap();
@@ -275,7 +293,6 @@ async fn run(assets: usize, quant: Quantization, base: &[u8]) {
     let started = Instant::now();
     let milestones = [10_000usize, 100_000, 500_000, 1_500_000];
     let mut next_milestone = 0;
-    let mut seeds = Vec::with_capacity(assets);
     let batch = 2000;
     let mut made = 0usize;
     let mut upload_costs = Vec::new();
@@ -284,7 +301,6 @@ async fn run(assets: usize, quant: Quantization, base: &[u8]) {
         let items: Vec<IngestItem> = (made..made + n)
             .map(|i| {
                 let bytes = video(base, i as u64);
-                seeds.push(seed_of(&bytes));
                 IngestItem::bytes(bytes, format!("clip-{i}.mp4")).tags([format!("batch-{}", i % 7)])
             })
             .collect();
@@ -294,14 +310,13 @@ async fn run(assets: usize, quant: Quantization, base: &[u8]) {
         let vectors = made * SEGMENTS * 3;
         while next_milestone < milestones.len() && vectors >= milestones[next_milestone] {
             // One more upload, made durable (ingest with flush_each: index log fsync + catalog).
-            let bytes = video(base, 10_000_000 + next_milestone as u64);
+            let bytes = extra_upload(base, next_milestone);
             let t = Instant::now();
             engine
                 .ingest(IngestItem::bytes(bytes.clone(), "one-more.mp4"))
                 .await
                 .unwrap();
             let cost = t.elapsed();
-            seeds.push(seed_of(&bytes));
             upload_costs.push((milestones[next_milestone], vectors, cost));
             next_milestone += 1;
         }
@@ -347,35 +362,96 @@ async fn run(assets: usize, quant: Quantization, base: &[u8]) {
         disk_index as f64 / raw,
         dir_bytes(&dir) as f64 / 1e6
     );
-    let (p50, p99) = query_latencies(&engine, 500, false).await;
-    let (f50, f99) = query_latencies(&engine, 500, true).await;
-    println!(
-        "three-route text query: p50 {p50:.2} ms, p99 {p99:.2} ms; filtered (tag, 1 in 7): p50 {f50:.2} ms, p99 {f99:.2} ms"
-    );
-    let r = recall(engine.index().as_ref(), &seeds, 100).await;
-    println!("recall@10 (visual space, exact top-10 by score): {r:.3}");
-    // Reopen.
+    queries_and_recall(&engine, assets, base).await;
     drop(engine);
     drop(index);
+    let (engine, _) = reopen(&dir, quant, raw, rss_before).await;
+    compaction(&engine, assets, base).await;
+    if let Ok(keep) = std::env::var("SCALE_KEEP") {
+        drop(engine);
+        let kept = Path::new(&keep).join(format!("library-{assets}-{quant:?}"));
+        std::fs::rename(&dir, &kept).unwrap();
+        println!(
+            "kept the library at {} (SCALE_OPEN measures it again)",
+            kept.display()
+        );
+    }
+}
+
+/// The extra upload made at milestone `m`.
+fn extra_upload(base: &[u8], m: usize) -> Vec<u8> {
+    video(base, 10_000_000 + m as u64)
+}
+
+/// The seeds of every asset of a library of `assets` (with the extra uploads its milestones
+/// made), in ingest order.
+fn library_seeds(assets: usize, base: &[u8]) -> Vec<u64> {
+    let milestones = [10_000usize, 100_000, 500_000, 1_500_000];
+    let extra = milestones
+        .iter()
+        .take_while(|&&m| assets * SEGMENTS * 3 >= m)
+        .count();
+    (0..assets)
+        .map(|i| seed_of(&video(base, i as u64)))
+        .chain((0..extra).map(|m| seed_of(&extra_upload(base, m))))
+        .collect()
+}
+
+/// Query latency (the default five-page window and a single page; filtered) and recall.
+async fn queries_and_recall(engine: &Engine, assets: usize, base: &[u8]) {
+    let (p50, p99) = query_latencies(engine, 500, Timed::First).await;
+    let (s50, s99) = query_latencies(engine, 500, Timed::Second).await;
+    let (f50, f99) = query_latencies(engine, 500, Timed::Filtered).await;
+    println!(
+        "three-route text query, first page (k 10, 40 candidates a route): p50 {p50:.2} ms, p99 {p99:.2} ms"
+    );
+    println!(
+        "second page by its cursor (the five-page window, 200 candidates a route): p50 {s50:.2} ms, p99 {s99:.2} ms"
+    );
+    println!("filtered first page (tag, 1 asset in 7): p50 {f50:.2} ms, p99 {f99:.2} ms");
+    let seeds = library_seeds(assets, base);
+    let r = recall(engine.index().as_ref(), &seeds, 100).await;
+    println!("recall@10 (visual space, index search at ef 64, exact top-10 by score): {r:.3}");
+}
+
+/// Drops nothing: opens the library in `dir`, reporting the open and resident memory.
+async fn reopen(
+    dir: &Path,
+    quant: Quantization,
+    raw: f64,
+    rss_before: u64,
+) -> (Engine, Arc<HnswIndex>) {
     let rss_closed = rss();
     let t = Instant::now();
-    let index = open_index(&hnsw, quant).await;
-    let engine = Engine::open_local_with(&dir, provider(), options(Arc::clone(&index)))
+    let index = open_index(&dir.join("index"), quant).await;
+    let engine = Engine::open_local_with(dir, provider(), options(Arc::clone(&index)))
         .await
         .unwrap();
     let open_s = t.elapsed().as_secs_f64();
     let rss_open = rss().saturating_sub(rss_before.min(rss_closed));
-    let report = index.open_report();
+    let report = index.open_report().clone();
+    let waiting = Arc::clone(&index);
+    tokio::task::spawn_blocking(move || waiting.wait_linked())
+        .await
+        .unwrap();
+    let linked_s = t.elapsed().as_secs_f64();
+    let rss_rest = rss().saturating_sub(rss_before.min(rss_closed));
     println!(
-        "open: {open_s:.2} s ({} vectors from the checkpoint, {} log records replayed, {} to link); RSS after reopen {:.2}x raw",
+        "open: {open_s:.2} s ({} vectors from the checkpoint, {} log records replayed, {} to link, linked {:.1} s after the open began); RSS after open {:.2}x raw, at rest once linked {:.2}x raw",
         report.vectors,
         report.log_records,
         report.pending,
-        rss_open as f64 / raw
+        linked_s,
+        rss_open as f64 / raw,
+        rss_rest as f64 / raw
     );
-    // A compaction's effect on concurrent search latency: delete a quarter of the assets'
-    // vectors (one space passes the compaction ratio) and search while it rebuilds.
-    let (b50, b99) = query_latencies(&engine, 300, false).await;
+    (engine, index)
+}
+
+/// A compaction's effect on concurrent search latency: delete a quarter of the assets'
+/// vectors (every space passes the compaction ratio) and search while they are rebuilt.
+async fn compaction(engine: &Engine, assets: usize, base: &[u8]) {
+    let (b50, b99) = query_latencies(engine, 300, Timed::First).await;
     let index = Arc::clone(engine.index());
     let mut deleted = HashSet::new();
     for i in (0..assets).step_by(4) {
@@ -444,6 +520,16 @@ async fn main() {
         "# scale benchmark: embedded default (HnswIndex m 16, efC 200, ef 64; LocalDirStore; SQLite), synthetic provider, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if let Ok(dir) = std::env::var("SCALE_OPEN") {
+        // A library kept by an earlier run (SCALE_KEEP), measured again: open, memory at
+        // rest, queries and recall. SCALE_ASSETS must be the size it was built with.
+        let raw = (assets * SEGMENTS * 3 * DIM * 4) as f64;
+        println!("\n## the library in {dir} ({assets} assets, {quant:?}), opened again");
+        let rss_before = rss();
+        let (engine, _index) = reopen(Path::new(&dir), quant, raw, rss_before).await;
+        queries_and_recall(&engine, assets, &base).await;
+        return;
+    }
     run((assets / 10).max(100), quant, &base).await;
     run(assets, quant, &base).await;
 }

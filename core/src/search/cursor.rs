@@ -101,7 +101,7 @@ impl PageCursor {
         }
         if cursor.window == 0
             || cursor.window > crate::index::MAX_K
-            || cursor.first_page.len() % 16 != 0
+            || !cursor.first_page.len().is_multiple_of(16)
             || !cursor.first_page.bytes().all(|b| b.is_ascii_hexdigit())
         {
             return Err(bad());
