@@ -495,7 +495,15 @@ async fn compaction(engine: &Engine, assets: usize, base: &[u8]) {
 async fn open_index(dir: &Path, quant: Quantization) -> Arc<HnswIndex> {
     let dir = dir.to_path_buf();
     let spec = IndexSpec::for_model(provider().model());
-    let config = HnswConfig::default().quantization(quant);
+    let mut config = HnswConfig::default().quantization(quant);
+    // SCALE_EXACT_FILTER: the filter selectivity below which a space is scanned exactly
+    // (default 0.15; 0 walks the graph for every filter).
+    if let Some(share) = std::env::var("SCALE_EXACT_FILTER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config = config.exact_filter_selectivity(share);
+    }
     Arc::new(
         tokio::task::spawn_blocking(move || HnswIndex::open(dir, spec, config))
             .await

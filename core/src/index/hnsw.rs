@@ -65,7 +65,10 @@ pub struct HnswConfig {
     pub exact_scan_bytes: usize,
     /// A filtered search whose filter is estimated to match less than this share of a space
     /// scans the matching rows exactly (a walk must visit about `ef / selectivity` nodes).
-    /// Default 0.15.
+    /// Default 0.15. An upper bound: a walk costs about `1 / selectivity` and a scan
+    /// `selectivity x rows`, so a space of more than about 130,000 rows scans only below
+    /// `sqrt(3000 / rows)` (7.7% at 500,000 rows, where a walk at 14% measured 3.4x faster
+    /// than the scan).
     pub exact_filter_selectivity: f64,
     /// Threads that link new vectors into the graph (0: every core). Default 0.
     pub threads: usize,
