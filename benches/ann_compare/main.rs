@@ -168,7 +168,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let library = format!("crossmodal-hnsw {} (own insert)", env!("CARGO_PKG_VERSION"));
+    // The report groups runs by the library's first word: the int8 mode is its own candidate.
+    let family = match args.quantization {
+        Quantization::Int8 => "crossmodal-hnsw-int8",
+        _ => "crossmodal-hnsw",
+    };
+    let library = format!("{family} {} (own insert)", env!("CARGO_PKG_VERSION"));
     let ids: Vec<AssetId> = (0..data.n).map(asset).collect();
     let row_of: HashMap<AssetId, u32> = ids
         .iter()
