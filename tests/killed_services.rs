@@ -11,17 +11,17 @@
 //!   indexed exactly, none `Embedding` or `Pending`, every original in S3. The Bedrock and
 //!   k-NN test servers live in this (the parent) process, so they outlive every child; moto
 //!   and osmem are processes of their own.
-//! - `s3_server_stopped_mid_batch_then_retry_completes`: our own moto (`CROSSMODAL_MOTO_BIN`) is
-//!   killed mid-batch and restarted on the same port with its state (moto's request recorder
-//!   replays every request it took, as a restarted S3 keeps its objects): the batch reports the
-//!   files it could not store or embed, `retry_failed` completes it.
-//! - `opensearch_stopped_mid_batch_then_retry_completes`: the k-NN server goes away mid-batch
-//!   (its listener closed and every open connection cut, as when the process dies; its data
-//!   kept, as a restarted cluster keeps its indexes) and comes back on the same port: the batch
-//!   reports the failures, `retry_failed` completes it.
+//! - `s3_server_stopped_mid_batch_then_retry_completes` and
+//!   `opensearch_stopped_mid_batch_then_retry_completes`: S3 (for the store and for the Bedrock
+//!   test server, which reads the originals) or the k-NN server goes away mid-batch (its
+//!   listener closed and every open connection cut, as when the process dies, by a loopback
+//!   proxy in front of it; its data kept, as a restarted S3 keeps its objects and a restarted
+//!   cluster its indexes) and comes back on the same port: the batch reports the failures,
+//!   `retry_failed` completes it. (Killing moto itself and replaying its request recorder was
+//!   tried: the recorder's appends from concurrent requests interleave, so the replay fails.)
 //!
-//! Needs `CROSSMODAL_S3_ENDPOINT` and `CROSSMODAL_MOTO_BIN` (`scripts/s3-server.sh install && eval
-//! "$(scripts/s3-server.sh start)"`); skipped with a message without them, a failure under
+//! Needs `CROSSMODAL_S3_ENDPOINT` (`scripts/s3-server.sh install && eval
+//! "$(scripts/s3-server.sh start)"`); skipped with a message without it, a failure under
 //! `CI=true`. `CROSSMODAL_CRASH_ITERATIONS` and `CROSSMODAL_CRASH_SEED` change the kill loop.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -550,141 +550,26 @@ async fn batch_with_outage(
         .await
 }
 
-/// A moto_server of our own that records every request, so a restart can replay them.
-struct Moto {
-    child: Option<Child>,
-    bin: String,
-    port: u16,
-    recording: PathBuf,
-}
-
-impl Moto {
-    fn start(bin: &str, recording: &Path) -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut moto = Moto {
-            child: None,
-            bin: bin.to_string(),
-            port,
-            recording: recording.to_path_buf(),
-        };
-        moto.spawn();
-        moto
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(&self.bin)
-            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
-            .env("MOTO_ENABLE_RECORDING", "True")
-            .env("MOTO_RECORDER_FILEPATH", &self.recording)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// `kill -9`.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    /// Drops the recording's torn last line: `kill -9` can land while moto appends a request
-    /// (one JSON document per line), and its replay answers 500 on a line it cannot parse.
-    /// Only the tail can be torn, so a damaged line before it is a failure of its own.
-    fn keep_complete_records(&self) {
-        let Ok(bytes) = std::fs::read(&self.recording) else {
-            return;
-        };
-        let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
-        let mut kept = 0;
-        for (i, line) in lines.iter().enumerate() {
-            let text = line.trim_ascii();
-            let whole = line.ends_with(b"\n")
-                && (text.is_empty() || serde_json::from_slice::<serde_json::Value>(text).is_ok());
-            if !whole {
-                assert_eq!(
-                    i + 1,
-                    lines.len(),
-                    "moto's recording is damaged before its end"
-                );
-                break;
-            }
-            kept += line.len();
-        }
-        if kept < bytes.len() {
-            eprintln!(
-                "moto recording: dropped a torn last record ({} bytes)",
-                bytes.len() - kept
-            );
-            std::fs::write(&self.recording, &bytes[..kept]).unwrap();
-        }
-    }
-
-    /// Starts again on the same port and replays the recorded requests (the objects and
-    /// buckets come back, as they would on a restarted S3).
-    fn restart(&mut self) {
-        self.keep_complete_records();
-        self.spawn();
-        use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(120)))
-            .unwrap();
-        write!(
-            conn,
-            "POST /moto-api/recorder/replay-recording HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut answer = String::new();
-        let _ = conn.read_to_string(&mut answer);
-        assert!(
-            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
-            "moto replay: {answer}"
-        );
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_server_stopped_mid_batch_then_retry_completes() {
     let test = "s3_server_stopped_mid_batch_then_retry_completes";
-    let Some(bin) = crossmodal_testkit::skip::required_env("CROSSMODAL_MOTO_BIN", test) else {
+    let Some(endpoint) = s3_or_skip(test) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let moto = Arc::new(Mutex::new(Moto::start(&bin, &root.path().join("moto.rec"))));
-    let endpoint = moto.lock().unwrap().endpoint();
-    let s = services(&endpoint, "s3-outage").await;
+    // S3 behind the outage proxy: the store and the Bedrock test server (which reads the
+    // originals) both reach it there, so stopping it takes S3 away from both.
+    let moto_addr: SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let outage = Arc::new(Outage::start(moto_addr).await);
+    let s = services(&outage.url(), "s3-outage").await;
     let (engine, index) = stack(&s.cfg).await.unwrap();
     let stopped = Arc::new(Mutex::new(None::<Instant>));
-    let (m, st) = (moto.clone(), stopped.clone());
+    let (o, st) = (outage.clone(), stopped.clone());
     let report = batch_with_outage(&engine, &s.files, FILES / 3, move || {
-        m.lock().unwrap().kill();
+        o.stop();
         *st.lock().unwrap() = Some(Instant::now());
     })
     .await;
@@ -729,13 +614,8 @@ async fn s3_server_stopped_mid_batch_then_retry_completes() {
     let counts = engine.counts().await.unwrap();
     assert_eq!((counts.pending, counts.embedding), (0, 0), "{counts:?}");
     let down_for = stopped.lock().unwrap().map(|t| t.elapsed());
-    let mut moto = Arc::try_unwrap(moto)
-        .ok()
-        .expect("the batch dropped its handle")
-        .into_inner()
-        .unwrap();
-    moto.restart();
-    eprintln!("{test}: S3 was down for {down_for:?}; restarted with its state replayed");
+    outage.restart().await;
+    eprintln!("{test}: S3 was down for {down_for:?}; back on the same port with its objects");
     let retried = engine.retry_failed(|_, _| {}).await.unwrap();
     assert_eq!(
         retried.progress.failed,
