@@ -596,9 +596,10 @@ async fn s3_server_stopped_mid_batch_then_retry_completes() {
         // The files are fine: what failed is the storage (or the model, which reads from it;
         // Bedrock answers a ValidationException, `InvalidInput`, when it cannot reach an S3
         // object or bucket, as the service does).
+        let message = e.to_string();
         let storage_unreachable = e.kind() == crossmodal::ErrorKind::InvalidInput
-            && e.to_string()
-                .contains("does not exist or is not accessible");
+            && (message.contains("Unable to access the S3 object")
+                || message.contains("does not exist or is not accessible"));
         assert!(
             storage_unreachable
                 || !matches!(
