@@ -37,15 +37,12 @@ pub(crate) struct PageCursor {
     pub(crate) query: u64,
 }
 
-/// A short tag of an asset id (the first 8 bytes of its SHA-256), naming the first page's
+/// A short tag of an asset id (a [`Fingerprint`] of it), naming the first page's
 /// assets in a cursor without spelling out their ids.
 pub(crate) fn asset_tag(id: &crate::asset::AssetId) -> u64 {
-    let d = Sha256::digest(id.as_str().as_bytes());
-    let mut b = [0u8; 8];
-    for (o, i) in b.iter_mut().zip(d.iter()) {
-        *o = *i;
-    }
-    u64::from_le_bytes(b)
+    let mut f = Fingerprint::default();
+    f.part("asset", id.as_str().as_bytes());
+    f.finish()
 }
 
 impl PageCursor {
