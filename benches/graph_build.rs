@@ -1,13 +1,16 @@
 //! Graph construction, the crate's own insert against hnsw_rs's, on the same vectors (a program,
-//! not a criterion bench): build time, distance evaluations are not counted here but recall@10
-//! at a fixed `ef` and the process's RSS growth are, in alternating rounds.
+//! not a criterion bench): build time, recall@10 at a fixed `ef` and the process's RSS growth,
+//! in alternating rounds; with `GRAPH_COUNT=1` also the own insert's node-to-node distance
+//! evaluations per insert (that run's time is then not a build time).
 //!
 //! ```text
 //! cargo bench -p crossmodal-benches --bench graph_build                 # 100k x 512, 3 rounds
 //! GRAPH_N=20000 GRAPH_DIM=384 GRAPH_ROUNDS=1 cargo bench -p crossmodal-benches --bench graph_build
+//! GRAPH_N=30000 GRAPH_COUNT=1 GRAPH_BUILDERS=own cargo bench -p crossmodal-benches --bench graph_build
 //! ```
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crossmodal::hnsw::{Graph, GraphConfig, QueryDistance, SearchScratch, Vectors};
@@ -23,6 +26,11 @@ fn env_usize(name: &str, default: usize) -> usize {
 struct Rows {
     dim: usize,
     data: Vec<f32>,
+    /// Node-to-node distances evaluated (what an insert costs, whatever the machine's load),
+    /// counted only with `GRAPH_COUNT=1`: two threads adding to one counter slow the build
+    /// about 3x, so a counted run's time is not a build time.
+    evaluations: AtomicU64,
+    count: bool,
 }
 
 impl Rows {
@@ -33,9 +41,26 @@ impl Rows {
 
 impl Vectors for Rows {
     fn distance(&self, a: u32, b: u32) -> f32 {
+        if self.count {
+            self.evaluations.fetch_add(1, Ordering::Relaxed);
+        }
         1.0 - dot(self.row(a as usize), self.row(b as usize))
     }
-    fn prefetch(&self, _id: u32) {}
+    fn prefetch(&self, id: u32) {
+        #[cfg(target_arch = "x86_64")]
+        for line in (0..self.dim * 4).step_by(64) {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let base = self
+                .data
+                .as_ptr()
+                .wrapping_add(id as usize * self.dim)
+                .cast::<i8>();
+            // SAFETY: prefetching never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(line)) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = id;
+    }
 }
 
 struct Q<'a>(&'a Rows, &'a [f32]);
@@ -75,7 +100,12 @@ fn clustered(n: usize, dim: usize, seed: u64) -> Rows {
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         data.extend(v.iter().map(|x| x / norm));
     }
-    Rows { dim, data }
+    Rows {
+        dim,
+        data,
+        evaluations: AtomicU64::new(0),
+        count: false,
+    }
 }
 
 /// SplitMix64.
@@ -127,7 +157,8 @@ fn main() {
         "GRAPH_THREADS",
         std::thread::available_parallelism().map_or(1, |t| t.get()),
     );
-    let rows = clustered(n, dim, 7);
+    let mut rows = clustered(n, dim, 7);
+    rows.count = env_usize("GRAPH_COUNT", 0) == 1;
     let queries = clustered(200, dim, 8);
     let config = GraphConfig::default().keep_pruned(env_usize("GRAPH_KEEP_PRUNED", 1) == 1);
     println!(
@@ -142,6 +173,7 @@ fn main() {
             .collect();
         for builder in builders.iter().map(String::as_str) {
             let before = rss();
+            rows.evaluations.store(0, Ordering::Relaxed);
             let started = Instant::now();
             let graph = match builder {
                 "own" => {
@@ -159,10 +191,17 @@ fn main() {
                 .unwrap(),
             };
             let secs = started.elapsed().as_secs_f64();
+            let evaluations = match (rows.count, builder) {
+                (true, "own") => format!(
+                    "{:.0}",
+                    rows.evaluations.load(Ordering::Relaxed) as f64 / n as f64
+                ),
+                _ => "not counted".into(),
+            };
             let peak = rss().saturating_sub(before);
             let r = recall(&graph, &rows, &queries, 32);
             println!(
-                "round {round} {builder:8} build {secs:7.2} s ({:6.0} vectors/s)  links {:5.1} MB  rss growth {:7.1} MB  recall@10 at ef 32: {r:.3}",
+                "round {round} {builder:8} build {secs:7.2} s ({:6.0} vectors/s)  links {:5.1} MB  rss growth {:7.1} MB  recall@10 at ef 32: {r:.3}  distances/insert {evaluations}",
                 n as f64 / secs,
                 graph.memory_bytes() as f64 / 1e6,
                 peak as f64 / 1e6
