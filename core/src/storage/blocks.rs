@@ -21,6 +21,7 @@ use std::ptr::NonNull;
 /// `benches/ann_compare` (ef 32, 1 thread, same session): 100k x 512, 4,200-4,300 -> 5,200-5,300
 /// queries/s; 29k x 384 (fits in the cache), 2-3% fewer.
 pub(crate) const PREFETCH_LINES: usize = 8;
+
 /// Element types a [`RowBlocks`] can hold: plain numbers (every bit pattern valid, no drop).
 pub(crate) trait Element: Copy + Default + Send + Sync + 'static {}
 impl Element for f32 {}
