@@ -420,8 +420,9 @@ mod tests {
                 assert!((got - exact).abs() < 1e-3, "{name} n={n}: {got} vs {exact}");
             }
         }
-        // A slice longer than the other: only the common prefix counts.
-        for (name, kernel) in f32_kernels() {
+        // A slice longer than the other: a kernel reads only the common prefix (`dot` itself
+        // asserts equal lengths in debug builds).
+        for (name, kernel) in f32_kernels().into_iter().skip(1) {
             assert_eq!(kernel(&[1.0; 70], &[2.0; 65]), 130.0, "{name}");
         }
     }
