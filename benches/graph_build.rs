@@ -46,21 +46,7 @@ impl Vectors for Rows {
         }
         1.0 - dot(self.row(a as usize), self.row(b as usize))
     }
-    fn prefetch(&self, id: u32) {
-        #[cfg(target_arch = "x86_64")]
-        for line in (0..self.dim * 4).step_by(64) {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let base = self
-                .data
-                .as_ptr()
-                .wrapping_add(id as usize * self.dim)
-                .cast::<i8>();
-            // SAFETY: prefetching never faults, whatever the address.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(line)) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = id;
-    }
+    fn prefetch(&self, _id: u32) {}
 }
 
 struct Q<'a>(&'a Rows, &'a [f32]);
