@@ -37,6 +37,9 @@ struct Args {
     reuse: Option<PathBuf>,
     /// `f32` (default) or `int8` (the walk over int8 codes, exact f32 re-rank).
     quantization: Quantization,
+    /// Int8 mode: candidates re-ranked per requested hit (`HnswConfig::rerank`; its default
+    /// if not given).
+    rerank: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         ],
         reuse: None,
         quantization: Quantization::None,
+        rerank: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,6 +68,9 @@ fn parse_args() -> Result<Args, String> {
                     "int8" => Quantization::Int8,
                     other => return Err(format!("--quantization {other}: f32 or int8")),
                 }
+            }
+            "--rerank" => {
+                args.rerank = Some(value()?.parse().map_err(|e| format!("--rerank: {e}"))?)
             }
             "--m" => args.m = value()?.parse().map_err(|e| format!("--m: {e}"))?,
             "--ef-construction" => {
@@ -139,11 +146,28 @@ fn load(dir: &Path) -> Result<Dataset, String> {
 
 /// Resident set size of this process, bytes (Linux).
 fn rss_bytes() -> u64 {
+    status_bytes("VmRSS:")
+}
+
+/// Resident set size after `malloc_trim(0)` (glibc only; `None` elsewhere).
+fn trimmed_rss() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only releases free heap pages; it takes no pointers.
+        unsafe { libc::malloc_trim(0) };
+        Some(rss_bytes())
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
+}
+
+/// A `kB` field of `/proc/self/status` (`VmRSS:`, `RssAnon:`, `RssFile:`), bytes; 0 if absent.
+fn status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
@@ -186,6 +210,10 @@ fn main() {
         .m(args.m)
         .ef_construction(args.ef_construction)
         .quantization(args.quantization);
+    let config = match args.rerank {
+        Some(factor) => config.rerank(factor),
+        None => config,
+    };
     // Baseline before the index exists (the peers measure the same way).
     let rss_before = rss_bytes();
     let started = Instant::now();
@@ -235,6 +263,10 @@ fn main() {
             .unwrap_or_else(|e| panic!("checkpoint: {e}"));
     }
     let rss_after = rss_bytes();
+    // Also after handing freed heap back to the OS, as peers.py does (glibc keeps freed build
+    // temporaries resident, here the records of the last upsert): an extra field, the
+    // headline number stays the untrimmed one.
+    let rss_trimmed = trimmed_rss().map(|b| b.saturating_sub(rss_before));
     let stats = index.stats_sync();
     println!(
         "{}",
@@ -244,6 +276,7 @@ fn main() {
             "build_s": build_s,
             "index_rss_bytes": rss_after.saturating_sub(rss_before),
             "index_reported_bytes": stats.memory_bytes,
+            "index_rss_trimmed_bytes": rss_trimmed,
             "raw_bytes": data.n * data.dim * 4,
             "build_threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
@@ -289,4 +322,18 @@ fn main() {
             })
         );
     }
+    // Informational (the report reads the build line): after every query, how much of the
+    // process is anonymous memory and how much mapped file pages (the int8 mode's f32 vector
+    // file is mapped; its pages come in as queries re-rank, and the kernel may reclaim them).
+    println!(
+        "{}",
+        json!({
+            "library": library,
+            "phase": "after_search",
+            "rss_bytes": rss_bytes(),
+            "rss_anon_bytes": status_bytes("RssAnon:"),
+            "rss_file_bytes": status_bytes("RssFile:"),
+            "baseline_rss_bytes": rss_before,
+        })
+    );
 }

@@ -56,8 +56,9 @@ pub struct HnswConfig {
     pub ef_search: usize,
     /// How the walk reads vectors. Default f32.
     pub quantization: Quantization,
-    /// Int8 mode: candidates re-ranked with f32 per requested hit (the walk keeps at least
-    /// `k * rerank`). Default 4.
+    /// Int8 mode, exact scans over the codes: the best `k * rerank` rows by code are re-ranked
+    /// with their f32 vectors. Default 4. A graph walk re-ranks every candidate it keeps (`ef`
+    /// of them, at least `k`): raise `ef_search` for a larger pool there.
     pub rerank: usize,
     /// A search whose candidate vectors (live vectors times the filter's estimated
     /// selectivity) add up to at most this many bytes scans them exactly instead of walking

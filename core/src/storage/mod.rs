@@ -7,6 +7,7 @@ pub(crate) mod blocks;
 pub(crate) mod codec;
 pub(crate) mod files;
 pub mod lock;
+pub(crate) mod mapped;
 pub(crate) mod wal;
 
 pub use lock::DirLock;

@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -438,8 +437,9 @@ fn load_space(
         if i != rows_n {
             return Err(Error::corrupt("code count does not match the rows"));
         }
-        // The f32 file is read per vector when re-ranking (each checked against its row's CRC);
-        // here only its length is checked, and a crashed append past it is cut.
+        // The f32 file is mapped and read in place when re-ranking (each vector checked against
+        // its row's CRC then); here only its length is checked, and a crashed append past it is
+        // cut before it is mapped.
         let path = dir.join(&sm.vectors.name);
         let file = fs::OpenOptions::new()
             .read(true)
@@ -460,8 +460,7 @@ fn load_space(
             ));
         }
         file.set_len(sm.vectors.bytes).map_err(io(&path))?;
-        d.tail_start = rows_n;
-        d.file = Some(Arc::new(file));
+        d.checkpointed_to(&file, &path, rows_n, dim)?;
         for row in rows {
             let kind = kind_of(&row).unwrap_or(crate::media::MediaKind::Image);
             space.rows.push(row);
@@ -794,12 +793,5 @@ fn trim_tail(
     };
     let path = dir.join(&entry.name);
     let file = fs::File::open(&path).map_err(io(&path))?;
-    let mut tail = crate::storage::blocks::RowBlocks::new(dim);
-    for id in cut..d.tail_start + d.tail.len() {
-        tail.push(d.tail.get(id - d.tail_start));
-    }
-    d.tail = tail;
-    d.tail_start = cut;
-    d.file = Some(Arc::new(file));
-    Ok(())
+    d.checkpointed_to(&file, &path, cut, dim)
 }

@@ -373,14 +373,7 @@ fn finish(shared: &Shared, mut j: CompactionJob) -> Result<()> {
         {
             let path = dir.join(&entry.name);
             let file = std::fs::File::open(&path).map_err(files::io(&path))?;
-            let cut = j.table.checkpointed;
-            let mut tail = crate::storage::blocks::RowBlocks::new(j.table.dim);
-            for id in cut..d.tail_start + d.tail.len() {
-                tail.push(d.tail.get(id - d.tail_start));
-            }
-            d.tail = tail;
-            d.tail_start = cut;
-            d.file = Some(Arc::new(file));
+            d.checkpointed_to(&file, &path, j.table.checkpointed, j.table.dim)?;
         }
         st.spaces.insert(j.space, j.table)
     };

@@ -47,7 +47,7 @@ pub struct SearchTrace {
 pub(crate) struct Plan {
     pub(crate) exact_scan_bytes: usize,
     pub(crate) exact_filter_selectivity: f64,
-    /// Int8 mode: candidates re-ranked per requested hit.
+    /// Int8 mode, exact scans over the codes: candidates re-ranked per requested hit.
     pub(crate) rerank: usize,
 }
 
@@ -323,11 +323,9 @@ impl SpaceTable {
         };
         let linked = self.linked();
         let int8 = matches!(self.vectors, VectorData::Int8(_));
-        let ef = if int8 {
-            ef.max(k.saturating_mul(plan.rerank.max(1)))
-        } else {
-            ef.max(k)
-        };
+        // Int8 mode re-ranks every candidate the walk keeps: `ef` is the pool in both modes
+        // (`plan.rerank` sizes the pool of an exact scan over the codes, which has no `ef`).
+        let ef = ef.max(k);
         trace.graph_rounds += 1;
         trace.final_ef = ef;
         let mut s = scratch.take();

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,6 +18,7 @@ use crate::media::MediaKind;
 use crate::storage::blocks::RowBlocks;
 use crate::storage::codec::ByteReader;
 use crate::storage::files::FileEntry;
+use crate::storage::mapped::MappedRows;
 use crate::vector::{dot, dot_i8, quantize_i8};
 
 /// Bytes of one row in a rows file.
@@ -169,8 +171,30 @@ pub(crate) struct Int8Data {
     /// f32 vectors of rows `tail_start..` (not yet in the vector file).
     pub(crate) tail: RowBlocks<f32>,
     pub(crate) tail_start: usize,
-    /// The vector file, holding rows `..tail_start`.
-    pub(crate) file: Option<Arc<File>>,
+    /// The vector file's rows `..tail_start`, mapped.
+    pub(crate) file: Option<Arc<MappedRows>>,
+}
+
+impl Int8Data {
+    /// After a checkpoint or a compaction wrote rows `..cut` to `file` (at `path`): maps them
+    /// and keeps only the f32 rows after `cut` in memory.
+    pub(crate) fn checkpointed_to(
+        &mut self,
+        file: &File,
+        path: &Path,
+        cut: usize,
+        dim: usize,
+    ) -> Result<()> {
+        let mapped = MappedRows::map(file, path, cut, dim)?;
+        let mut tail = RowBlocks::new(dim);
+        for id in cut..self.tail_start + self.tail.len() {
+            tail.push(self.tail.get(id - self.tail_start));
+        }
+        self.tail = tail;
+        self.tail_start = cut;
+        self.file = Some(Arc::new(mapped));
+        Ok(())
+    }
 }
 
 /// How a space holds its vectors.
@@ -459,8 +483,9 @@ impl SpaceTable {
         ids.len()
     }
 
-    /// Row `id`'s unit vector: from memory, or (int8 mode, checkpointed rows) read from the
-    /// vector file and checked against the row's CRC.
+    /// Row `id`'s unit vector: from memory, or (int8 mode, checkpointed rows) from the mapped
+    /// vector file, checked against the row's CRC (a flipped byte on disk is `Corrupt`).
+    #[inline]
     pub(crate) fn vector(&self, id: usize) -> Result<Cow<'_, [f32]>> {
         match &self.vectors {
             VectorData::F32(v) => Ok(Cow::Borrowed(v.get(id))),
@@ -472,20 +497,18 @@ impl SpaceTable {
                     .file
                     .as_ref()
                     .ok_or_else(|| Error::backend("int8 index without its vector file"))?;
-                let mut bytes = vec![0u8; self.dim * 4];
-                read_at(file, &mut bytes, (id * self.dim * 4) as u64)?;
+                let bytes = file.bytes(id).ok_or_else(|| {
+                    Error::corrupt(format!("vector {id} is past the end of the vector file"))
+                })?;
                 let crc = self.rows.get(id).map(|r| r.crc).unwrap_or_default();
-                if crc32fast::hash(&bytes) != crc {
+                if crc32fast::hash(bytes) != crc {
                     return Err(Error::corrupt(format!(
                         "vector {id} read back from the vector file does not match its checksum"
                     )));
                 }
-                Ok(Cow::Owned(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()))
-                        .collect(),
-                ))
+                file.row(id).ok_or_else(|| {
+                    Error::corrupt(format!("vector {id} is past the end of the vector file"))
+                })
             }
         }
     }
@@ -529,29 +552,6 @@ impl SpaceTable {
             VectorData::F32(v) => NodeVectors::F32(v),
             VectorData::Int8(d) => NodeVectors::Int8(&d.codes, &d.scales),
         }
-    }
-}
-
-/// Reads `buf.len()` bytes at `offset` (positioned read: many threads share one file handle).
-pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        file.read_exact_at(buf, offset).map_err(Error::from)
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::FileExt;
-        let mut done = 0;
-        while done < buf.len() {
-            let rest = buf.get_mut(done..).unwrap_or_default();
-            let n = file.seek_read(rest, offset + done as u64)?;
-            if n == 0 {
-                return Err(Error::corrupt("vector file ends early"));
-            }
-            done += n;
-        }
-        Ok(())
     }
 }
 

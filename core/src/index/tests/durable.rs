@@ -367,6 +367,73 @@ fn int8_indexes_reopen_from_codes_and_rerank_from_the_file() {
     assert_eq!(err.kind(), ErrorKind::Corrupt);
 }
 
+/// The int8 mode maps the checkpointed part of its vector file. Each checkpoint appends to
+/// that file and maps the longer part; a compaction maps a new file; searches running on
+/// other threads meanwhile keep reading the mapping they started with. Every stage answers
+/// exactly as the f32 truth says (recall against `FlatIndex`) and as it does after a reopen.
+#[test]
+fn int8_rerank_follows_appends_compactions_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 24;
+    let records = image_records(2400, dim, 21);
+    let config = manual().quantization(Quantization::Int8);
+    let index =
+        std::sync::Arc::new(HnswIndex::open(dir.path(), spec(dim), config.clone()).unwrap());
+    let qs = queries(40, dim, 22, records[0].space, 10);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (index, qs, stop) = (index.clone(), qs.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut searched = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || searched == 0 {
+                for q in &qs {
+                    index
+                        .search_sync(q)
+                        .expect("a search during checkpoints and compactions");
+                    searched += 1;
+                }
+            }
+            searched
+        })
+    };
+    let mut live: Vec<VectorRecord> = Vec::new();
+    for part in records.chunks(800) {
+        index.upsert_sync(part.to_vec()).unwrap();
+        live.extend_from_slice(part);
+        index.wait_linked();
+        index.checkpoint().unwrap();
+        let flat = super::flat_of(&spec(dim), &live);
+        assert!(
+            super::recall(&index, &flat, &qs) >= 0.95,
+            "after {} rows",
+            live.len()
+        );
+    }
+    assert_eq!(
+        files_with(dir.path(), ".vec").len(),
+        1,
+        "checkpoints appended to one file"
+    );
+    for r in records.iter().step_by(2) {
+        index.delete_asset_sync(&r.asset_id).unwrap();
+    }
+    live = records.iter().skip(1).step_by(2).cloned().collect();
+    index.compact().unwrap();
+    index.checkpoint().unwrap();
+    let flat = super::flat_of(&spec(dim), &live);
+    assert!(
+        super::recall(&index, &flat, &qs) >= 0.95,
+        "after the compaction"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    let before = answers(&index, &qs);
+    drop(index);
+    let index = HnswIndex::open(dir.path(), spec(dim), config).unwrap();
+    assert_eq!(answers(&index, &qs), before, "a reopen maps the same rows");
+    assert_eq!(index.stats_sync().vectors() as usize, live.len());
+}
+
 #[test]
 fn compactions_are_durable_and_free_the_old_files() {
     let dir = tempfile::tempdir().unwrap();
