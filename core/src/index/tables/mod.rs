@@ -330,7 +330,12 @@ impl Tables {
             })
             .collect();
         let spaces: HashSet<EmbeddingSpace> = stored.iter().map(|r| r.space).collect();
-        self.write(Op::Upsert(stored))?;
+        let per_record = UPSERT_RECORD_BYTES / (self.shared.spec.dimension * 4 + 64);
+        self.write_all(
+            split_by_asset(stored, per_record.max(1))
+                .into_iter()
+                .map(Op::Upsert),
+        )?;
         self.backpressure(&spaces);
         Ok(())
     }
@@ -373,7 +378,23 @@ impl Tables {
 
     /// Logs `op` and applies it; returns the rows it removed (deletes).
     fn write(&self, op: Op) -> Result<usize> {
+        self.write_all(std::iter::once(op))
+    }
+
+    /// Logs and applies `ops` in order under one writer lock (no other write comes between
+    /// them); each op is dropped once applied. Returns the rows they removed.
+    fn write_all(&self, ops: impl IntoIterator<Item = Op>) -> Result<usize> {
         let mut w = self.shared.writer.lock();
+        let mut removed = 0;
+        for op in ops {
+            removed += self.write_locked(&mut w, op)?;
+        }
+        drop(w);
+        self.shared.signal.wake();
+        Ok(removed)
+    }
+
+    fn write_locked(&self, w: &mut Writer, op: Op) -> Result<usize> {
         if let Op::PatchMeta(id, patch) = &op {
             // Checked under the writer lock (no write can come between): a patch that cannot
             // apply (too many fields) is refused before it reaches the log.
@@ -403,8 +424,6 @@ impl Tables {
         {
             c.ops.push(op);
         }
-        drop(w);
-        self.shared.signal.wake();
         Ok(removed)
     }
 
@@ -575,7 +594,7 @@ impl Tables {
         };
         st.spaces
             .values()
-            .map(|t| t.by_asset.get(&a).map_or(0, |l| l.as_slice().len()))
+            .map(|t| t.by_asset.get(a).map_or(0, |l| l.as_slice().len()))
             .sum()
     }
 
@@ -605,6 +624,49 @@ impl Drop for Tables {
             tracing::warn!(error = %e, "index log sync at close failed");
         }
     }
+}
+
+/// Bytes of vectors one upsert log record holds at most (1 MiB: about 500 vectors of 512
+/// dims). A bigger batch is logged as several records, each holding whole assets, so neither a
+/// write nor a replay holds a second copy of more than this much of it at once: glibc keeps
+/// freed heap of a batch's size resident (it raises its trim threshold to the largest block
+/// freed, up to 64 MiB), so a 10,000-vector record body cost its size in resident memory
+/// for as long as the process lived. An asset is never split, so a crash before `flush`
+/// keeps each asset whole or not at all (a prefix of the batch's assets may survive it).
+pub(crate) const UPSERT_RECORD_BYTES: usize = 1 << 20;
+
+/// `records` in groups of about `per_group` (at least one asset each, never splitting an
+/// asset), assets in order of first appearance.
+pub(crate) fn split_by_asset(
+    records: Vec<StoredRecord>,
+    per_group: usize,
+) -> Vec<Vec<StoredRecord>> {
+    if records.len() <= per_group {
+        return vec![records];
+    }
+    let mut first_seen: HashMap<&str, usize> = HashMap::new();
+    let order: Vec<usize> = records
+        .iter()
+        .map(|r| {
+            let next = first_seen.len();
+            *first_seen.entry(r.asset_id.as_str()).or_insert(next)
+        })
+        .collect();
+    drop(first_seen);
+    let mut keyed: Vec<(usize, StoredRecord)> = order.into_iter().zip(records).collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    let mut groups = Vec::with_capacity(keyed.len() / per_group + 1);
+    let mut group: Vec<StoredRecord> = Vec::with_capacity(per_group);
+    let mut last = None;
+    for (k, r) in keyed {
+        if group.len() >= per_group && last != Some(k) {
+            groups.push(std::mem::replace(&mut group, Vec::with_capacity(per_group)));
+        }
+        last = Some(k);
+        group.push(r);
+    }
+    groups.push(group);
+    groups
 }
 
 /// A new, empty space for `layout`.

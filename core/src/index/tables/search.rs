@@ -291,7 +291,7 @@ impl SpaceTable {
                 .collect::<HashSet<_>>()
                 .into_iter()
                 .filter_map(|a| assets.index_of(a))
-                .filter_map(|a| self.by_asset.get(&a))
+                .filter_map(|a| self.by_asset.get(a))
                 .flat_map(|l| l.as_slice().iter().copied())
                 .collect();
             ids.sort_unstable();

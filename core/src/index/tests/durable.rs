@@ -230,6 +230,67 @@ fn a_torn_log_tail_is_dropped_and_damage_in_the_middle_is_corrupt() {
 }
 
 #[test]
+fn a_big_batch_is_logged_in_records_of_whole_assets() {
+    // 400 assets x 5 segments at 256 dims: 4 MB of vectors, about 960 per log record.
+    let dim = 256;
+    let records: Vec<VectorRecord> = image_records(400, dim, 9)
+        .into_iter()
+        .flat_map(|r| {
+            (0..5u32).map(move |seq| {
+                let mut r = r.clone();
+                r.seq = seq;
+                r.vector[seq as usize] += 1.0;
+                r
+            })
+        })
+        .collect();
+    // Interleaved, as a caller may hand them: the log still keeps each asset together.
+    let (even, odd): (Vec<_>, Vec<_>) = records.iter().cloned().partition(|r| r.seq % 2 == 0);
+    let batch: Vec<VectorRecord> = even.into_iter().chain(odd).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let index = FlatIndex::open_with(dir.path(), spec(dim), StorageConfig::default()).unwrap();
+    index.upsert_sync(batch).unwrap();
+    futures::executor::block_on(index.flush()).unwrap();
+    drop(index);
+    let index = FlatIndex::open(dir.path(), spec(dim)).unwrap();
+    let logged = index.open_report().log_records;
+    assert!((3..=6).contains(&logged), "{logged} records for 4 MB");
+    assert_eq!(index.len(), 2000);
+    drop(index);
+    // A crash in the middle of the last record: whole assets survive, none in part.
+    let log = dir.path().join(&files_with(dir.path(), ".log")[0]);
+    let full = std::fs::metadata(&log).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(full - 300_000)
+        .unwrap();
+    let index = FlatIndex::open(dir.path(), spec(dim)).unwrap();
+    let kept = index.open_report().log_records;
+    assert!(
+        (1..logged).contains(&kept),
+        "{kept} of {logged} records kept"
+    );
+    assert!(
+        index.len() > 0 && index.len() < 2000 && index.len() % 5 == 0,
+        "{}",
+        index.len()
+    );
+    let counts: Vec<usize> = records
+        .iter()
+        .step_by(5)
+        .map(|r| {
+            futures::executor::block_on(index.asset_vectors(&r.asset_id))
+                .unwrap()
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(counts.iter().all(|c| *c == 0 || *c == 5), "{counts:?}");
+    assert_eq!(counts.iter().sum::<usize>(), index.len());
+}
+
+#[test]
 fn damaged_data_files_are_named_and_a_damaged_graph_is_relinked() {
     let dir = tempfile::tempdir().unwrap();
     let records = image_records(800, 16, 7);
