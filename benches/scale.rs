@@ -135,10 +135,15 @@ fn video(base: &[u8], i: u64) -> Vec<u8> {
 }
 
 fn rss() -> u64 {
+    status_bytes("VmRSS:")
+}
+
+/// A `kB` field of `/proc/self/status` (`VmRSS:`, `RssAnon:`, `RssFile:`), bytes; 0 if absent.
+fn status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<u64>().ok())
@@ -146,6 +151,19 @@ fn rss() -> u64 {
         })
         .unwrap_or(0)
         * 1024
+}
+
+/// Anonymous and file-backed resident bytes now, as `"anonymous A MB, file-backed F MB"`
+/// beside `raw` (file-backed pages are mapped vector files the kernel can drop; anonymous
+/// memory is what the process holds).
+fn rss_split(raw: f64) -> String {
+    let (anon, file) = (status_bytes("RssAnon:"), status_bytes("RssFile:"));
+    format!(
+        "anonymous {:.0} MB = {:.2}x raw, file-backed {:.0} MB (whole process)",
+        anon as f64 / 1e6,
+        anon as f64 / raw,
+        file as f64 / 1e6
+    )
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -348,11 +366,12 @@ async fn run(assets: usize, quant: Quantization, base: &[u8]) {
     }
     let stats = engine.index_stats().await.unwrap();
     println!(
-        "memory: RSS growth {:.0} MB = {:.2}x raw; index reports {:.0} MB = {:.2}x raw",
+        "memory: RSS growth {:.0} MB = {:.2}x raw; index reports {:.0} MB = {:.2}x raw; {}",
         rss_built as f64 / 1e6,
         rss_built as f64 / raw,
         stats.memory_bytes as f64 / 1e6,
-        stats.memory_bytes as f64 / raw
+        stats.memory_bytes as f64 / raw,
+        rss_split(raw)
     );
     let disk_index = dir_bytes(&hnsw);
     println!(
@@ -363,6 +382,7 @@ async fn run(assets: usize, quant: Quantization, base: &[u8]) {
         dir_bytes(&dir) as f64 / 1e6
     );
     queries_and_recall(&engine, assets, base).await;
+    println!("memory after the queries: {}", rss_split(raw));
     drop(engine);
     drop(index);
     let (engine, _) = reopen(&dir, quant, raw, rss_before).await;
@@ -424,6 +444,12 @@ async fn reopen(
     let rss_closed = rss();
     let t = Instant::now();
     let index = open_index(&dir.join("index"), quant).await;
+    println!(
+        "index open: {:.2} s; index reports {:.2}x raw; {}",
+        t.elapsed().as_secs_f64(),
+        index.stats_sync().memory_bytes as f64 / raw,
+        rss_split(raw)
+    );
     let engine = Engine::open_local_with(dir, provider(), options(Arc::clone(&index)))
         .await
         .unwrap();
@@ -437,13 +463,14 @@ async fn reopen(
     let linked_s = t.elapsed().as_secs_f64();
     let rss_rest = rss().saturating_sub(rss_before.min(rss_closed));
     println!(
-        "open: {open_s:.2} s ({} vectors from the checkpoint, {} log records replayed, {} to link, linked {:.1} s after the open began); RSS after open {:.2}x raw, at rest once linked {:.2}x raw",
+        "open: {open_s:.2} s ({} vectors from the checkpoint, {} log records replayed, {} to link, linked {:.1} s after the open began); RSS after open {:.2}x raw, at rest once linked {:.2}x raw; {}",
         report.vectors,
         report.log_records,
         report.pending,
         linked_s,
         rss_open as f64 / raw,
-        rss_rest as f64 / raw
+        rss_rest as f64 / raw,
+        rss_split(raw)
     );
     (engine, index)
 }
@@ -536,6 +563,7 @@ async fn main() {
         let rss_before = rss();
         let (engine, _index) = reopen(Path::new(&dir), quant, raw, rss_before).await;
         queries_and_recall(&engine, assets, &base).await;
+        println!("memory after the queries: {}", rss_split(raw));
         return;
     }
     run((assets / 10).max(100), quant, &base).await;

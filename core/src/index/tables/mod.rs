@@ -633,14 +633,11 @@ impl Drop for Tables {
 /// freed, up to 64 MiB), so a 10,000-vector record body cost its size in resident memory
 /// for as long as the process lived. An asset is never split, so a crash before `flush`
 /// keeps each asset whole or not at all (a prefix of the batch's assets may survive it).
-pub(crate) const UPSERT_RECORD_BYTES: usize = 1 << 20;
+const UPSERT_RECORD_BYTES: usize = 1 << 20;
 
 /// `records` in groups of about `per_group` (at least one asset each, never splitting an
 /// asset), assets in order of first appearance.
-pub(crate) fn split_by_asset(
-    records: Vec<StoredRecord>,
-    per_group: usize,
-) -> Vec<Vec<StoredRecord>> {
+fn split_by_asset(records: Vec<StoredRecord>, per_group: usize) -> Vec<Vec<StoredRecord>> {
     if records.len() <= per_group {
         return vec![records];
     }

@@ -273,7 +273,7 @@ fn a_big_batch_is_logged_in_records_of_whole_assets() {
         "{kept} of {logged} records kept"
     );
     assert!(
-        index.len() > 0 && index.len() < 2000 && index.len() % 5 == 0,
+        !index.is_empty() && index.len() < 2000 && index.len().is_multiple_of(5),
         "{}",
         index.len()
     );
