@@ -376,15 +376,8 @@ fn finish(shared: &Shared, mut j: CompactionJob) -> Result<()> {
         } else {
             j.table.files = SpaceFiles::default();
         }
-        // In int8 mode the copied rows' f32 vectors are now in the new vector file.
-        if let (Some(dir), super::space::VectorData::Int8(d)) =
-            (shared.dir.as_deref(), &mut j.table.vectors)
-            && let Some(entry) = &j.files.vectors
-        {
-            let path = dir.join(&entry.name);
-            let file = std::fs::File::open(&path).map_err(files::io(&path))?;
-            d.checkpointed_to(&file, &path, j.table.checkpointed, j.table.dim)?;
-        }
+        // In int8 mode the copied rows' f32 vectors are already mapped from the new vector
+        // file (`append_files`); the delta's rows stay in memory until the next checkpoint.
         st.spaces.insert(j.space, j.table)
     };
     // The manifest must name the new files before the old ones can go: checkpoint soon.
