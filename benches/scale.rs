@@ -487,6 +487,8 @@ async fn compaction(engine: &Engine, assets: usize, base: &[u8]) {
         deleted.insert(id);
     }
     index.flush().await.unwrap();
+    let anon_before = status_bytes("RssAnon:");
+    let mut anon_peak = anon_before;
     let t = Instant::now();
     let mut during = Vec::new();
     let mut compacted = false;
@@ -499,6 +501,7 @@ async fn compaction(engine: &Engine, assets: usize, base: &[u8]) {
         // Done when no space is past the compaction ratio (20%): deletes that land while a
         // space is rebuilt stay as the new space's tombstones, below it.
         let s = if during.len() % 50 == 0 {
+            anon_peak = anon_peak.max(status_bytes("RssAnon:"));
             Some(index.stats().await.unwrap())
         } else {
             None
@@ -516,6 +519,14 @@ async fn compaction(engine: &Engine, assets: usize, base: &[u8]) {
         if compacted { "" } else { ", not finished" },
         percentile(&during, 0.5),
         percentile(&during, 0.99)
+    );
+    let raw = (assets * SEGMENTS * 3 * DIM * 4) as f64;
+    println!(
+        "anonymous memory during compaction: peak {:.0} MB = {:.2}x raw (sampled every 50 queries); {:.0} MB = {:.2}x raw before it",
+        anon_peak as f64 / 1e6,
+        anon_peak as f64 / raw,
+        anon_before as f64 / 1e6,
+        anon_before as f64 / raw
     );
 }
 
