@@ -84,11 +84,29 @@ impl Graph {
                 cur = n;
                 d_cur = d;
             }
-            let chosen = self.select(&found, self.capacity(l), vectors);
-            ids.clear();
-            ids.extend(chosen.iter().map(|d| d.1));
+            let mut chosen = self.select(&found, self.capacity(l), vectors);
             {
                 let _own = self.lock(q);
+                // Another thread may already have linked its own new node into `q`'s list
+                // at this layer (it reached `q` through the layer above, linked a moment
+                // ago): keep those links rather than overwrite them, or that node can lose
+                // its only in-link and become unreachable.
+                scratch.neighbours.clear();
+                self.neighbours_into(q, l, &mut scratch.neighbours);
+                let extra: Vec<Dist> = scratch
+                    .neighbours
+                    .iter()
+                    .filter(|x| !chosen.iter().any(|c| c.1 == **x))
+                    .map(|&x| Dist(vectors.distance(q, x), x))
+                    .collect();
+                if !extra.is_empty() {
+                    let mut all = chosen;
+                    all.extend(extra);
+                    all.sort();
+                    chosen = self.select(&all, self.capacity(l), vectors);
+                }
+                ids.clear();
+                ids.extend(chosen.iter().map(|d| d.1));
                 self.store_neighbours(q, l, &ids);
             }
             for &Dist(d, n) in &chosen {

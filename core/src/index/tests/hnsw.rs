@@ -63,10 +63,10 @@ async fn hnsw_index_passes_the_suite() {
 }
 
 /// The suite with every search forced through the graph, in memory and on directories.
-/// Ignored because it is flaky: over the suite's tiny spaces (30-70 rows) a forced walk
-/// sometimes misses a record's own vector in `index_upsert_and_self_match` (about 1 run in 3,
-/// in every mode; measured 2026-12-03, and the same on c17edd8), so HNSW's reachability on
-/// tiny graphs needs a real fix first (issue 10's note). Graph recall on larger spaces is
+/// Ignored until it has more clean runs: over the suite's tiny spaces (30-70 rows) a forced
+/// walk missed a record's own vector in `index_upsert_and_self_match` about 1 run in 3 (also
+/// on c17edd8), from a link a concurrent insert overwrote; with the merge fixed in
+/// `crossmodal-hnsw` it passed 10 runs of 10 (2026-12-03). Graph recall on larger spaces is
 /// tested in this file and in `tests/`; durability on directories in `durable.rs`. Run it with
 /// `cargo test -p crossmodal-core -- --ignored graph_walks_pass`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
