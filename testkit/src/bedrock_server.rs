@@ -361,15 +361,27 @@ impl TestServer {
         *self.state.behaviour.lock().unwrap() = behaviour;
     }
 
-    /// Lets every job still in progress finish at its next poll (a job that outlived a client's
-    /// poll time-out completes later, as on Bedrock).
-    pub fn complete_jobs(&self) {
-        for job in self.state.jobs.lock().unwrap().values_mut() {
-            if job.status == "InProgress" {
-                job.behaviour.never = false;
-                job.behaviour.polls_before_done = 0;
-                job.behaviour.unknown_status_polls = 0;
-                job.polls = 0;
+    /// Finishes every job still in progress now, as a job that outlived a client's poll
+    /// time-out finishes later on Bedrock: its output is written (or it fails, when its
+    /// behaviour says so) before this returns, so the next `GetAsyncInvoke` sees the end
+    /// whatever the machine's load. A job a poll is finishing meanwhile is waited for.
+    pub async fn complete_jobs(&self) {
+        loop {
+            let (next, busy) = {
+                let mut jobs = self.state.jobs.lock().unwrap();
+                let busy = jobs.values().any(|j| j.finishing);
+                let next = jobs
+                    .values_mut()
+                    .find(|j| j.status == "InProgress" && !j.finishing)
+                    .map(|job| (job.arn.clone(), handlers::start_finishing(job)));
+                (next, busy)
+            };
+            match next {
+                Some((arn, finishing)) => {
+                    handlers::finish_and_record(&self.state, &arn, finishing).await;
+                }
+                None if busy => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                None => return,
             }
         }
     }

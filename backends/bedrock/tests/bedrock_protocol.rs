@@ -891,7 +891,7 @@ async fn dropping_a_call_frees_its_slot_and_stops_polling() {
     );
     // The slot is usable, and the dropped call's job is not lost: once it finishes, the next
     // call for the same media picks it up instead of starting another.
-    env.server.complete_jobs();
+    env.server.complete_jobs().await;
     assert!(!p.embed_media(&m).await.unwrap().is_empty());
     assert_eq!(env.server.calls(Op::StartAsyncInvoke), 1);
     assert_eq!(p.stats().jobs_resumed, 1);

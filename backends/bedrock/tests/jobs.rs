@@ -51,7 +51,7 @@ async fn a_timed_out_job_is_picked_up_by_the_next_call_without_a_second_start() 
     assert_eq!(env.server.calls(Op::StartAsyncInvoke), 1);
 
     // The job finishes on Bedrock; the next call reads its output.
-    env.server.complete_jobs();
+    env.server.complete_jobs().await;
     let e = p.embed_media(&m).await.unwrap();
     assert!(!e.is_empty());
     assert_eq!(
@@ -91,7 +91,7 @@ async fn a_later_run_with_the_sqlite_ledger_in_catalog_db_picks_the_job_up() {
         let err = p.embed_media(&m).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     }
-    env.server.complete_jobs();
+    env.server.complete_jobs().await;
 
     // A later run, a new provider on the same file.
     let ledger = Arc::new(SqliteJobLedger::open(&db).unwrap());
@@ -113,7 +113,15 @@ async fn a_later_run_with_the_sqlite_ledger_in_catalog_db_picks_the_job_up() {
 async fn a_recorded_job_that_is_gone_or_failed_is_replaced_by_a_new_one() {
     let endpoint = s3_or_skip!("a_recorded_job_that_is_gone_or_failed_is_replaced_by_a_new_one");
     let env = Env::with_s3(&endpoint, "gonejobs").await;
-    let p = env.provider(fast_config(MarengoModel::V3_0).job_timeout(Duration::from_millis(150)));
+    // `short` leaves jobs recorded (its time-out passes); `next` is the later call on the same
+    // ledger, with a time-out no loaded machine reaches, so only the ledger decides what it does.
+    let short =
+        env.provider(fast_config(MarengoModel::V3_0).job_timeout(Duration::from_millis(150)));
+    let next = env
+        .provider_builder(fast_config(MarengoModel::V3_0))
+        .job_ledger(short.job_ledger().clone())
+        .build()
+        .unwrap();
     let m = media(
         MediaFormat::Wav,
         fake_media(MediaFormat::Wav, 4_000, 34),
@@ -122,10 +130,11 @@ async fn a_recorded_job_that_is_gone_or_failed_is_replaced_by_a_new_one() {
 
     // Bedrock no longer knows the invocation.
     env.server.set_jobs(never());
-    p.embed_media(&m).await.unwrap_err();
+    short.embed_media(&m).await.unwrap_err();
+    assert_eq!(short.job_ledger().list().await.unwrap().len(), 1);
     env.server.forget_jobs();
     env.server.set_jobs(JobBehaviour::default());
-    assert!(!p.embed_media(&m).await.unwrap().is_empty());
+    assert!(!next.embed_media(&m).await.unwrap().is_empty());
     assert_eq!(env.server.calls(Op::StartAsyncInvoke), 2);
 
     // The recorded job failed after the caller stopped waiting.
@@ -139,13 +148,13 @@ async fn a_recorded_job_that_is_gone_or_failed_is_replaced_by_a_new_one() {
         fake_media(MediaFormat::Wav, 4_000, 36),
         None,
     );
-    p.embed_media(&m2).await.unwrap_err();
-    env.server.complete_jobs(); // it fails at its next poll
+    short.embed_media(&m2).await.unwrap_err();
+    env.server.complete_jobs().await; // it fails
     env.server.set_jobs(JobBehaviour::default());
-    assert!(!p.embed_media(&m2).await.unwrap().is_empty());
+    assert!(!next.embed_media(&m2).await.unwrap().is_empty());
     assert_eq!(env.server.calls(Op::StartAsyncInvoke), 4);
-    assert!(p.job_ledger().list().await.unwrap().is_empty());
-    assert_eq!(p.stats().jobs_resumed, 0);
+    assert!(next.job_ledger().list().await.unwrap().is_empty());
+    assert_eq!(next.stats().jobs_resumed, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,7 +177,7 @@ async fn a_staged_upload_outlives_a_timed_out_job_and_goes_once_it_is_read() {
     p.embed_media(&m).await.unwrap_err();
     // The job still reads its staged input: it must stay.
     assert_eq!(list_keys(&env.s3, &env.bucket, "staging/").await.len(), 1);
-    env.server.complete_jobs();
+    env.server.complete_jobs().await;
     p.embed_media(&m).await.unwrap();
     assert!(list_keys(&env.s3, &env.bucket, "staging/").await.is_empty());
     assert_eq!(env.server.calls(Op::StartAsyncInvoke), 1);

@@ -645,42 +645,13 @@ pub(super) async fn get_async_invoke(
                 return json_response(r);
             }
             if !b.never && job.polls > b.unknown_status_polls + b.polls_before_done {
-                job.finishing = true;
-                finish = Some((
-                    job.parsed.clone(),
-                    job.version,
-                    job.output_uri.clone(),
-                    job.region.clone(),
-                    b.clone(),
-                ));
+                finish = Some(start_finishing(job));
             }
         }
         finish
     };
-    if let Some((parsed, version, output_uri, job_region, behaviour)) = finish {
-        let result = finish_job(
-            &st,
-            &arn,
-            &parsed,
-            version,
-            &output_uri,
-            &job_region,
-            &behaviour,
-        )
-        .await;
-        let mut jobs = st.jobs.lock().unwrap();
-        if let Some(job) = jobs.get_mut(&arn) {
-            job.end = Some(SystemTime::now());
-            job.finishing = false;
-            match result {
-                Ok(()) => job.status = "Completed",
-                Err(message) => {
-                    job.status = "Failed";
-                    job.failure = Some(message);
-                }
-            }
-            st.in_flight.fetch_sub(1, Ordering::SeqCst);
-        }
+    if let Some(finish) = finish {
+        finish_and_record(&st, &arn, finish).await;
     }
     let jobs = st.jobs.lock().unwrap();
     match jobs.get(&arn) {
@@ -689,6 +660,52 @@ pub(super) async fn get_async_invoke(
             "ValidationException",
             &format!("Invocation {arn} not found"),
         ),
+    }
+}
+
+/// What finishing a job needs, copied out of the job table so the output is written outside
+/// its lock.
+pub(super) type Finishing = (Parsed, Version, String, String, JobBehaviour);
+
+/// Marks `job` as finishing (polls meanwhile answer `InProgress`) and copies what writing its
+/// output needs.
+pub(super) fn start_finishing(job: &mut Job) -> Finishing {
+    job.finishing = true;
+    (
+        job.parsed.clone(),
+        job.version,
+        job.output_uri.clone(),
+        job.region.clone(),
+        job.behaviour.clone(),
+    )
+}
+
+/// Writes a finishing job's output and records its end: `Completed`, or `Failed` with the
+/// reason.
+pub(super) async fn finish_and_record(st: &ServerState, arn: &str, finishing: Finishing) {
+    let (parsed, version, output_uri, job_region, behaviour) = finishing;
+    let result = finish_job(
+        st,
+        arn,
+        &parsed,
+        version,
+        &output_uri,
+        &job_region,
+        &behaviour,
+    )
+    .await;
+    let mut jobs = st.jobs.lock().unwrap();
+    if let Some(job) = jobs.get_mut(arn) {
+        job.end = Some(SystemTime::now());
+        job.finishing = false;
+        match result {
+            Ok(()) => job.status = "Completed",
+            Err(message) => {
+                job.status = "Failed";
+                job.failure = Some(message);
+            }
+        }
+        st.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

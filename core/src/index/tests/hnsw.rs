@@ -34,12 +34,11 @@ async fn flat_index_passes_the_suite_in_memory_and_durable() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hnsw_index_passes_the_suite() {
-    // The default plan scans the suite's small spaces exactly, f32 or int8 codes.
-    let int8 = HnswConfig::default().quantization(Quantization::Int8);
-    for config in [HnswConfig::default(), int8.clone()] {
-        conformance::vector_index_suite(move |spec| {
+/// The vector-index suite over `HnswIndex` with each of `configs`, first in memory, then on
+/// directories (a fresh one per index the suite opens).
+async fn suite_in_memory_and_on_directories(configs: &[HnswConfig]) {
+    for config in configs {
+        conformance::vector_index_suite(|spec| {
             let c = config.clone();
             async move { Box::new(HnswIndex::new(spec, c).unwrap()) as Box<dyn VectorIndex> }
         })
@@ -47,19 +46,24 @@ async fn hnsw_index_passes_the_suite() {
     }
     let root = tempfile::tempdir().unwrap();
     let n = std::sync::atomic::AtomicUsize::new(0);
-    for config in [HnswConfig::default(), int8] {
+    for config in configs {
         conformance::vector_index_suite(|spec| {
             let dir = root.path().join(format!(
                 "hnsw-{}",
                 n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             ));
-            let config = config.clone();
-            async move {
-                Box::new(HnswIndex::open(dir, spec, config).unwrap()) as Box<dyn VectorIndex>
-            }
+            let c = config.clone();
+            async move { Box::new(HnswIndex::open(dir, spec, c).unwrap()) as Box<dyn VectorIndex> }
         })
         .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hnsw_index_passes_the_suite() {
+    // The default plan scans the suite's small spaces exactly, f32 or int8 codes.
+    let int8 = HnswConfig::default().quantization(Quantization::Int8);
+    suite_in_memory_and_on_directories(&[HnswConfig::default(), int8]).await;
 }
 
 /// The suite with every search forced through the graph, in memory and on directories.
@@ -72,24 +76,7 @@ async fn hnsw_index_passes_the_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "flaky: a forced walk over a tiny graph sometimes misses a record's own vector"]
 async fn hnsw_graph_walks_pass_the_suite() {
-    for config in [walk(), walk().quantization(Quantization::Int8)] {
-        let c = config.clone();
-        conformance::vector_index_suite(move |spec| {
-            let c = c.clone();
-            async move { Box::new(HnswIndex::new(spec, c).unwrap()) as Box<dyn VectorIndex> }
-        })
-        .await;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let n = std::sync::atomic::AtomicUsize::new(0);
-    for config in [walk(), walk().quantization(Quantization::Int8)] {
-        conformance::vector_index_suite(|spec| {
-            let dir = root.path().join(format!("hnsw-{}", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-            let config = config.clone();
-            async move { Box::new(HnswIndex::open(dir, spec, config).unwrap()) as Box<dyn VectorIndex> }
-        })
-        .await;
-    }
+    suite_in_memory_and_on_directories(&[walk(), walk().quantization(Quantization::Int8)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
