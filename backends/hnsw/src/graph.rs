@@ -227,6 +227,16 @@ impl Graph {
         }
     }
 
+    /// Whether node `id` has its layer-0 list, i.e. its insertion reached the bottom layer
+    /// (lists are written top-down, layer 0 last). A node reached through an upper layer
+    /// before then has empty lower lists: a walk that moves to it there is stuck.
+    #[inline]
+    pub(crate) fn reached_bottom(&self, id: u32) -> bool {
+        self.slots(id, 0)
+            .and_then(|s| s.first())
+            .is_some_and(|len| len.load(Ordering::Acquire) > 0)
+    }
+
     /// Node `id`'s neighbours at `level`.
     pub fn neighbours(&self, id: u32, level: u8) -> Vec<u32> {
         let mut out = Vec::new();

@@ -80,7 +80,9 @@ impl Graph {
         for l in (0..=level.min(top)).rev() {
             self.walk(scratch, l, cur, d_cur, ef, Some(q), &query, |_| true);
             let found = Graph::take_results(scratch);
-            if let Some(&Dist(d, n)) = found.first() {
+            // The next layer's walk starts from the nearest node found that has its lower
+            // lists (see `descend`), else from where this one started.
+            if let Some(&Dist(d, n)) = found.iter().find(|f| self.reached_bottom(f.1)) {
                 cur = n;
                 d_cur = d;
             }

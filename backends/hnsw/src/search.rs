@@ -135,6 +135,11 @@ impl Graph {
 
     /// Greedy descent from `entry` on layer `top` down to layer `floor + 1`: at each layer move
     /// to the closest neighbour until none is closer. Returns the node reached and its distance.
+    ///
+    /// A neighbour whose insertion has not reached layer 0 yet (another thread is linking it)
+    /// is passed over: its lower lists are still empty, so a descent that moved to it would
+    /// start the next layer's walk from a node without links and find nothing else. A node
+    /// inserted then would get that one neighbour, and lose its only in-link at the next prune.
     pub(crate) fn descend(
         &self,
         scratch: &mut SearchScratch,
@@ -155,7 +160,7 @@ impl Graph {
                 for &n in &scratch.neighbours {
                     let d = distance(n);
                     scratch.distances += 1;
-                    if d < d_cur {
+                    if d < d_cur && self.reached_bottom(n) {
                         d_cur = d;
                         cur = n;
                         moved = true;
