@@ -1,9 +1,12 @@
 //! [`Graph`]: the links of every node, stored compactly and readable while other threads insert.
 //!
-//! Layout: layer 0 is one fixed-stride array of `u32` slots per node (`[len, id, id, ...]`,
+//! Layout: layer 0 is one fixed-stride array of `u32` slots per node (`[head, id, id, ...]`,
 //! `2m + 1` slots), in chunks of [`NODES_PER_CHUNK`] nodes so that growing never moves existing
 //! nodes. Nodes on higher layers (about one in `m`) get `level * (m + 1)` slots in a second
-//! chunked arena. Slots are `AtomicU32`: a search reads lists without locks (`len` with
+//! chunked arena. A list's head holds its length (low 16 bits) and how many of its first ids
+//! are known to pass the neighbour-selection heuristic (high 16 bits; ids appended to a list
+//! with room are not checked until it overflows, see `add_link`).
+//! Slots are `AtomicU32`: a search reads lists without locks (`len` with
 //! `Acquire`, ids `Relaxed`), an insert writes a list's ids and then its `len` (`Release`) under
 //! the node's stripe lock. A reader may see a list half-updated (old and new ids mixed); every id
 //! it sees is a valid node, which is all a best-first search needs. That is the same contract
@@ -25,6 +28,10 @@ pub(crate) const NODES_PER_CHUNK: usize = 1 << 14;
 const UPPER_CHUNK_SLOTS: usize = 1 << 16;
 /// Stripe locks serialising writers of one node's lists.
 const STRIPES: usize = 1 << 10;
+/// The length bits of a list's head slot (the rest count its checked ids).
+const LEN_MASK: u32 = 0xFFFF;
+/// Where a list's head keeps its checked count.
+const CHECKED_SHIFT: u32 = 16;
 
 /// An HNSW graph over nodes `0..len()`; vectors live elsewhere (see [`crate::Vectors`]).
 ///
@@ -222,9 +229,21 @@ impl Graph {
     #[inline]
     pub(crate) fn neighbours_into(&self, id: u32, level: u8, out: &mut Vec<u32>) {
         if let Some((len, ids)) = self.slots(id, level).and_then(|s| s.split_first()) {
-            let n = (len.load(Ordering::Acquire) as usize).min(ids.len());
+            let n = ((len.load(Ordering::Acquire) & LEN_MASK) as usize).min(ids.len());
             out.extend(ids.iter().take(n).map(|slot| slot.load(Ordering::Relaxed)));
         }
+    }
+
+    /// Appends node `id`'s neighbours at `level` to `out` and returns how many of the first of
+    /// them are known to pass the selection heuristic (the rest were appended unchecked).
+    pub(crate) fn neighbours_checked_into(&self, id: u32, level: u8, out: &mut Vec<u32>) -> usize {
+        let Some((head, ids)) = self.slots(id, level).and_then(|s| s.split_first()) else {
+            return 0;
+        };
+        let head = head.load(Ordering::Acquire);
+        let n = ((head & LEN_MASK) as usize).min(ids.len());
+        out.extend(ids.iter().take(n).map(|slot| slot.load(Ordering::Relaxed)));
+        ((head >> CHECKED_SHIFT) as usize).min(n)
     }
 
     /// Whether node `id` has its layer-0 list, i.e. its insertion reached the bottom layer
@@ -234,7 +253,7 @@ impl Graph {
     pub(crate) fn reached_bottom(&self, id: u32) -> bool {
         self.slots(id, 0)
             .and_then(|s| s.first())
-            .is_some_and(|len| len.load(Ordering::Acquire) > 0)
+            .is_some_and(|head| head.load(Ordering::Acquire) & LEN_MASK > 0)
     }
 
     /// Node `id`'s neighbours at `level`.
@@ -244,15 +263,23 @@ impl Graph {
         out
     }
 
-    /// Replaces node `id`'s list at `level` (the caller holds the node's stripe lock; at most
-    /// [`capacity`](Self::capacity) ids are kept).
+    /// Replaces node `id`'s list at `level`, none of its ids checked (a list read from a file or
+    /// another builder; the caller holds the node's stripe lock; at most
+    /// [`capacity`](Self::capacity) ids are kept). Its next prune compares every pair again.
     pub(crate) fn store_neighbours(&self, id: u32, level: u8, ids: &[u32]) {
-        if let Some((len, slots)) = self.slots(id, level).and_then(|s| s.split_first()) {
+        self.store_list(id, level, ids, 0);
+    }
+
+    /// Replaces node `id`'s list at `level`; its first `checked` ids passed the selection
+    /// heuristic (the caller holds the node's stripe lock).
+    pub(crate) fn store_list(&self, id: u32, level: u8, ids: &[u32], checked: usize) {
+        if let Some((head, slots)) = self.slots(id, level).and_then(|s| s.split_first()) {
             let n = ids.len().min(slots.len());
             for (slot, &v) in slots.iter().zip(ids) {
                 slot.store(v, Ordering::Relaxed);
             }
-            len.store(n as u32, Ordering::Release);
+            let checked = checked.min(n) as u32;
+            head.store(n as u32 | (checked << CHECKED_SHIFT), Ordering::Release);
         }
     }
 
@@ -260,12 +287,14 @@ impl Graph {
     /// false when the list is full.
     pub(crate) fn try_append(&self, id: u32, level: u8, v: u32) -> bool {
         match self.slots(id, level).and_then(|s| s.split_first()) {
-            Some((len, slots)) => {
-                let n = len.load(Ordering::Acquire) as usize;
+            Some((head, slots)) => {
+                let raw = head.load(Ordering::Acquire);
+                let n = (raw & LEN_MASK) as usize;
                 match slots.get(n) {
                     Some(slot) => {
                         slot.store(v, Ordering::Relaxed);
-                        len.store(n as u32 + 1, Ordering::Release);
+                        // The checked count stays: the new id is unchecked.
+                        head.store((raw & !LEN_MASK) | (n as u32 + 1), Ordering::Release);
                         true
                     }
                     None => false,
