@@ -6,8 +6,8 @@
 //! chunked arena. A list's head holds its length (low 16 bits) and how many of its first ids
 //! are known to pass the neighbour-selection heuristic (high 16 bits; ids appended to a list
 //! with room are not checked until it overflows, see `add_link`).
-//! Slots are `AtomicU32`: a search reads lists without locks (`len` with
-//! `Acquire`, ids `Relaxed`), an insert writes a list's ids and then its `len` (`Release`) under
+//! Slots are `AtomicU32`: a search reads lists without locks (the head with
+//! `Acquire`, ids `Relaxed`), an insert writes a list's ids and then its head (`Release`) under
 //! the node's stripe lock. A reader may see a list half-updated (old and new ids mixed); every id
 //! it sees is a valid node, which is all a best-first search needs. That is the same contract
 //! hnswlib and faiss keep, without their per-visit locks.
