@@ -70,6 +70,9 @@ async fn rig(
         index.upsert(chunk.to_vec()).await.expect("upsert");
     }
     index.flush().await.expect("flush");
+    // Paging rules hold while the index does not change; linking in the background changes
+    // how the same vectors are found (exact scan, then graph walk).
+    index.settle().await.expect("settle");
     let catalog = Arc::new(SqliteCatalog::open_in_memory().unwrap());
     let mut seen = HashSet::new();
     for r in records {

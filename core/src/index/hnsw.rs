@@ -468,4 +468,12 @@ impl VectorIndex for HnswIndex {
     async fn flush(&self) -> Result<()> {
         self.blocking(|t| t.flush()).await
     }
+
+    async fn settle(&self) -> Result<()> {
+        self.blocking(|t| {
+            t.wait_linked();
+            Ok(())
+        })
+        .await
+    }
 }

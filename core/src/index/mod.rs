@@ -346,6 +346,15 @@ pub trait VectorIndex: Send + Sync {
     async fn flush(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Waits until background work that changes how the same content is searched is done (an
+    /// HNSW index linking new vectors into its graph: until then they are scanned exactly, so
+    /// a result can shift between two identical searches). Searches never need it; a caller
+    /// that pages through results right after a bulk load, or compares runs, may. The
+    /// default returns at once.
+    async fn settle(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Validates a batch of records against a spec (used by every index before it changes anything).
