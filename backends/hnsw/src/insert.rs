@@ -86,7 +86,8 @@ impl Graph {
                 cur = n;
                 d_cur = d;
             }
-            let (mut chosen, mut checked) = self.select(&found, self.capacity(l), vectors);
+            let candidates: Vec<(Dist, bool)> = found.iter().map(|&f| (f, false)).collect();
+            let (mut chosen, mut checked) = self.select(&candidates, self.capacity(l), vectors);
             {
                 let _own = self.lock(q);
                 // Another thread may already have linked its own new node into `q`'s list
@@ -102,9 +103,9 @@ impl Graph {
                     .map(|&x| Dist(vectors.distance(q, x), x))
                     .collect();
                 if !extra.is_empty() {
-                    let mut all = chosen;
-                    all.extend(extra);
-                    all.sort();
+                    let mut all: Vec<(Dist, bool)> =
+                        chosen.iter().chain(&extra).map(|&c| (c, false)).collect();
+                    all.sort_by_key(|c| c.0);
                     (chosen, checked) = self.select(&all, self.capacity(l), vectors);
                 }
                 ids.clear();
@@ -120,9 +121,11 @@ impl Graph {
         }
     }
 
-    /// The neighbour-selection heuristic over `candidates` (ascending by distance to the node):
-    /// a candidate is kept if it is closer to the node than to every candidate kept before it,
-    /// up to `cap`. Fewer candidates than `cap` are all kept (as hnswlib does). With
+    /// The neighbour-selection heuristic over `candidates` (ascending by distance to the node,
+    /// each marked checked or not): a candidate is kept if it is closer to the node than to
+    /// every candidate kept before it, up to `cap`. Two checked candidates (ids that passed at
+    /// their list's last prune) passed against each other then, so that pair is not compared
+    /// again (see [`add_link`](Self::add_link)). Fewer candidates than `cap` are all kept (as hnswlib does). With
     /// [`GraphConfig::keep_pruned`](crate::GraphConfig::keep_pruned) the slots the heuristic
     /// leaves free are filled with the nearest candidates it rejected (the paper's
     /// `keepPrunedConnections`): on small or tightly clustered data the heuristic alone keeps so
@@ -132,31 +135,36 @@ impl Graph {
     /// the rest, and how many passed (0 when all were kept unchecked).
     fn select(
         &self,
-        candidates: &[Dist],
+        candidates: &[(Dist, bool)],
         cap: usize,
         vectors: &impl Vectors,
     ) -> (Vec<Dist>, usize) {
         if candidates.len() <= cap {
-            return (candidates.to_vec(), 0);
+            return (candidates.iter().map(|c| c.0).collect(), 0);
         }
-        let mut chosen: Vec<Dist> = Vec::with_capacity(cap);
+        let mut chosen: Vec<(Dist, bool)> = Vec::with_capacity(cap);
         let mut pruned: Vec<Dist> = Vec::new();
-        for &c in candidates {
+        for &(c, checked) in candidates {
             if chosen.len() >= cap {
                 break;
             }
-            if chosen.iter().all(|s| vectors.distance(c.1, s.1) >= c.0) {
-                chosen.push(c);
+            if chosen
+                .iter()
+                .filter(|s| !(checked && s.1))
+                .all(|s| vectors.distance(c.1, s.0.1) >= c.0)
+            {
+                chosen.push((c, checked));
             } else if self.config.keep_pruned {
                 pruned.push(c);
             }
         }
         let passed = chosen.len();
-        if self.config.keep_pruned && chosen.len() < cap {
+        let mut kept: Vec<Dist> = chosen.into_iter().map(|c| c.0).collect();
+        if self.config.keep_pruned && kept.len() < cap {
             // Candidates never examined (after `cap` were chosen) cannot be needed here.
-            chosen.extend(pruned.into_iter().take(cap - chosen.len()));
+            kept.extend(pruned.into_iter().take(cap - kept.len()));
         }
-        (chosen, passed)
+        (kept, passed)
     }
 
     /// Adds `q` (at distance `d` from `n`) to `n`'s list at `level`, pruning a full list with
@@ -199,39 +207,13 @@ impl Graph {
             if let Some(&later) = list.get(i + ahead) {
                 vectors.prefetch(later);
             }
-            links.push((Dist(vectors.distance(n, x), x), i >= checked));
+            links.push((Dist(vectors.distance(n, x), x), i < checked));
         }
-        links.push((Dist(d, q), true));
+        links.push((Dist(d, q), false));
         links.sort_by_key(|l| l.0);
-        let (kept, rejected) = (&mut scratch.kept, &mut scratch.rejected);
-        kept.clear();
-        rejected.clear();
-        let cap = self.capacity(level);
-        for (i, &(Dist(di, xi), unchecked)) in links.iter().enumerate() {
-            if kept.len() >= cap {
-                break;
-            }
-            // A checked id passed against every checked id kept before it at the last prune.
-            let passes = kept
-                .iter()
-                .filter_map(|&k| links.get(k))
-                .filter(|k| unchecked || k.1)
-                .all(|k| vectors.distance(xi, k.0.1) >= di);
-            if passes {
-                kept.push(i);
-            } else if self.config.keep_pruned {
-                rejected.push(i);
-            }
-        }
-        let passed = kept.len();
-        let fill = cap - passed.min(cap);
+        let (kept, passed) = self.select(links, self.capacity(level), vectors);
         scratch.neighbours.clear();
-        scratch.neighbours.extend(
-            kept.iter()
-                .chain(rejected.iter().take(fill))
-                .filter_map(|&i| links.get(i))
-                .map(|l| l.0.1),
-        );
+        scratch.neighbours.extend(kept.iter().map(|k| k.1));
         self.store_list(n, level, &scratch.neighbours, passed);
     }
 

@@ -95,11 +95,8 @@ pub struct SearchScratch {
     results: BinaryHeap<Dist>,
     fresh: Vec<u32>,
     pub(crate) neighbours: Vec<u32>,
-    /// An overflowing list being pruned: its ids by distance, each marked unchecked or not.
+    /// An overflowing list being pruned: its ids by distance, each marked checked or not.
     pub(crate) links: Vec<(Dist, bool)>,
-    /// Positions in `links` the heuristic keeps, and those it rejects.
-    pub(crate) kept: Vec<usize>,
-    pub(crate) rejected: Vec<usize>,
     /// Distance evaluations of the last search (a load-independent measure of its cost).
     pub distances: u64,
 }
